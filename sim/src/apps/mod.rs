@@ -1,0 +1,55 @@
+//! The workload apps: HTTP/1.1 echo, TCP echo and TCP sink, each a server on its own threads
+//! inside its pod's network namespace.
+
+use std::time::Duration;
+
+/// What a workload's pods run. Resolved from the scenario; the topology starts one per pod.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AppSpec {
+    /// Nothing listens (e.g. a pure client workload that load generators run in).
+    None,
+    /// HTTP/1.1 echo server.
+    Http(HttpEchoSpec),
+    /// Echoes every byte it reads back on the same connection.
+    TcpEcho { port: u16 },
+    /// Reads and discards everything (bulk stream target).
+    TcpSink { port: u16 },
+}
+
+impl AppSpec {
+    /// The port the app listens on, if any.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            AppSpec::None => None,
+            AppSpec::Http(h) => Some(h.port),
+            AppSpec::TcpEcho { port } | AppSpec::TcpSink { port } => Some(*port),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpEchoSpec {
+    pub port: u16,
+    /// Body bytes of each response unless the request asks for another size.
+    pub response_bytes: u64,
+    /// Status code of each response.
+    pub status: u16,
+    /// Time the app waits before answering (models a backend's own service time).
+    #[serde(with = "humantime_serde_compat")]
+    pub service_time: Duration,
+}
+
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}

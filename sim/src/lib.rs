@@ -1,0 +1,26 @@
+//! meshsim's simulation crate.
+//!
+//! Map of the modules:
+//! - [`scenario`]: the scenario format v1 (YAML), units, loading with file:line:column errors,
+//!   validation, the JSON Schema, and the conversion into a [`topology::ClusterSpec`]
+//! - [`manifest`]: the Istio / Gateway API kinds meshsim models (Namespace, Gateway, policies)
+//! - [`sandbox`]: the private mount (+ user) namespace every cluster lives in
+//! - [`netns`]: creating, entering and naming network namespaces
+//! - [`topology`]: the cluster's shape (nodes, pods, services, addresses) and building it
+//! - [`nft`]: nftables rule sets (service DNAT) applied inside a namespace
+//! - [`component`]: a component instance (app replica, proxy, load client) on its own threads
+//! - [`apps`]: the HTTP/1.1 echo, TCP echo and TCP sink servers
+//! - [`cluster`]: a running cluster: bring-up, the control socket, and `exec` into its pods
+
+pub mod apps;
+pub mod cluster;
+pub mod component;
+pub mod manifest;
+pub mod netns;
+pub mod nft;
+pub mod sandbox;
+pub mod scenario;
+pub mod topology;
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,1 @@
+//! Istio / Gateway API manifests meshsim models. (Filled in by the scenario work.)

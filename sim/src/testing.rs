@@ -1,0 +1,1 @@
+//! Test helpers shared by tests, benches and other crates (feature `testing`).

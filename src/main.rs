@@ -1,0 +1,49 @@
+//! The `meshsim` command line: parses arguments and calls the crates. No logic a test needs
+//! lives here.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "meshsim",
+    version,
+    about = "Istio data-plane cluster simulator and benchmark harness"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a scenario (and the manifests it includes) without starting anything.
+    Validate(cmd::validate::Args),
+    /// Bring a scenario's cluster up and hold it until Ctrl-C.
+    Up(cmd::up::Args),
+    /// Run a program inside a pod of a running cluster (`meshsim exec client-0 -- curl ...`).
+    Exec(cmd::exec::Args),
+    /// Drive load at any HTTP or TCP target, like wrk2 or fortio.
+    Load(cmd::load::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cmd::init_tracing();
+    let result = match cli.command {
+        Command::Validate(a) => cmd::validate::run(a),
+        Command::Up(a) => cmd::up::run(a),
+        Command::Exec(a) => cmd::exec::run(a),
+        Command::Load(a) => cmd::load::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
