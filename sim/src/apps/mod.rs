@@ -53,3 +53,45 @@ mod humantime_serde_compat {
         humantime::parse_duration(&s).map_err(serde::de::Error::custom)
     }
 }
+
+pub mod serve;
+
+pub use serve::{AppIdentity, ECHO_BYTES_HEADER, POD_HEADER};
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use crate::component::{Component, ComponentRuntime};
+
+/// Worker threads an app replica runs on.
+pub const APP_WORKERS: usize = 1;
+
+/// Starts the app of one pod on its own threads inside the pod's namespace. Returns `None` for
+/// a pod without an app. The listener is bound before this returns, so the app is reachable.
+pub fn start(
+    component: &Arc<Component>,
+    app: &AppSpec,
+    id: AppIdentity,
+) -> io::Result<Option<ComponentRuntime>> {
+    let Some(port) = app.port() else {
+        return Ok(None);
+    };
+    let rt = component.start_runtime(APP_WORKERS, None)?;
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    let listener = rt.run(async move { tokio::net::TcpListener::bind(addr).await })?;
+    let span = tracing::info_span!("app", pod = %id.pod);
+    let app = app.clone();
+    rt.spawn(tracing::Instrument::instrument(
+        async move {
+            match app {
+                AppSpec::Http(spec) => serve::serve_http(listener, spec, id).await,
+                AppSpec::TcpEcho { .. } => serve::serve_tcp_echo(listener).await,
+                AppSpec::TcpSink { .. } => serve::serve_tcp_sink(listener).await,
+                AppSpec::None => {}
+            }
+        },
+        span,
+    ));
+    Ok(Some(rt))
+}

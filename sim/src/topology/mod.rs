@@ -1,9 +1,12 @@
 //! The cluster's shape and how it is built.
 //!
 //! - [`spec`]: what to build (nodes, pods, services), resolved from a scenario
-//! - addresses: deterministic addressing (node n, pod p → 10.n.p-style)
-//! - build: creating the namespaces, links, routes and rules
+//! - [`addr`]: deterministic addressing (node n, pod p → 10.n.p-style)
+//! - [`build`]: creating the namespaces, links, routes, service DNAT and hosts files
 
+pub mod addr;
+pub mod build;
 pub mod spec;
 
+pub use build::{BuildOptions, Node, Pod, Service, Topology, TopologyError, build};
 pub use spec::{ClusterSpec, NodeSpec, PodSpec, ServicePortSpec, ServiceSpec};

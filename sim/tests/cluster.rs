@@ -1,0 +1,155 @@
+//! Clusters in the sandbox: topology, service DNAT, apps. Runs as root or with unprivileged
+//! user namespaces; under `CI` a missing privilege fails the run.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use sim::cluster::{Cluster, UpOptions};
+use sim::sandbox::Sandbox;
+use sim::testing::{self, SandboxTest};
+use sim::topology::BuildOptions;
+
+fn no_mesh() -> UpOptions {
+    UpOptions {
+        mode: "no-mesh".into(),
+        build: BuildOptions { service_dnat: true },
+    }
+}
+
+fn up(sb: &Sandbox, spec: &sim::topology::ClusterSpec) -> Result<Cluster, String> {
+    Cluster::up(spec, *sb, &no_mesh()).map_err(|e| e.to_string())
+}
+
+/// One HTTP/1.1 request from inside `pod`'s namespace; returns (status line, pod header, body).
+fn http_get(
+    cluster: &Cluster,
+    pod: &str,
+    target: SocketAddr,
+) -> Result<(String, String, String), String> {
+    let ns = &cluster.topology.pod(pod).ok_or("no such pod")?.ns;
+    ns.run(|| -> Result<(String, String, String), String> {
+        let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(3))
+            .map_err(|e| format!("connect {target}: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .map_err(|e| e.to_string())?;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+        let (head, body) = out.split_once("\r\n\r\n").ok_or("no header end")?;
+        let status = head.lines().next().unwrap_or_default().to_string();
+        let podh = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-meshsim-pod: "))
+            .unwrap_or_default()
+            .to_string();
+        Ok((status, podh, body.to_string()))
+    })
+    .map_err(|e| e.to_string())?
+}
+
+fn service_reaches_every_replica(sb: &Sandbox) -> Result<(), String> {
+    let cluster = up(sb, &testing::quickstart_spec("qs"))?;
+    let vip = cluster.info.services[0].vip;
+    let mut seen = BTreeSet::new();
+    for _ in 0..6 {
+        let (status, pod, body) = http_get(&cluster, "client-0", SocketAddr::from((vip, 8080)))?;
+        if !status.contains("200") {
+            return Err(format!("status {status}"));
+        }
+        if !body.starts_with(&format!("hello from {pod} (default/echo)")) {
+            return Err(format!("body {body:?} does not name {pod}"));
+        }
+        seen.insert(pod);
+    }
+    let want: BTreeSet<String> = ["echo-0".to_string(), "echo-1".to_string()].into();
+    if seen != want {
+        return Err(format!("replicas reached: {seen:?}, want {want:?}"));
+    }
+    Ok(())
+}
+
+fn pods_reach_each_other_across_nodes(sb: &Sandbox) -> Result<(), String> {
+    let cluster = up(sb, &testing::quickstart_spec("qs"))?;
+    let echo1 = cluster.topology.pod("echo-1").ok_or("echo-1")?;
+    let (status, pod, _) = http_get(&cluster, "client-0", SocketAddr::from((echo1.ip, 8080)))?;
+    if !status.contains("200") || pod != "echo-1" {
+        return Err(format!("direct pod request: {status} from {pod:?}"));
+    }
+    // Deterministic addresses: node-1's first pod, node-2's first and second, node-1's second.
+    let ips: Vec<String> = cluster.info.pods.iter().map(|p| p.ip.to_string()).collect();
+    if ips != ["10.1.0.2", "10.2.0.2", "10.2.0.3", "10.1.0.3"] {
+        return Err(format!("addresses {ips:?}"));
+    }
+    Ok(())
+}
+
+fn tcp_echo_through_service(sb: &Sandbox) -> Result<(), String> {
+    let cluster = up(sb, &testing::quickstart_spec("qs"))?;
+    let vip = cluster.info.services[1].vip;
+    let ns = &cluster.topology.pod("client-0").ok_or("client-0")?.ns;
+    ns.run(|| -> Result<(), String> {
+        let target = SocketAddr::from((vip, 9000));
+        let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(3))
+            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .map_err(|e| e.to_string())?;
+        let msg = b"ping over the fabric";
+        s.write_all(msg).map_err(|e| e.to_string())?;
+        let mut buf = vec![0; msg.len()];
+        s.read_exact(&mut buf).map_err(|e| e.to_string())?;
+        if buf != msg {
+            return Err(format!("echoed {:?}", String::from_utf8_lossy(&buf)));
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?
+}
+
+fn hosts_file_names_services_and_pods(sb: &Sandbox) -> Result<(), String> {
+    let _cluster = up(sb, &testing::quickstart_spec("qs"))?;
+    let hosts = std::fs::read_to_string("/etc/netns/client-0/hosts").map_err(|e| e.to_string())?;
+    for want in [
+        "10.96.0.10\techo.default.svc.cluster.local",
+        " echo\n",
+        "10.2.0.3\techo-1 ",
+    ] {
+        if !hosts.contains(want) {
+            return Err(format!("hosts lacks {want:?}:\n{hosts}"));
+        }
+    }
+    Ok(())
+}
+
+fn a_hundred_pods_come_up(sb: &Sandbox) -> Result<(), String> {
+    let cluster = up(sb, &testing::grid_spec(4, 25))?;
+    // The last pod of the last node answers the first pod of the first, across the fabric.
+    let last = cluster.topology.pods.last().ok_or("no pods")?;
+    let (status, pod, _) = http_get(&cluster, "w1-0", SocketAddr::from((last.ip, 8080)))?;
+    if !status.contains("200") || pod != "w4-24" {
+        return Err(format!("{status} from {pod}"));
+    }
+    Ok(())
+}
+
+fn main() {
+    let tests: &[SandboxTest] = &[
+        (
+            "service_reaches_every_replica",
+            service_reaches_every_replica,
+        ),
+        (
+            "pods_reach_each_other_across_nodes",
+            pods_reach_each_other_across_nodes,
+        ),
+        ("tcp_echo_through_service", tcp_echo_through_service),
+        (
+            "hosts_file_names_services_and_pods",
+            hosts_file_names_services_and_pods,
+        ),
+        ("a_hundred_pods_come_up", a_hundred_pods_come_up),
+    ];
+    testing::run_sandboxed(tests)
+}
