@@ -12,3 +12,11 @@ pub fn init_tracing() {
         .with_writer(std::io::stderr)
         .init();
 }
+
+/// Loads and validates a scenario into the cluster to build. Errors name file, line and field.
+pub fn load_cluster_spec(path: &std::path::Path) -> anyhow::Result<sim::topology::ClusterSpec> {
+    anyhow::bail!(
+        "cannot load {}: scenario loading is not wired yet",
+        path.display()
+    )
+}

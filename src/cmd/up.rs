@@ -1,8 +1,141 @@
+//! `meshsim up`: bring a scenario's cluster up, print how to reach it, hold until Ctrl-C.
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct Args {}
+use anyhow::Context as _;
+use nix::sys::signal::{SigSet, Signal};
+use sim::cluster::{Cluster, ClusterInfo, UpOptions};
+use sim::topology::BuildOptions;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+#[derive(clap::Args)]
+pub struct Args {
+    /// Scenario file (YAML), e.g. scenarios/quickstart.yaml.
+    pub scenario: PathBuf,
+    /// Data-plane mode: no-mesh (more modes come with the proxy models).
+    #[arg(long, default_value = "no-mesh")]
+    pub mode: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Everything the user can get wrong is checked before anything starts.
+    let spec = super::load_cluster_spec(&args.scenario)?;
+    let build = match args.mode.as_str() {
+        "no-mesh" => BuildOptions { service_dnat: true },
+        other => {
+            anyhow::bail!("mode {other:?} is not available yet; modes that `up` can build: no-mesh")
+        }
+    };
+    if build.service_dnat {
+        sim::nft::check_installed()?;
+    }
+
+    // The sandbox must be entered while this process has one thread; and Ctrl-C / SIGTERM are
+    // blocked here so every thread started later inherits the block and only the wait below
+    // receives them.
+    let sandbox = sim::sandbox::enter().context("cannot set up the sandbox")?;
+    let signals = stop_signals();
+    signals
+        .thread_block()
+        .context("cannot block stop signals")?;
+
+    let opts = UpOptions {
+        mode: args.mode.clone(),
+        build,
+    };
+    let mut cluster = Cluster::up(&spec, sandbox, &opts).context("cannot bring the cluster up")?;
+    cluster.publish()?;
+    print_info(
+        &cluster.info,
+        &args.scenario,
+        cluster.topology.timings.total,
+    );
+
+    let sig = signals.wait().context("waiting for Ctrl-C")?;
+    eprintln!("\n{sig}: stopping cluster {}", cluster.info.name);
+    drop(cluster);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stop_signals() -> SigSet {
+    let mut s = SigSet::empty();
+    s.add(Signal::SIGINT);
+    s.add(Signal::SIGTERM);
+    s.add(Signal::SIGHUP);
+    s
+}
+
+fn print_info(info: &ClusterInfo, scenario: &std::path::Path, took: std::time::Duration) {
+    println!(
+        "cluster {} is up: mode {}, scenario {}, {} pods on {} nodes ({:.2} s)",
+        info.name,
+        info.mode,
+        scenario.display(),
+        info.pods.len(),
+        sim::cluster::pods_by_node(info).len(),
+        took.as_secs_f64()
+    );
+    println!();
+    let w = info
+        .pods
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    let wn = info
+        .pods
+        .iter()
+        .map(|p| p.namespace.len())
+        .max()
+        .unwrap_or(9)
+        .max(9);
+    println!(
+        "{:w$}  {:wn$}  {:8}  {:15}  PORT",
+        "POD", "NAMESPACE", "NODE", "IP"
+    );
+    for p in &info.pods {
+        let port = p.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        println!(
+            "{:w$}  {:wn$}  {:8}  {:15}  {port}",
+            p.name,
+            p.namespace,
+            p.node,
+            p.ip.to_string()
+        );
+    }
+    println!();
+    let ws = info
+        .services
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "{:ws$}  {:wn$}  {:15}  PORTS",
+        "SERVICE", "NAMESPACE", "VIP"
+    );
+    for s in &info.services {
+        let ports: Vec<String> = s.ports.iter().map(u16::to_string).collect();
+        println!(
+            "{:ws$}  {:wn$}  {:15}  {}",
+            s.name,
+            s.namespace,
+            s.vip.to_string(),
+            ports.join(",")
+        );
+    }
+    println!();
+    let from = info.pods.first().map(|p| p.name.as_str()).unwrap_or("POD");
+    println!("Reach it from inside a pod (names resolve through the pod's /etc/hosts):");
+    if let Some(svc) = info.services.first() {
+        let port = svc.ports.first().copied().unwrap_or(80);
+        println!(
+            "  meshsim exec --cluster {} {from} -- curl -s http://{}:{port}/",
+            info.name, svc.name
+        );
+    }
+    println!("  meshsim exec --cluster {} {from} -- sh", info.name);
+    println!("Press Ctrl-C to stop; everything the cluster made goes with it.");
 }
