@@ -9,13 +9,17 @@
 //! - [`topology`]: the cluster's shape (nodes, pods, services, addresses) and building it
 //! - [`nft`]: nftables rule sets (service DNAT) applied inside a namespace
 //! - [`component`]: a component instance (app replica, proxy, load client) on its own threads
+//! - [`meter`]: CPU and heap per component, sampled into time series; the saturation guard
+//! - [`cgroup`]: CPU quotas (`resources.limits.cpu`) with cgroups, when root
 //! - [`apps`]: the HTTP/1.1 echo, TCP echo and TCP sink servers
 //! - [`cluster`]: a running cluster: bring-up, the control socket, and `exec` into its pods
 
 pub mod apps;
+pub mod cgroup;
 pub mod cluster;
 pub mod component;
 pub mod manifest;
+pub mod meter;
 pub mod netns;
 pub mod nft;
 pub mod sandbox;

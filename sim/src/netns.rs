@@ -61,7 +61,12 @@ impl NetNs {
     }
 
     /// Moves the calling thread into this namespace. Sockets it opens from now on live here.
+    /// A thread already there stays put (joining needs privileges that joining nothing does
+    /// not, which lets unprivileged tests use the host's namespace).
     pub fn enter(&self) -> Result<(), NetnsError> {
+        if self.is_current() {
+            return Ok(());
+        }
         setns(&self.fd, CloneFlags::CLONE_NEWNET).map_err(|e| NetnsError::Enter {
             name: self.name.clone(),
             source: e.into(),
@@ -91,6 +96,17 @@ impl NetNs {
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         })
+    }
+
+    /// Whether the calling thread is in this namespace now.
+    pub fn is_current(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let mine = fs::metadata("/proc/thread-self/ns/net");
+        let this = nix::sys::stat::fstat(&self.fd);
+        match (mine, this) {
+            (Ok(m), Ok(t)) => m.ino() == t.st_ino as u64 && m.dev() == t.st_dev as u64,
+            _ => false,
+        }
     }
 
     /// Path of the namespace's bind mount in the sandbox.
