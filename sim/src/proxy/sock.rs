@@ -18,7 +18,10 @@ pub const PROXY_MARK: u32 = 0x539;
 pub fn original_dst(stream: &TcpStream) -> io::Result<SocketAddr> {
     let sin = getsockopt(&stream.as_fd(), sockopt::OriginalDst).map_err(io::Error::from)?;
     let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-    Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+    Ok(SocketAddr::V4(SocketAddrV4::new(
+        ip,
+        u16::from_be(sin.sin_port),
+    )))
 }
 
 /// A TCP socket marked as proxy traffic, in the calling thread's namespace.

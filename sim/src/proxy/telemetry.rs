@@ -15,8 +15,8 @@ pub type Labels = Vec<(&'static str, String)>;
 
 /// Istio's default buckets for `istio_request_duration_milliseconds`.
 pub const DURATION_BUCKETS_MS: [f64; 19] = [
-    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
-    30000.0, 60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
 ];
 
 #[derive(Debug, Default)]
@@ -45,7 +45,10 @@ pub struct Histogram {
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
-            buckets: DURATION_BUCKETS_MS.iter().map(|_| AtomicU64::new(0)).collect(),
+            buckets: DURATION_BUCKETS_MS
+                .iter()
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             count: AtomicU64::new(0),
             sum_us: AtomicU64::new(0),
         }
@@ -225,11 +228,7 @@ pub fn render(proxies: &[(Vec<(&str, &str)>, &ProxyMetrics)]) -> String {
             let _ = writeln!(out, " {count}");
             let _ = write!(out, "{}_sum", fam.name);
             write_labels(&mut out, &labels, extra, None);
-            let _ = writeln!(
-                out,
-                " {}",
-                h.sum_us.load(Ordering::Relaxed) as f64 / 1000.0
-            );
+            let _ = writeln!(out, " {}", h.sum_us.load(Ordering::Relaxed) as f64 / 1000.0);
             let _ = write!(out, "{}_count", fam.name);
             write_labels(&mut out, &labels, extra, None);
             let _ = writeln!(out, " {count}");
@@ -246,13 +245,19 @@ mod tests {
     fn renders_merged_families_once() {
         let a = ProxyMetrics::default();
         let b = ProxyMetrics::default();
-        let l: Labels = vec![("reporter", "destination".into()), ("response_code", "200".into())];
+        let l: Labels = vec![
+            ("reporter", "destination".into()),
+            ("response_code", "200".into()),
+        ];
         a.requests_total.get(&l).inc();
         a.requests_total.get(&l).inc();
         b.requests_total.get(&l).inc();
         b.request_duration.get(&l).observe_ms(3.0);
         let text = render(&[(vec![("pod", "a")], &a), (vec![("pod", "b")], &b)]);
-        assert_eq!(text.matches("# TYPE istio_requests_total counter").count(), 1);
+        assert_eq!(
+            text.matches("# TYPE istio_requests_total counter").count(),
+            1
+        );
         assert!(text.contains(
             "istio_requests_total{pod=\"a\",reporter=\"destination\",response_code=\"200\"} 2"
         ));
