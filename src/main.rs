@@ -3,6 +3,10 @@
 
 mod cmd;
 
+// jemalloc with one arena per component is how heap is metered per component (sim::meter).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +32,10 @@ enum Command {
     Exec(cmd::exec::Args),
     /// Drive load at any HTTP or TCP target, like wrk2 or fortio.
     Load(cmd::load::Args),
+    /// Print the JSON Schema of the scenario format (for editors).
+    Schema(cmd::schema::Args),
+    /// Make test JWT keys, their JWKS and signed tokens (for RequestAuthentication).
+    Token(cmd::token::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +46,8 @@ fn main() -> ExitCode {
         Command::Up(a) => cmd::up::run(a),
         Command::Exec(a) => cmd::exec::run(a),
         Command::Load(a) => cmd::load::run(a),
+        Command::Schema(a) => cmd::schema::run(a),
+        Command::Token(a) => cmd::token::run(a),
     };
     match result {
         Ok(code) => code,

@@ -129,10 +129,12 @@ fn up(prefix: &[&str], scenario: &Path) -> Up {
         match rx.recv_timeout(left) {
             Ok(line) => {
                 output.push(line.clone());
-                if let Some(rest) = line.strip_prefix("cluster ") {
-                    let name = rest
-                        .split_whitespace()
-                        .next()
+                // `up` ends its greeting with how to stop it.
+                if line.starts_with("Press Ctrl-C") {
+                    let name = output
+                        .iter()
+                        .find_map(|l| l.strip_prefix("cluster "))
+                        .and_then(|rest| rest.split_whitespace().next())
                         .unwrap_or_default()
                         .to_string();
                     // Keep draining stdout so `up` never blocks on a full pipe.

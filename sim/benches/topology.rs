@@ -27,10 +27,10 @@ fn main() {
     while let Some(a) = args.next() {
         if a == "--reps" {
             reps = args.next().and_then(|v| v.parse().ok()).unwrap_or(reps);
-        } else if let Some((n, p)) = a.split_once('x') {
-            if let (Ok(n), Ok(p)) = (n.parse(), p.parse()) {
-                cases.push((n, p));
-            }
+        } else if let Some((n, p)) = a.split_once('x')
+            && let (Ok(n), Ok(p)) = (n.parse(), p.parse())
+        {
+            cases.push((n, p));
         }
     }
     if cases.is_empty() {

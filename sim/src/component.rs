@@ -157,10 +157,10 @@ impl Component {
         if let Some(a) = self.arena {
             crate::meter::heap::bind_thread(a);
         }
-        if let Some(g) = self.limit.as_ref().and_then(|l| l.cgroup.as_ref()) {
-            if let Err(e) = g.add_current_thread() {
-                tracing::warn!(component = %self.name, error = %e, "thread not under CPU quota");
-            }
+        if let Some(g) = self.limit.as_ref().and_then(|l| l.cgroup.as_ref())
+            && let Err(e) = g.add_current_thread()
+        {
+            tracing::warn!(component = %self.name, error = %e, "thread not under CPU quota");
         }
     }
 

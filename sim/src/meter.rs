@@ -290,10 +290,8 @@ fn sample_loop(
                 let v = r.cpu_ns.saturating_sub(prev.cpu_ns) as f64 / 1e9 / dt;
                 sum += v;
                 s.vcpu.push(v);
-                if heap_measured {
-                    if let Some(h) = r.heap_bytes {
-                        s.heap_mib.push(h as f64 / (1024.0 * 1024.0));
-                    }
+                if heap_measured && let Some(h) = r.heap_bytes {
+                    s.heap_mib.push(h as f64 / (1024.0 * 1024.0));
                 }
                 *prev = r;
             }

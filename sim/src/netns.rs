@@ -104,7 +104,7 @@ impl NetNs {
         let mine = fs::metadata("/proc/thread-self/ns/net");
         let this = nix::sys::stat::fstat(&self.fd);
         match (mine, this) {
-            (Ok(m), Ok(t)) => m.ino() == t.st_ino as u64 && m.dev() == t.st_dev as u64,
+            (Ok(m), Ok(t)) => m.ino() == t.st_ino && m.dev() == t.st_dev,
             _ => false,
         }
     }
@@ -125,7 +125,8 @@ impl AsRawFd for NetNs {
 /// `ip netns` and `exec` find it. Runs on a private thread (unshare moves the calling thread),
 /// so the caller stays where it is.
 pub fn create_many(names: &[String]) -> Result<Vec<NetNs>, NetnsError> {
-    let host = NetNs::current("host")?;
+    // The creating thread ends in the last namespace it made and then exits: it never goes
+    // back to the host's, which an unprivileged (user namespace) run may not join again.
     std::thread::scope(|s| {
         let handle = std::thread::Builder::new()
             .name("netns-create".into())
@@ -135,13 +136,9 @@ pub fn create_many(names: &[String]) -> Result<Vec<NetNs>, NetnsError> {
                     let ns = create_here(name);
                     match ns {
                         Ok(ns) => out.push(ns),
-                        Err(e) => {
-                            let _ = host.enter();
-                            return Err(e);
-                        }
+                        Err(e) => return Err(e),
                     }
                 }
-                host.enter()?;
                 Ok(out)
             })
             .map_err(|source| NetnsError::Thread {

@@ -106,9 +106,7 @@ fn heap_held_by_a_component_is_charged_to_it() {
         (charged - 100.0).abs() <= 2.0,
         "holding 100 MiB, charged {charged:.2} MiB"
     );
-    let kept = other_rt
-        .run(async move { churn.await })
-        .expect("churn task");
+    let kept = other_rt.run(churn).expect("churn task");
     heap::refresh();
     let other_mib =
         heap::arena_allocated(other.arena().expect("arena")).expect("stats") as f64 / MIB as f64;

@@ -1,5 +1,7 @@
 pub mod exec;
 pub mod load;
+pub mod schema;
+pub mod token;
 pub mod up;
 pub mod validate;
 
@@ -13,10 +15,12 @@ pub fn init_tracing() {
         .init();
 }
 
-/// Loads and validates a scenario into the cluster to build. Errors name file, line and field.
+/// Loads and validates a scenario. Errors name file, line and field.
+pub fn load_scenario(path: &std::path::Path) -> anyhow::Result<sim::scenario::Loaded> {
+    Ok(sim::scenario::load(path)?)
+}
+
+/// Loads and validates a scenario into the cluster to build.
 pub fn load_cluster_spec(path: &std::path::Path) -> anyhow::Result<sim::topology::ClusterSpec> {
-    anyhow::bail!(
-        "cannot load {}: scenario loading is not wired yet",
-        path.display()
-    )
+    Ok(load_scenario(path)?.cluster_spec())
 }

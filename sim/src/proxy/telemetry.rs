@@ -88,10 +88,10 @@ impl<M: Default> Family<M> {
 
     /// The series for `labels`, created on first use.
     pub fn get(&self, labels: &Labels) -> Arc<M> {
-        if let Ok(s) = self.series.read() {
-            if let Some(m) = s.get(labels) {
-                return m.clone();
-            }
+        if let Ok(s) = self.series.read()
+            && let Some(m) = s.get(labels)
+        {
+            return m.clone();
         }
         let mut s = self.series.write().unwrap_or_else(|e| e.into_inner());
         s.entry(labels.clone()).or_default().clone()

@@ -1,1 +1,657 @@
-//! Scenario format v1. (Filled in by the scenario work: types, units, loading, validation, schema.)
+//! Scenario format v1: what a user writes to describe a cluster, its load and its goals.
+//!
+//! - [`units`]: durations, sizes, fractions and rates as people write them
+//! - [`yaml`]: YAML with places: field paths ↔ line and column, multi-document files
+//! - [`validate`]: the checks after parsing (references, ranges, what can be built)
+//! - [`resolve`]: a loaded scenario → the [`ClusterSpec`](crate::topology::ClusterSpec) to build
+//!
+//! Loading reads the scenario file and every manifest and JWKS file it names, parses them with
+//! unknown fields refused, then validates the whole. Every problem found is reported (file,
+//! line, column, field path), not only the first; nothing is started by loading.
+
+pub mod resolve;
+pub mod units;
+pub mod validate;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{self, Ignored, Located, Object};
+pub use units::{Dur, Fraction, Rate, Size};
+pub use yaml::Diagnostic;
+use yaml::{LocIndex, split_documents};
+
+/// The scenario format version this build reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A meshsim scenario (format v1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "meshsim scenario v1")]
+pub struct Scenario {
+    /// Format version; this build reads `1`.
+    pub version: u32,
+    /// Names the scenario, its cluster (`exec --cluster`) and its run directory.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Seed of every random choice in a run (endpoint picks, jitter); same seed, same choices.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// The data-plane modes to compare, in order.
+    #[serde(default = "default_modes")]
+    pub modes: Vec<Mode>,
+    /// Cost profile: `native` (the models' own cost) or `istio-1.24` (Istio's published costs
+    /// as floors). See `sim/profiles/`.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// The cluster's nodes.
+    pub nodes: Vec<Node>,
+    /// Namespaces and their labels. `default` exists without being listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<NamespaceDef>,
+    pub workloads: Vec<Workload>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
+    /// Proxy settings for the modes that have them.
+    #[serde(default)]
+    pub proxies: Proxies,
+    /// Load flows, run side by side.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flows: Vec<Flow>,
+    /// Objectives a run checks; a failed one makes `meshsim run` exit 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slos: Vec<Slo>,
+    /// Istio / Gateway API manifest files to apply, relative to this file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<String>,
+    /// Local files standing in for `jwksUri`s of RequestAuthentication rules (no network):
+    /// URI → path relative to this file.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub jwks: BTreeMap<String, String>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_modes() -> Vec<Mode> {
+    Mode::ALL.to_vec()
+}
+fn default_profile() -> String {
+    "istio-1.24".to_string()
+}
+
+/// A data-plane mode.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Pod → service VIP (nftables DNAT) → pod; no proxies.
+    NoMesh,
+    /// A sidecar proxy in every pod, mTLS between them.
+    Sidecar,
+    /// ztunnel per node (HBONE), plus the waypoints the manifests declare.
+    Ambient,
+    /// ambient, plus a waypoint for every namespace with a server (L4 + L7 everywhere).
+    AmbientWaypoint,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [
+        Mode::NoMesh,
+        Mode::Sidecar,
+        Mode::Ambient,
+        Mode::AmbientWaypoint,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::NoMesh => "no-mesh",
+            Mode::Sidecar => "sidecar",
+            Mode::Ambient => "ambient",
+            Mode::AmbientWaypoint => "ambient-waypoint",
+        }
+    }
+
+    /// Whether the mode runs ztunnel.
+    pub fn is_ambient(self) -> bool {
+        matches!(self, Mode::Ambient | Mode::AmbientWaypoint)
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!("`{s}` is not a mode; use no-mesh, sidecar, ambient or ambient-waypoint")
+            })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Node {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamespaceDef {
+    pub name: String,
+    /// e.g. `istio.io/use-waypoint: <gateway>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Workload {
+    /// Pods are named `<name>-<index>`.
+    pub name: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// Defaults to the workload's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// Pod labels (policies select on them); `app: <name>` is always added.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Nodes the replicas are spread over, in turn; all nodes when left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// What the pods serve; none for a pure client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<App>,
+}
+
+impl Workload {
+    pub fn service_account(&self) -> &str {
+        self.service_account.as_deref().unwrap_or(&self.name)
+    }
+}
+
+fn default_namespace() -> String {
+    "default".to_string()
+}
+fn one() -> u32 {
+    1
+}
+
+/// A workload's server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum App {
+    /// HTTP/1.1 echo: answers every request with `responseBytes` of body.
+    Http(HttpApp),
+    /// Echoes every byte back (target of `tcp-rr`).
+    TcpEcho(TcpApp),
+    /// Reads and discards (target of `tcp-stream`).
+    TcpSink(TcpApp),
+}
+
+impl App {
+    pub fn port(&self) -> u16 {
+        match self {
+            App::Http(h) => h.port,
+            App::TcpEcho(t) | App::TcpSink(t) => t.port,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpApp {
+    pub port: u16,
+    /// Body size of each response (a request's `x-echo-bytes` header overrides it).
+    #[serde(default = "default_response")]
+    pub response_bytes: Size,
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// Time the app takes before answering (its own work).
+    #[serde(default)]
+    pub service_time: Dur,
+}
+
+fn default_response() -> Size {
+    Size(1024)
+}
+fn default_status() -> u16 {
+    200
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpApp {
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// The workload (in the same namespace) whose pods are the endpoints.
+    pub workload: String,
+    pub ports: Vec<ServicePort>,
+    /// e.g. `istio.io/use-waypoint: <gateway>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServicePort {
+    pub port: u16,
+    /// The pods' port; defaults to `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<u16>,
+    /// What the proxies may parse; defaults to `http` for an HTTP app, else `tcp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<PortProtocol>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PortProtocol {
+    Http,
+    Tcp,
+}
+
+/// Proxy settings. Waypoints declared by manifests take theirs from `proxy.istio.io/config`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Proxies {
+    #[serde(default)]
+    pub sidecar: ProxySettings,
+    #[serde(default)]
+    pub ztunnel: ProxySettings,
+    #[serde(default)]
+    pub waypoint: ProxySettings,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxySettings {
+    /// Worker threads (Envoy's `concurrency`); default 2, as in Istio's benchmarks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// CPU limit, e.g. `500m`; enforced with a cgroup quota when run as root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit: Option<String>,
+}
+
+impl ProxySettings {
+    pub fn concurrency(&self) -> u32 {
+        self.concurrency.unwrap_or(2)
+    }
+}
+
+/// A load flow: a client workload driving a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Flow {
+    pub name: String,
+    /// The workload whose first pod runs the load client.
+    pub from: String,
+    /// `service:port` or `service.namespace:port`.
+    pub to: String,
+    #[serde(default)]
+    pub protocol: FlowProtocol,
+    /// Requests per second (`200`), rate steps (`[500, 1000]`) or `max` (closed loop).
+    pub rate: Rate,
+    #[serde(default = "default_connections")]
+    pub connections: u32,
+    /// Keep connections open across requests (`false`: a new connection per request).
+    #[serde(default = "yes")]
+    pub reuse: bool,
+    /// Request body (HTTP) or message (tcp-rr) size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_bytes: Option<Size>,
+    /// Response body size asked of the echo app; defaults to the app's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_bytes: Option<Size>,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Extra request headers (e.g. `authorization`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Measured time per rate step.
+    #[serde(default = "default_duration")]
+    pub duration: Dur,
+    /// Load before each step that is not measured.
+    #[serde(default = "default_warmup")]
+    pub warmup: Dur,
+}
+
+fn default_connections() -> u32 {
+    4
+}
+fn yes() -> bool {
+    true
+}
+fn default_method() -> String {
+    "GET".to_string()
+}
+fn default_path() -> String {
+    "/".to_string()
+}
+fn default_duration() -> Dur {
+    Dur(std::time::Duration::from_secs(30))
+}
+fn default_warmup() -> Dur {
+    Dur(std::time::Duration::from_secs(5))
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowProtocol {
+    /// HTTP/1.1 requests.
+    #[default]
+    Http1,
+    /// TCP request/response ping-pong of fixed size (netperf TCP_RR).
+    TcpRr,
+    /// TCP bulk stream (iperf).
+    TcpStream,
+}
+
+/// A service level objective, checked per mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Slo {
+    pub name: String,
+    pub flow: String,
+    /// Modes it applies to; all when left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modes: Vec<Mode>,
+    /// Latency ceilings (coordinated-omission corrected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p999: Option<Dur>,
+    /// Ceiling on p99 added over `no-mesh` (needs `no-mesh` among the modes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_p99: Option<Dur>,
+    /// Ceiling on errors / requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<Fraction>,
+    /// Floor on achieved / target rate (open loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_achieved_rate: Option<Fraction>,
+}
+
+fn default_flow_request(p: FlowProtocol) -> u64 {
+    match p {
+        FlowProtocol::Http1 => 0,
+        FlowProtocol::TcpRr => 1024,
+        FlowProtocol::TcpStream => 128 * 1024,
+    }
+}
+
+impl Flow {
+    /// Request size, with the protocol's default.
+    pub fn request_bytes(&self) -> u64 {
+        self.request_bytes
+            .map(|s| s.0)
+            .unwrap_or_else(|| default_flow_request(self.protocol))
+    }
+
+    /// `(service, namespace or None, port)` from `to`.
+    pub fn target(&self) -> Option<(&str, Option<&str>, u16)> {
+        let (host, port) = self.to.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        match host.split_once('.') {
+            Some((svc, ns)) => Some((svc, Some(ns), port)),
+            None => Some((host, None, port)),
+        }
+    }
+}
+
+/// A scenario read from disk with everything it refers to.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub path: PathBuf,
+    pub scenario: Scenario,
+    /// The manifests, in the order the scenario lists them.
+    pub manifests: Vec<LoadedManifest>,
+    /// JWKS documents by `jwksUri` (from the scenario's `jwks:` map).
+    pub jwks: BTreeMap<String, String>,
+    /// Kinds read and not modeled, to tell the user.
+    pub ignored: Vec<Ignored>,
+    pub(crate) index: Arc<LocIndex>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadedManifest {
+    pub path: PathBuf,
+    pub objects: Vec<Located>,
+}
+
+impl Loaded {
+    /// Every modeled manifest object, in file order.
+    pub fn objects(&self) -> impl Iterator<Item = &Located> {
+        self.manifests.iter().flat_map(|m| m.objects.iter())
+    }
+
+    /// The resolved scenario and manifests as JSON (written into every result).
+    pub fn resolved_json(&self) -> serde_json::Value {
+        let manifests: Vec<serde_json::Value> = self
+            .manifests
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "path": m.path.display().to_string(),
+                    "objects": m.objects.iter().map(|o| o.object.to_json()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "scenario": self.scenario,
+            "manifests": manifests,
+            "ignored": self.ignored,
+        })
+    }
+
+    /// Labels of a namespace: the scenario's, then a manifest `Namespace` of the same name.
+    pub fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
+        let mut labels = self
+            .scenario
+            .namespaces
+            .iter()
+            .find(|n| n.name == ns)
+            .map(|n| n.labels.clone())
+            .unwrap_or_default();
+        for o in self.objects() {
+            if let Object::Namespace(n) = &o.object
+                && n.metadata.name == ns
+            {
+                labels.extend(n.metadata.labels.clone());
+            }
+        }
+        labels
+    }
+
+    /// Namespaces the cluster has: `default`, the scenario's, and manifest `Namespace`s.
+    pub fn namespace_names(&self) -> Vec<String> {
+        let mut names = vec!["default".to_string()];
+        names.extend(self.scenario.namespaces.iter().map(|n| n.name.clone()));
+        for o in self.objects() {
+            if let Object::Namespace(n) = &o.object {
+                names.push(n.metadata.name.clone());
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        names.retain(|n| seen.insert(n.clone()));
+        names
+    }
+}
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {}: {source}; check the path", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", render_problems(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn render_problems(d: &[Diagnostic]) -> String {
+    let mut s = format!(
+        "{} problem{} found:",
+        d.len(),
+        if d.len() == 1 { "" } else { "s" }
+    );
+    for x in d {
+        s.push_str("\n  ");
+        s.push_str(&x.to_string());
+    }
+    s
+}
+
+impl ScenarioError {
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ScenarioError::Invalid(d) => d,
+            ScenarioError::Read { .. } => &[],
+        }
+    }
+}
+
+/// Reads, parses and validates a scenario and everything it names.
+pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(path, &text)
+}
+
+/// Like [`load`], with the scenario's text given (the path still locates manifests).
+pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ScenarioError> {
+    let docs = split_documents(text);
+    let doc = match docs.as_slice() {
+        [d] => d.clone(),
+        [] => {
+            return Err(ScenarioError::Invalid(vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                path: String::new(),
+                message: "the file is empty; a scenario needs at least `version`, `name`, `nodes` and `workloads`".into(),
+            }]));
+        }
+        [_, second, ..] => {
+            return Err(ScenarioError::Invalid(vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: second.line_offset,
+                column: 1,
+                path: String::new(),
+                message: "a scenario is one YAML document; put Istio objects in a manifest file listed under `manifests:`".into(),
+            }]));
+        }
+    };
+    let index = Arc::new(LocIndex::build(doc.text, doc.line_offset));
+    let scenario: Scenario =
+        yaml::parse_doc(path, &doc, &index).map_err(|d| ScenarioError::Invalid(vec![d]))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let at = |p: &str, m: String| {
+        let l = index.value_loc(p);
+        Diagnostic {
+            file: path.to_path_buf(),
+            line: l.line,
+            column: l.column,
+            path: p.to_string(),
+            message: m,
+        }
+    };
+
+    let mut problems = Vec::new();
+    let mut manifests = Vec::new();
+    let mut ignored = Vec::new();
+    for (i, m) in scenario.manifests.iter().enumerate() {
+        let mpath = base.join(m);
+        match std::fs::read_to_string(&mpath) {
+            Err(e) => problems.push(at(
+                &format!("manifests[{i}]"),
+                format!("cannot read manifest {}: {e}", mpath.display()),
+            )),
+            Ok(mtext) => {
+                let (file, errs) = manifest::parse_file(&mpath, &mtext);
+                problems.extend(errs);
+                ignored.extend(file.ignored);
+                manifests.push(LoadedManifest {
+                    path: mpath,
+                    objects: file.objects,
+                });
+            }
+        }
+    }
+    let mut jwks = BTreeMap::new();
+    for (uri, p) in &scenario.jwks {
+        let jpath = base.join(p);
+        let field = format!("jwks[{uri:?}]");
+        match std::fs::read_to_string(&jpath) {
+            Err(e) => problems.push(at(
+                &field,
+                format!("cannot read JWKS file {}: {e}", jpath.display()),
+            )),
+            Ok(t) => match crate::proxy::jwt::Jwks::parse(&t) {
+                Ok(_) => {
+                    jwks.insert(uri.clone(), t);
+                }
+                Err(e) => problems.push(at(
+                    &field,
+                    format!("{} is not a usable JWKS: {e}", jpath.display()),
+                )),
+            },
+        }
+    }
+    let loaded = Loaded {
+        path: path.to_path_buf(),
+        scenario,
+        manifests,
+        jwks,
+        ignored,
+        index,
+    };
+    problems.extend(validate::validate(&loaded));
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        problems.sort();
+        problems.dedup();
+        Err(ScenarioError::Invalid(problems))
+    }
+}
+
+/// The JSON Schema of the scenario format, generated from the types.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(Scenario);
+    serde_json::to_value(schema).unwrap_or(serde_json::Value::Null)
+}

@@ -244,8 +244,9 @@ pub fn build(spec: &ClusterSpec, opts: BuildOptions) -> Result<Topology, Topolog
         .collect();
 
     let t = Instant::now();
-    let host = NetNs::current("host")?;
-    wire(&host, &fabric, &nodes, &pods)?;
+    // The builder thread hops between namespaces and comes back to the fabric's, never to the
+    // host's: without real root (user namespace) joining the host's again is not permitted.
+    wire(&fabric, &fabric, &nodes, &pods)?;
     timings.links = t.elapsed();
 
     let t = Instant::now();

@@ -1,0 +1,737 @@
+//! The checks after parsing: names, ranges, references between parts of the scenario and its
+//! manifests, and what the topology can build. Each problem is one [`Diagnostic`] at the field
+//! it is about; all are collected.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{App, Diagnostic, FlowProtocol, Loaded, Mode, PortProtocol, Rate};
+use crate::manifest::{self, Object, ROOT_NAMESPACE, TargetRef, USE_WAYPOINT, WAYPOINT_CLASS};
+
+/// Ports the proxies own inside a pod; an app cannot listen on them.
+pub const RESERVED_PORTS: &[u16] = &[15000, 15001, 15006, 15008, 15020, 15021, 15053, 15090];
+
+/// Limits that keep one machine's cluster buildable.
+const MAX_NODES: usize = 250;
+const MAX_PODS: usize = 5000;
+
+struct Ctx<'a> {
+    l: &'a Loaded,
+    out: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, path: &str, message: impl Into<String>) {
+        let loc = self.l.index.value_loc(path);
+        self.out.push(Diagnostic {
+            file: self.l.path.clone(),
+            line: loc.line,
+            column: loc.column,
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+}
+
+/// A DNS label (RFC 1123): what Kubernetes allows for names, and what fits interface and
+/// host names.
+fn dns_label(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not a valid name: use 1-63 lowercase letters, digits and `-`, starting and ending with a letter or digit"
+        ))
+    }
+}
+
+pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
+    let mut c = Ctx { l, out: Vec::new() };
+    let s = &l.scenario;
+
+    if s.version != super::FORMAT_VERSION {
+        c.err(
+            "version",
+            format!(
+                "scenario format version {} is not supported; this meshsim reads version {}",
+                s.version,
+                super::FORMAT_VERSION
+            ),
+        );
+    }
+    if let Err(e) = dns_label(&s.name) {
+        c.err("name", e);
+    } else if s.name.len() > 40 {
+        c.err("name", "is longer than 40 characters; shorten it");
+    }
+    if crate::profile::Profile::load(&s.profile).is_err() {
+        c.err(
+            "profile",
+            format!(
+                "unknown cost profile `{}`; use one of: {}",
+                s.profile,
+                crate::profile::names().join(", ")
+            ),
+        );
+    }
+    if s.modes.is_empty() {
+        c.err(
+            "modes",
+            "lists no mode; add at least one of no-mesh, sidecar, ambient, ambient-waypoint",
+        );
+    }
+    let mut seen_modes = BTreeSet::new();
+    for (i, m) in s.modes.iter().enumerate() {
+        if !seen_modes.insert(*m) {
+            c.err(
+                &format!("modes[{i}]"),
+                format!("mode `{m}` is listed twice"),
+            );
+        }
+    }
+
+    // Nodes.
+    if s.nodes.is_empty() {
+        c.err(
+            "nodes",
+            "lists no node; add at least one, e.g. `- name: node-1`",
+        );
+    }
+    if s.nodes.len() > MAX_NODES {
+        c.err(
+            "nodes",
+            format!(
+                "has {} nodes; meshsim builds at most {MAX_NODES}",
+                s.nodes.len()
+            ),
+        );
+    }
+    let mut nodes = BTreeSet::new();
+    for (i, n) in s.nodes.iter().enumerate() {
+        if let Err(e) = dns_label(&n.name) {
+            c.err(&format!("nodes[{i}].name"), e);
+        }
+        if !nodes.insert(n.name.as_str()) {
+            c.err(
+                &format!("nodes[{i}].name"),
+                format!("node `{}` is listed twice", n.name),
+            );
+        }
+    }
+
+    // Namespaces.
+    let mut namespaces: BTreeSet<String> = BTreeSet::new();
+    namespaces.insert("default".into());
+    for (i, n) in s.namespaces.iter().enumerate() {
+        if let Err(e) = dns_label(&n.name) {
+            c.err(&format!("namespaces[{i}].name"), e);
+        }
+        if !namespaces.insert(n.name.clone()) && n.name != "default" {
+            c.err(
+                &format!("namespaces[{i}].name"),
+                format!("namespace `{}` is listed twice", n.name),
+            );
+        }
+    }
+    for o in l.objects() {
+        if let Object::Namespace(n) = &o.object {
+            namespaces.insert(n.metadata.name.clone());
+        }
+    }
+
+    // Workloads.
+    let mut workloads: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut host_names: BTreeMap<String, String> = BTreeMap::new();
+    let mut pods = 0usize;
+    for (i, w) in s.workloads.iter().enumerate() {
+        let p = format!("workloads[{i}]");
+        if let Err(e) = dns_label(&w.name) {
+            c.err(&format!("{p}.name"), e);
+        }
+        if workloads.insert(&w.name, i).is_some() {
+            c.err(
+                &format!("{p}.name"),
+                format!(
+                    "workload `{}` is listed twice (pod names must be unique in the cluster)",
+                    w.name
+                ),
+            );
+        }
+        if !namespaces.contains(&w.namespace) {
+            c.err(
+                &format!("{p}.namespace"),
+                format!(
+                    "namespace `{}` does not exist; add it under `namespaces:` or in a manifest",
+                    w.namespace
+                ),
+            );
+        }
+        if let Err(e) = dns_label(w.service_account()) {
+            c.err(&format!("{p}.serviceAccount"), e);
+        }
+        if w.replicas == 0 || w.replicas > 1000 {
+            c.err(
+                &format!("{p}.replicas"),
+                format!("{} is out of range 1..1000", w.replicas),
+            );
+        }
+        pods += w.replicas as usize;
+        for (k, n) in w.nodes.iter().enumerate() {
+            if !nodes.contains(n.as_str()) {
+                c.err(
+                    &format!("{p}.nodes[{k}]"),
+                    format!(
+                        "node `{n}` does not exist; the nodes are: {}",
+                        join(nodes.iter())
+                    ),
+                );
+            }
+        }
+        for r in 0..w.replicas.min(1000) {
+            host_names.insert(
+                format!("{}-{r}", w.name),
+                format!("pod of workload `{}`", w.name),
+            );
+        }
+        if let Some(app) = &w.app {
+            let (port_path, port) = match app {
+                App::Http(h) => (format!("{p}.app.http.port"), h.port),
+                App::TcpEcho(t) => (format!("{p}.app.tcpEcho.port"), t.port),
+                App::TcpSink(t) => (format!("{p}.app.tcpSink.port"), t.port),
+            };
+            check_port(&mut c, &port_path, port);
+            if let App::Http(h) = app {
+                if !(100..=599).contains(&h.status) {
+                    c.err(
+                        &format!("{p}.app.http.status"),
+                        format!("{} is not an HTTP status (100..599)", h.status),
+                    );
+                }
+                if h.response_bytes.0 > 64 * 1024 * 1024 {
+                    c.err(
+                        &format!("{p}.app.http.responseBytes"),
+                        "is above 64MiB; use a tcp-stream flow for bulk transfer",
+                    );
+                }
+                if h.service_time.0 > std::time::Duration::from_secs(60) {
+                    c.err(&format!("{p}.app.http.serviceTime"), "is above 60s");
+                }
+            }
+        }
+    }
+    if s.workloads.is_empty() {
+        c.err("workloads", "lists no workload; add at least one");
+    }
+    if pods > MAX_PODS {
+        c.err(
+            "workloads",
+            format!("make {pods} pods; meshsim builds at most {MAX_PODS}"),
+        );
+    }
+
+    // Services.
+    let mut services: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (i, svc) in s.services.iter().enumerate() {
+        let p = format!("services[{i}]");
+        if let Err(e) = dns_label(&svc.name) {
+            c.err(&format!("{p}.name"), e);
+        }
+        if services
+            .insert((svc.name.clone(), svc.namespace.clone()), i)
+            .is_some()
+        {
+            c.err(
+                &format!("{p}.name"),
+                format!("service `{}.{}` is listed twice", svc.name, svc.namespace),
+            );
+        }
+        if let Some(other) = host_names.get(&svc.name) {
+            c.err(
+                &format!("{p}.name"),
+                format!(
+                    "`{}` is already the name of a {other}; names resolve in one hosts file",
+                    svc.name
+                ),
+            );
+        }
+        host_names.insert(svc.name.clone(), "service".into());
+        if !namespaces.contains(&svc.namespace) {
+            c.err(
+                &format!("{p}.namespace"),
+                format!(
+                    "namespace `{}` does not exist; add it under `namespaces:`",
+                    svc.namespace
+                ),
+            );
+        }
+        let w = workloads
+            .get(svc.workload.as_str())
+            .map(|&k| &s.workloads[k]);
+        match w {
+            None => c.err(
+                &format!("{p}.workload"),
+                format!(
+                    "workload `{}` does not exist; the workloads are: {}",
+                    svc.workload,
+                    join(workloads.keys())
+                ),
+            ),
+            Some(w) if w.namespace != svc.namespace => c.err(
+                &format!("{p}.workload"),
+                format!(
+                    "workload `{}` is in namespace `{}`, not the service's `{}`",
+                    w.name, w.namespace, svc.namespace
+                ),
+            ),
+            _ => {}
+        }
+        if svc.ports.is_empty() {
+            c.err(
+                &format!("{p}.ports"),
+                "lists no port; add one, e.g. `- port: 8080`",
+            );
+        }
+        let mut ports = BTreeSet::new();
+        for (k, sp) in svc.ports.iter().enumerate() {
+            let pp = format!("{p}.ports[{k}]");
+            check_port(&mut c, &format!("{pp}.port"), sp.port);
+            if !ports.insert(sp.port) {
+                c.err(
+                    &format!("{pp}.port"),
+                    format!("port {} is listed twice", sp.port),
+                );
+            }
+            let target = sp.target_port.unwrap_or(sp.port);
+            if let Some(w) = w {
+                match &w.app {
+                    None => c.err(
+                        &format!("{pp}.targetPort"),
+                        format!(
+                            "workload `{}` has no app listening; give it an `app:`",
+                            w.name
+                        ),
+                    ),
+                    Some(app) if app.port() != target => c.err(
+                        &format!(
+                            "{pp}{}",
+                            if sp.target_port.is_some() {
+                                ".targetPort"
+                            } else {
+                                ".port"
+                            }
+                        ),
+                        format!(
+                            "workload `{}` listens on port {}, not {target}; set `targetPort: {}`",
+                            w.name,
+                            app.port(),
+                            app.port()
+                        ),
+                    ),
+                    Some(app) => {
+                        if sp.protocol == Some(PortProtocol::Http) && !matches!(app, App::Http(_)) {
+                            c.err(
+                                &format!("{pp}.protocol"),
+                                format!(
+                                    "workload `{}` does not serve HTTP; use `protocol: tcp`",
+                                    w.name
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Flows.
+    let mut flows = BTreeSet::new();
+    for (i, f) in s.flows.iter().enumerate() {
+        let p = format!("flows[{i}]");
+        if let Err(e) = dns_label(&f.name) {
+            c.err(&format!("{p}.name"), e);
+        }
+        if !flows.insert(f.name.as_str()) {
+            c.err(
+                &format!("{p}.name"),
+                format!("flow `{}` is listed twice", f.name),
+            );
+        }
+        if !workloads.contains_key(f.from.as_str()) {
+            c.err(
+                &format!("{p}.from"),
+                format!(
+                    "workload `{}` does not exist; the workloads are: {}",
+                    f.from,
+                    join(workloads.keys())
+                ),
+            );
+        }
+        let target_app = match f.target() {
+            None => {
+                c.err(
+                    &format!("{p}.to"),
+                    format!(
+                        "`{}` is not `service:port` (or `service.namespace:port`)",
+                        f.to
+                    ),
+                );
+                None
+            }
+            Some((svc, ns, port)) => {
+                let found = s
+                    .services
+                    .iter()
+                    .find(|x| x.name == svc && ns.is_none_or(|n| n == x.namespace));
+                match found {
+                    None => {
+                        c.err(
+                            &format!("{p}.to"),
+                            format!(
+                                "service `{svc}` does not exist; the services are: {}",
+                                join(s.services.iter().map(|x| &x.name))
+                            ),
+                        );
+                        None
+                    }
+                    Some(x) => match x.ports.iter().find(|sp| sp.port == port) {
+                        None => {
+                            c.err(
+                                &format!("{p}.to"),
+                                format!(
+                                    "service `{svc}` has no port {port}; it has {}",
+                                    join(x.ports.iter().map(|sp| sp.port))
+                                ),
+                            );
+                            None
+                        }
+                        Some(_) => workloads
+                            .get(x.workload.as_str())
+                            .and_then(|&k| s.workloads[k].app.as_ref()),
+                    },
+                }
+            }
+        };
+        if let Some(app) = target_app {
+            let fits = matches!(
+                (f.protocol, app),
+                (FlowProtocol::Http1, App::Http(_))
+                    | (FlowProtocol::TcpRr, App::TcpEcho(_))
+                    | (FlowProtocol::TcpStream, App::TcpSink(_) | App::TcpEcho(_))
+            );
+            if !fits {
+                let want = match f.protocol {
+                    FlowProtocol::Http1 => "an `http` app",
+                    FlowProtocol::TcpRr => "a `tcpEcho` app",
+                    FlowProtocol::TcpStream => "a `tcpSink` or `tcpEcho` app",
+                };
+                c.err(
+                    &format!("{p}.protocol"),
+                    format!(
+                        "`{}` needs {want} behind `{}`",
+                        protocol_name(f.protocol),
+                        f.to
+                    ),
+                );
+            }
+        }
+        match &f.rate {
+            Rate::Fixed(r) if !(*r > 0.0 && *r <= 1_000_000.0) => c.err(
+                &format!("{p}.rate"),
+                format!("{r} is out of range (0, 1000000] requests/s"),
+            ),
+            Rate::Steps(v) if v.is_empty() => c.err(&format!("{p}.rate"), "lists no rate step"),
+            Rate::Steps(v) => {
+                for (k, r) in v.iter().enumerate() {
+                    if !(*r > 0.0 && *r <= 1_000_000.0) {
+                        c.err(
+                            &format!("{p}.rate[{k}]"),
+                            format!("{r} is out of range (0, 1000000] requests/s"),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+        if f.protocol == FlowProtocol::TcpStream && !matches!(f.rate, Rate::Max) {
+            c.err(
+                &format!("{p}.rate"),
+                "a tcp-stream flow sends as fast as it can; set `rate: max`",
+            );
+        }
+        if f.connections == 0 || f.connections > 10_000 {
+            c.err(
+                &format!("{p}.connections"),
+                format!("{} is out of range 1..10000", f.connections),
+            );
+        }
+        if !f.reuse && f.protocol != FlowProtocol::Http1 {
+            c.err(
+                &format!("{p}.reuse"),
+                "`reuse: false` (a connection per request) is for http1 flows",
+            );
+        }
+        if f.protocol == FlowProtocol::TcpRr && f.request_bytes() == 0 {
+            c.err(
+                &format!("{p}.requestBytes"),
+                "a tcp-rr message must be at least 1 byte",
+            );
+        }
+        if f.protocol == FlowProtocol::TcpRr
+            && let Some(r) = f.response_bytes
+            && r.0 != f.request_bytes()
+        {
+            c.err(&format!("{p}.responseBytes"), "a tcp echo answers with as many bytes as it gets; leave responseBytes out or make it equal requestBytes");
+        }
+        if f.duration.0.is_zero() {
+            c.err(&format!("{p}.duration"), "must be above 0s");
+        }
+        if !f.path.starts_with('/') {
+            c.err(
+                &format!("{p}.path"),
+                format!("`{}` must start with `/`", f.path),
+            );
+        }
+        if http::Method::from_bytes(f.method.as_bytes()).is_err() {
+            c.err(
+                &format!("{p}.method"),
+                format!("`{}` is not an HTTP method", f.method),
+            );
+        }
+        for k in f.headers.keys() {
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                c.err(
+                    &format!("{p}.headers[{k:?}]"),
+                    format!("`{k}` is not a valid header name"),
+                );
+            }
+        }
+    }
+
+    // SLOs.
+    for (i, slo) in s.slos.iter().enumerate() {
+        let p = format!("slos[{i}]");
+        if !flows.contains(slo.flow.as_str()) {
+            c.err(
+                &format!("{p}.flow"),
+                format!(
+                    "flow `{}` does not exist; the flows are: {}",
+                    slo.flow,
+                    join(flows.iter())
+                ),
+            );
+        }
+        for (k, m) in slo.modes.iter().enumerate() {
+            if !s.modes.contains(m) {
+                c.err(
+                    &format!("{p}.modes[{k}]"),
+                    format!("mode `{m}` is not among the scenario's modes"),
+                );
+            }
+        }
+        let any = slo.p50.is_some()
+            || slo.p90.is_some()
+            || slo.p99.is_some()
+            || slo.p999.is_some()
+            || slo.added_p99.is_some()
+            || slo.max_error_rate.is_some()
+            || slo.min_achieved_rate.is_some();
+        if !any {
+            c.err(&p, "sets no objective; add p50, p90, p99, p999, addedP99, maxErrorRate or minAchievedRate");
+        }
+        if slo.added_p99.is_some() && !s.modes.contains(&Mode::NoMesh) {
+            c.err(
+                &format!("{p}.addedP99"),
+                "needs `no-mesh` among the modes to compare with",
+            );
+        }
+    }
+
+    // Proxy settings.
+    for (kind, ps) in [
+        ("sidecar", &s.proxies.sidecar),
+        ("ztunnel", &s.proxies.ztunnel),
+        ("waypoint", &s.proxies.waypoint),
+    ] {
+        if let Some(n) = ps.concurrency
+            && !(1..=64).contains(&n)
+        {
+            c.err(
+                &format!("proxies.{kind}.concurrency"),
+                format!("{n} is out of range 1..64"),
+            );
+        }
+        if let Some(cpu) = &ps.cpu_limit
+            && let Err(e) = manifest::parse_cpu(cpu)
+        {
+            c.err(&format!("proxies.{kind}.cpuLimit"), e);
+        }
+    }
+
+    // Manifests: references to the scenario and to each other.
+    let gateways: BTreeSet<(String, String)> = l
+        .objects()
+        .filter_map(|o| match &o.object {
+            Object::Gateway(g) if g.spec.gateway_class_name == WAYPOINT_CLASS => {
+                Some((g.metadata.name.clone(), g.metadata.ns().to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    for (i, n) in s.namespaces.iter().enumerate() {
+        if let Some(wp) = n.labels.get(USE_WAYPOINT)
+            && wp != "none"
+            && !gateways.contains(&(wp.clone(), n.name.clone()))
+        {
+            c.err(&format!("namespaces[{i}].labels[{USE_WAYPOINT:?}]"), format!("waypoint `{wp}` is not declared in namespace `{}`; add a Gateway of class istio-waypoint to a manifest", n.name));
+        }
+    }
+    for (i, svc) in s.services.iter().enumerate() {
+        if let Some(wp) = svc.labels.get(USE_WAYPOINT)
+            && wp != "none"
+            && !gateways.contains(&(wp.clone(), svc.namespace.clone()))
+        {
+            c.err(&format!("services[{i}].labels[{USE_WAYPOINT:?}]"), format!("waypoint `{wp}` is not declared in namespace `{}`; add a Gateway of class istio-waypoint to a manifest", svc.namespace));
+        }
+    }
+    let sa_exists = |ns: &str, sa: &str| {
+        s.workloads
+            .iter()
+            .any(|w| w.namespace == ns && w.service_account() == sa)
+    };
+    let service_exists = |ns: &str, name: &str| {
+        s.services
+            .iter()
+            .any(|x| x.namespace == ns && x.name == name)
+    };
+    let check_refs = |out: &mut Vec<Diagnostic>,
+                      o: &manifest::Origin,
+                      ns: &str,
+                      base: &str,
+                      refs: &[TargetRef]| {
+        for (k, t) in refs.iter().enumerate() {
+            let tns = t.namespace.as_deref().unwrap_or(ns);
+            let missing = match t.kind.as_str() {
+                "Service" => !service_exists(tns, &t.name),
+                "Gateway" => !gateways.contains(&(t.name.clone(), tns.to_string())),
+                _ => false,
+            };
+            if missing {
+                out.push(o.at(
+                    &format!("{base}[{k}].name"),
+                    format!(
+                        "{} `{}` does not exist in namespace `{tns}`",
+                        t.kind, t.name
+                    ),
+                ));
+            }
+        }
+    };
+    for o in l.objects() {
+        let ns = o.object.meta().ns().to_string();
+        let known_ns = namespaces.contains(&ns) || ns == ROOT_NAMESPACE;
+        if !known_ns && !matches!(o.object, Object::Namespace(_)) {
+            c.out.push(o.origin.at("metadata.namespace", format!("namespace `{ns}` does not exist; declare it under `namespaces:` or with a Namespace object")));
+        }
+        match &o.object {
+            Object::Namespace(n) => {
+                if let Err(e) = dns_label(&n.metadata.name) {
+                    c.out.push(o.origin.at("metadata.name", e));
+                }
+                if let Some(wp) = n.metadata.labels.get(USE_WAYPOINT)
+                    && wp != "none"
+                    && !gateways.contains(&(wp.clone(), n.metadata.name.clone()))
+                {
+                    c.out.push(o.origin.at(
+                        &format!("metadata.labels[{USE_WAYPOINT:?}]"),
+                        format!(
+                            "waypoint `{wp}` is not declared in namespace `{}`",
+                            n.metadata.name
+                        ),
+                    ));
+                }
+            }
+            Object::Gateway(g) => {
+                if let Some(sa) = g.metadata.annotations.get(manifest::FOR_SERVICE_ACCOUNT)
+                    && !sa_exists(&ns, sa)
+                {
+                    c.out.push(o.origin.at(
+                        &format!("metadata.annotations[{:?}]", manifest::FOR_SERVICE_ACCOUNT),
+                        format!("no workload in namespace `{ns}` runs as service account `{sa}`"),
+                    ));
+                }
+            }
+            Object::AuthorizationPolicy(p) => {
+                let mut refs = p.spec.target_refs.clone();
+                refs.extend(p.spec.target_ref.clone());
+                let base = if p.spec.target_ref.is_some() && p.spec.target_refs.is_empty() {
+                    "spec.targetRef"
+                } else {
+                    "spec.targetRefs"
+                };
+                check_refs(&mut c.out, &o.origin, &ns, base, &refs);
+            }
+            Object::RequestAuthentication(ra) => {
+                let mut refs = ra.spec.target_refs.clone();
+                refs.extend(ra.spec.target_ref.clone());
+                check_refs(&mut c.out, &o.origin, &ns, "spec.targetRefs", &refs);
+                for (k, rule) in ra.spec.jwt_rules.iter().enumerate() {
+                    if let Some(uri) = &rule.jwks_uri
+                        && !l.jwks.contains_key(uri)
+                        && !s.jwks.contains_key(uri)
+                    {
+                        c.out.push(o.origin.at(
+                            &format!("spec.jwtRules[{k}].jwksUri"),
+                            format!("meshsim has no network: map `{uri}` to a local file in the scenario's `jwks:`"),
+                        ));
+                    }
+                    if let Some(inline) = &rule.jwks
+                        && let Err(e) = crate::proxy::jwt::Jwks::parse(inline)
+                    {
+                        c.out.push(
+                            o.origin
+                                .at(&format!("spec.jwtRules[{k}].jwks"), e.to_string()),
+                        );
+                    }
+                }
+            }
+            Object::PeerAuthentication(_) => {}
+        }
+    }
+    c.out
+}
+
+fn check_port(c: &mut Ctx<'_>, path: &str, port: u16) {
+    if port == 0 {
+        c.err(path, "0 is not a port; use 1..65535");
+    } else if RESERVED_PORTS.contains(&port) {
+        c.err(
+            path,
+            format!(
+                "port {port} is reserved for the mesh proxies ({})",
+                join(RESERVED_PORTS.iter())
+            ),
+        );
+    }
+}
+
+fn protocol_name(p: FlowProtocol) -> &'static str {
+    match p {
+        FlowProtocol::Http1 => "http1",
+        FlowProtocol::TcpRr => "tcp-rr",
+        FlowProtocol::TcpStream => "tcp-stream",
+    }
+}
+
+fn join<T: std::fmt::Display>(it: impl IntoIterator<Item = T>) -> String {
+    let v: Vec<String> = it.into_iter().map(|x| x.to_string()).collect();
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}

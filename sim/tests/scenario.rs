@@ -1,0 +1,320 @@
+//! Scenario loading and validation: the bundled scenarios load, and each kind of user error
+//! is reported once with file, line, column and field path.
+
+use std::path::{Path, PathBuf};
+
+use sim::scenario::{self, Diagnostic, Mode, ScenarioError};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn scenarios() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Writes `files` into a temp dir and loads `main`.
+fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<scenario::Loaded, ScenarioError>) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let r = scenario::load(&dir.path().join(files[0].0));
+    (dir, r)
+}
+
+fn errors(files: &[(&str, &str)]) -> Vec<Diagnostic> {
+    match load(files).1 {
+        Ok(_) => panic!("expected errors"),
+        Err(ScenarioError::Invalid(d)) => d,
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+fn one(files: &[(&str, &str)]) -> Diagnostic {
+    let d = errors(files);
+    assert_eq!(d.len(), 1, "expected one problem, got {d:#?}");
+    d.into_iter().next().unwrap()
+}
+
+const BASE: &str = "\
+version: 1
+name: t
+nodes:
+  - name: node-1
+  - name: node-2
+workloads:
+  - name: client
+    nodes: [node-1]
+  - name: echo
+    replicas: 2
+    nodes: [node-2]
+    app:
+      http: {port: 8080}
+services:
+  - name: echo
+    workload: echo
+    ports: [{port: 8080}]
+flows:
+  - name: web
+    from: client
+    to: echo:8080
+    rate: 100
+";
+
+#[test]
+fn every_bundled_scenario_is_valid() {
+    let files = scenarios();
+    assert!(files.len() >= 4, "bundled scenarios: {files:?}");
+    for f in files {
+        if let Err(e) = scenario::load(&f) {
+            panic!("{}: {e}", f.display());
+        }
+    }
+}
+
+#[test]
+fn quickstart_places_client_and_echo_on_different_nodes() {
+    let l = scenario::load(&repo().join("scenarios/quickstart.yaml")).unwrap();
+    let spec = l.cluster_spec();
+    let names: Vec<_> = spec
+        .pods
+        .iter()
+        .map(|p| (p.name.as_str(), p.node))
+        .collect();
+    assert_eq!(names, [("client-0", 0), ("echo-0", 1), ("echo-1", 1)]);
+    assert_eq!(spec.services[0].endpoints, [1, 2]);
+    assert_eq!(spec.services[0].ports[0].protocol, "http");
+    assert_eq!(l.scenario.modes, Mode::ALL);
+    // The resolved scenario carries the defaults a user left out.
+    let j = l.resolved_json();
+    assert_eq!(j["scenario"]["flows"][0]["connections"], 4);
+}
+
+#[test]
+fn the_guides_manifests_parse_and_resolve() {
+    let l = scenario::load(&repo().join("scenarios/payment.yaml")).unwrap();
+    let kinds: Vec<_> = l.objects().map(|o| o.object.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "Namespace",
+            "Gateway",
+            "Gateway",
+            "AuthorizationPolicy",
+            "RequestAuthentication",
+            "AuthorizationPolicy"
+        ]
+    );
+    let gw = l
+        .objects()
+        .find_map(|o| match &o.object {
+            sim::manifest::Object::Gateway(g) if g.metadata.name == "high-traffic-waypoint" => {
+                Some(g.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    let pc = sim::manifest::proxy_config(&gw).unwrap();
+    assert_eq!(pc.concurrency, Some(4));
+    let limits = pc.resources.unwrap().limits.unwrap();
+    assert_eq!(limits.cpu.unwrap().0, 1000);
+    assert_eq!(limits.memory.unwrap().0, 1 << 30);
+    assert!(
+        l.jwks
+            .contains_key("https://auth.example.com/.well-known/jwks.json")
+    );
+    assert_eq!(
+        l.namespace_labels("production")["istio.io/dataplane-mode"],
+        "ambient"
+    );
+}
+
+#[test]
+fn unknown_field_names_line_column_and_path() {
+    let text = BASE.replace("    replicas: 2\n", "    replica: 2\n");
+    let d = one(&[("s.yaml", &text)]);
+    assert_eq!((d.line, d.column), (10, 5), "{d}");
+    assert_eq!(d.path, "workloads[1].replica");
+    assert!(d.message.contains("unknown field `replica`"), "{d}");
+    assert!(
+        d.to_string()
+            .starts_with(&format!("{}:10:5: workloads[1].replica:", d.file.display()))
+    );
+}
+
+#[test]
+fn bad_values_name_the_field() {
+    let d = one(&[("s.yaml", &BASE.replace("rate: 100", "rate: fast"))]);
+    assert_eq!(d.path, "flows[0].rate", "{d}");
+    assert_eq!(d.line, 22);
+    assert!(d.message.contains("not a rate"), "{d}");
+
+    let d = one(&[("s.yaml", &format!("{BASE}    duration: 10\n"))]);
+    assert_eq!(d.path, "flows[0].duration", "{d}");
+    assert!(d.message.contains("no unit"), "{d}");
+
+    let d = one(&[("s.yaml", &BASE.replace("{port: 8080}]", "{port: 80800}]"))]);
+    assert_eq!(d.path, "services[0].ports[0].port", "{d}");
+
+    let d = one(&[("s.yaml", &BASE.replace("rate: 100", "rate: -5"))]);
+    assert_eq!(d.path, "flows[0].rate", "{d}");
+    assert!(d.message.contains("out of range"), "{d}");
+
+    let d = one(&[("s.yaml", &BASE.replace("version: 1", "version: 2"))]);
+    assert_eq!((d.path.as_str(), d.line), ("version", 1), "{d}");
+}
+
+#[test]
+fn missing_references_are_each_reported() {
+    let text = BASE
+        .replace("nodes: [node-1]", "nodes: [node-9]")
+        .replace("workload: echo", "workload: ech")
+        .replace("from: client", "from: clien")
+        .replace("to: echo:8080", "to: echo:9090")
+        + "    \nslos:\n  - name: s\n    flow: nope\n    p99: 10ms\n";
+    let d = errors(&[("s.yaml", &text)]);
+    let got: Vec<_> = d.iter().map(|d| (d.line, d.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (8, "workloads[0].nodes[0]"),
+            (16, "services[0].workload"),
+            (20, "flows[0].from"),
+            (21, "flows[0].to"),
+            (26, "slos[0].flow"),
+        ],
+        "{d:#?}"
+    );
+    assert!(d[0].message.contains("node `node-9` does not exist"));
+    assert!(d[3].message.contains("has no port 9090"), "{}", d[3]);
+}
+
+#[test]
+fn missing_namespace_is_reported() {
+    let text = BASE.replace(
+        "  - name: echo\n    replicas",
+        "  - name: echo\n    namespace: prod\n    replicas",
+    );
+    let d = errors(&[("s.yaml", &text)]);
+    assert!(
+        d.iter()
+            .any(|d| d.path == "workloads[1].namespace"
+                && d.message.contains("`prod` does not exist")),
+        "{d:#?}"
+    );
+}
+
+const POLICY_MISSING_TARGET: &str = "\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: p
+spec:
+  targetRefs:
+  - kind: Service
+    group: \"\"
+    name: payments
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: vs
+spec: {}
+";
+
+#[test]
+fn policy_naming_a_missing_target_points_into_the_manifest() {
+    let text = format!("{BASE}manifests: [m/policies.yaml]\n");
+    let d = one(&[
+        ("s.yaml", &text),
+        ("m/policies.yaml", POLICY_MISSING_TARGET),
+    ]);
+    assert!(d.file.ends_with("m/policies.yaml"), "{d}");
+    assert_eq!((d.line, d.column), (9, 11), "{d}");
+    assert_eq!(d.path, "spec.targetRefs[0].name");
+    assert!(
+        d.message.contains("Service `payments` does not exist"),
+        "{d}"
+    );
+}
+
+#[test]
+fn unmodeled_kinds_are_listed_as_ignored() {
+    let policy = POLICY_MISSING_TARGET.replace("name: payments", "name: echo");
+    let text = format!("{BASE}manifests: [m.yaml]\n");
+    let (_dir, r) = load(&[("s.yaml", &text), ("m.yaml", &policy)]);
+    let l = r.unwrap();
+    assert_eq!(l.ignored.len(), 1);
+    assert_eq!(l.ignored[0].kind, "VirtualService");
+    assert_eq!(l.ignored[0].line, 11);
+}
+
+#[test]
+fn manifest_errors_keep_their_document_line() {
+    let bad = POLICY_MISSING_TARGET.replace("    group: \"\"\n", "    group: \"\"\n    port: 80\n");
+    let text = format!("{BASE}manifests: [m.yaml]\n");
+    let d = one(&[("s.yaml", &text), ("m.yaml", &bad)]);
+    assert_eq!(
+        (d.line, d.path.as_str()),
+        (9, "spec.targetRefs[0].port"),
+        "{d}"
+    );
+    assert!(d.message.contains("unknown field `port`"), "{d}");
+
+    let bad = POLICY_MISSING_TARGET.replace("security.istio.io/v1", "security.istio.io/v2");
+    let d = one(&[("s.yaml", &text), ("m.yaml", &bad)]);
+    assert_eq!((d.line, d.path.as_str()), (1, "apiVersion"), "{d}");
+}
+
+#[test]
+fn unreadable_manifest_and_unmapped_jwks_uri() {
+    let text = format!("{BASE}manifests: [gone.yaml]\n");
+    let d = one(&[("s.yaml", &text)]);
+    assert_eq!((d.line, d.path.as_str()), (23, "manifests[0]"), "{d}");
+    assert!(d.message.contains("cannot read manifest"), "{d}");
+
+    let ra = "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: j\nspec:\n  jwtRules:\n  - issuer: x\n    jwksUri: https://x/jwks\n";
+    let text = format!("{BASE}manifests: [m.yaml]\n");
+    let d = one(&[("s.yaml", &text), ("m.yaml", ra)]);
+    assert_eq!(
+        (d.line, d.path.as_str()),
+        (8, "spec.jwtRules[0].jwksUri"),
+        "{d}"
+    );
+    assert!(d.message.contains("jwks:"), "{d}");
+}
+
+#[test]
+fn waypoint_references_must_exist() {
+    let text = BASE.replace(
+        "    workload: echo\n",
+        "    workload: echo\n    labels: {istio.io/use-waypoint: wp}\n",
+    );
+    let d = one(&[("s.yaml", &text)]);
+    assert!(d.path.starts_with("services[0].labels"), "{d}");
+    assert!(d.message.contains("waypoint `wp` is not declared"), "{d}");
+}
+
+#[test]
+fn the_committed_json_schema_is_current() {
+    let path = repo().join("scenarios/scenario.schema.json");
+    let generated = serde_json::to_string_pretty(&scenario::json_schema()).unwrap() + "\n";
+    if std::env::var_os("MESHSIM_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "scenarios/scenario.schema.json is out of date with the scenario types; regenerate it with \
+         `MESHSIM_BLESS=1 cargo test -p meshsim-sim --test scenario`"
+    );
+}
