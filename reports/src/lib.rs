@@ -18,7 +18,9 @@ pub mod hist;
 pub mod render;
 pub mod run;
 pub mod stats;
+
+pub use compare::{CompareError, Comparison, compare};
+pub use render::{RenderError, render_all};
+pub use run::{RUN_SCHEMA_VERSION, RunResult};
 #[cfg(feature = "testing")]
 pub mod testing;
-
-pub use run::{RUN_SCHEMA_VERSION, RunResult};
