@@ -296,7 +296,7 @@ fn sample_flow(
             let mut chunk = Vec::with_capacity(per_s as usize);
             for _ in 0..per_s {
                 let mut v = base * load * (0.22 * rng.normal()).exp();
-                if rng.uniform() < 0.01 {
+                if rng.uniform() < 0.004 {
                     // A tail: GC-like pauses, retransmits.
                     v += -base * 6.0 * rng.uniform().max(1e-12).ln();
                 }

@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::run::{ComponentKind, Mode};
 
@@ -117,37 +118,59 @@ pub struct ResourceBar {
 impl ChartData {
     pub fn size(&self) -> (u32, u32) {
         match self {
-            ChartData::Spectrum { .. } => (1000, 480),
-            ChartData::Rates { .. } => (1200, 420),
-            ChartData::Resources { .. } => (1200, 460),
+            ChartData::Spectrum { .. } => (1000, 500),
+            ChartData::Rates { .. } => (1200, 440),
+            ChartData::Resources { .. } => (1200, 480),
             ChartData::TimeSeries { .. } => (1000, 560),
         }
     }
 
+    fn title(&self) -> &str {
+        match self {
+            ChartData::Spectrum { title, .. }
+            | ChartData::Rates { title, .. }
+            | ChartData::Resources { title, .. }
+            | ChartData::TimeSeries { title, .. } => title,
+        }
+    }
+
+    /// Modes shown, in legend order.
+    fn modes(&self) -> Vec<Mode> {
+        let mut v: Vec<Mode> = match self {
+            ChartData::Spectrum { lines, .. } => lines.iter().map(|l| l.mode).collect(),
+            ChartData::Rates { panels, .. } => panels
+                .iter()
+                .flat_map(|(_, ls)| ls.iter().map(|l| l.mode))
+                .collect(),
+            ChartData::Resources { modes, .. } => modes.clone(),
+            ChartData::TimeSeries { rate, p99_ms, .. } => {
+                rate.iter().chain(p99_ms).map(|l| l.mode).collect()
+            }
+        };
+        v.sort();
+        v.dedup();
+        v
+    }
+
     pub fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
+        let area = root.titled(self.title(), font(19))?;
+        // The legend is a strip of its own: inside the plot it always ends up over some line.
+        let (strip, body) = area.split_vertically(30);
+        draw_mode_legend(
+            &strip,
+            &self.modes(),
+            matches!(self, ChartData::Resources { .. }),
+        )?;
         match self {
-            ChartData::Spectrum {
-                title,
-                x_max,
-                lines,
-            } => draw_spectrum(root, title, *x_max, lines),
+            ChartData::Spectrum { x_max, lines, .. } => draw_spectrum(&body, *x_max, lines),
             ChartData::Rates {
-                title,
-                x_label,
-                panels,
-            } => draw_rates(root, title, x_label, panels),
+                x_label, panels, ..
+            } => draw_rates(&body, x_label, panels),
             ChartData::Resources {
-                title,
-                kinds,
-                modes,
-                bars,
-            } => draw_resources(root, title, kinds, modes, bars),
-            ChartData::TimeSeries {
-                title,
-                rate,
-                p99_ms,
-            } => draw_time_series(root, title, rate, p99_ms),
+                kinds, modes, bars, ..
+            } => draw_resources(&body, kinds, modes, bars),
+            ChartData::TimeSeries { rate, p99_ms, .. } => draw_time_series(&body, rate, p99_ms),
         }?;
         root.present()
     }
@@ -187,22 +210,49 @@ pub fn percentile_label(x: f64) -> String {
         .unwrap_or_else(|| format!("{:.3}%", 100.0 * (1.0 - 10f64.powf(-x))))
 }
 
-fn legend<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<
-        'a,
-        DB,
-        Cartesian2d<impl Ranged<ValueType = f64>, impl Ranged<ValueType = f64>>,
-    >,
-    pos: SeriesLabelPosition,
+/// A centred row of swatches and mode names; bars get square swatches, lines short strokes.
+fn draw_mode_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    modes: &[Mode],
+    squares: bool,
 ) -> DrawResult<DB> {
-    chart
-        .configure_series_labels()
-        .position(pos)
-        .background_style(WHITE.mix(0.92))
-        .border_style(AXIS.mix(0.4))
-        .label_font(font(13))
-        .margin(10)
-        .draw()
+    let style = font(14);
+    let (w, h) = area.dim_in_pixel();
+    let widths: Vec<i32> = modes
+        .iter()
+        .map(|m| {
+            area.estimate_text_size(m.as_str(), &style)
+                .map(|(tw, _)| tw as i32)
+                .unwrap_or(8 * m.as_str().len() as i32)
+        })
+        .collect();
+    const SWATCH: i32 = 24;
+    const GAP: i32 = 28;
+    let total: i32 = widths.iter().map(|tw| SWATCH + 6 + tw).sum::<i32>()
+        + GAP * (modes.len() as i32 - 1).max(0);
+    let mut x = (w as i32 - total).max(0) / 2;
+    let y = h as i32 / 2;
+    for (m, tw) in modes.iter().zip(widths) {
+        let c = mode_color(*m);
+        if squares {
+            area.draw(&Rectangle::new(
+                [(x + 6, y - 6), (x + 18, y + 6)],
+                c.filled(),
+            ))?;
+        } else {
+            area.draw(&PathElement::new(
+                vec![(x, y), (x + SWATCH, y)],
+                c.stroke_width(3),
+            ))?;
+        }
+        area.draw(&Text::new(
+            m.as_str().to_string(),
+            (x + SWATCH + 6, y),
+            style.pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+        x += SWATCH + 6 + tw + GAP;
+    }
+    Ok(())
 }
 
 fn draw_lines<'a, DB: DrawingBackend + 'a>(
@@ -213,19 +263,13 @@ fn draw_lines<'a, DB: DrawingBackend + 'a>(
     >,
     lines: &[Line],
     markers: bool,
-    with_labels: bool,
 ) -> DrawResult<DB> {
     for line in lines {
         let color = mode_color(line.mode);
-        let ann = chart.draw_series(LineSeries::new(
+        chart.draw_series(LineSeries::new(
             line.points.iter().copied(),
             color.stroke_width(2),
         ))?;
-        if with_labels {
-            ann.label(line.mode.as_str()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3))
-            });
-        }
         if markers {
             chart.draw_series(
                 line.points
@@ -239,7 +283,6 @@ fn draw_lines<'a, DB: DrawingBackend + 'a>(
 
 fn draw_spectrum<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    title: &str,
     x_max: f64,
     lines: &[Line],
 ) -> DrawResult<DB> {
@@ -248,7 +291,6 @@ fn draw_spectrum<DB: DrawingBackend>(
         .filter(|k| *k <= x_max + 1e-9)
         .collect();
     let mut chart = ChartBuilder::on(root)
-        .caption(title, font(19))
         .margin(18)
         .x_label_area_size(48)
         .y_label_area_size(70)
@@ -271,23 +313,20 @@ fn draw_spectrum<DB: DrawingBackend>(
         .bold_line_style(GRID)
         .light_line_style(WHITE)
         .draw()?;
-    draw_lines(&mut chart, lines, false, true)?;
-    legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    draw_lines(&mut chart, lines, false)
 }
 
 fn draw_rates<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    title: &str,
     x_label: &str,
     panels: &[(String, Vec<Line>)],
 ) -> DrawResult<DB> {
-    let root = root.titled(title, font(19))?;
     let areas = root.split_evenly((1, panels.len().max(1)));
     let x_max = panels
         .iter()
         .flat_map(|(_, ls)| ls.iter().flat_map(|l| l.points.iter().map(|p| p.0)))
         .fold(0.0, f64::max);
-    for (i, ((name, lines), area)) in panels.iter().zip(areas.iter()).enumerate() {
+    for ((name, lines), area) in panels.iter().zip(areas.iter()) {
         let mut chart = ChartBuilder::on(area)
             .caption(name, font(15))
             .margin(12)
@@ -308,22 +347,17 @@ fn draw_rates<DB: DrawingBackend>(
             .bold_line_style(GRID)
             .light_line_style(WHITE)
             .draw()?;
-        draw_lines(&mut chart, lines, true, i == 0)?;
-        if i == 0 {
-            legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-        }
+        draw_lines(&mut chart, lines, true)?;
     }
     Ok(())
 }
 
 fn draw_resources<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    title: &str,
     kinds: &[ComponentKind],
     modes: &[Mode],
     bars: &[ResourceBar],
 ) -> DrawResult<DB> {
-    let root = root.titled(title, font(19))?;
     let (body, foot) = root.split_vertically(root.dim_in_pixel().1.saturating_sub(34));
     let halves = body.split_evenly((1, 2));
     let n_modes = modes.len().max(1) as f64;
@@ -429,9 +463,6 @@ fn draw_resources<DB: DrawingBackend>(
             chart.draw_series(outlines)?;
             chart.draw_series(ticks)?;
         }
-        if cpu {
-            legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-        }
     }
     foot.draw(&Text::new(
         "Solid: measured. Light, outlined: memory the cost profile models beyond what was measured. Black tick: the profile's CPU floor (burnt for real, so inside the bar).",
@@ -443,11 +474,9 @@ fn draw_resources<DB: DrawingBackend>(
 
 fn draw_time_series<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    title: &str,
     rate: &[Line],
     p99_ms: &[Line],
 ) -> DrawResult<DB> {
-    let root = root.titled(title, font(19))?;
     let (top, bottom) = root.split_vertically(root.dim_in_pixel().1 / 2);
     let t_max = rate
         .iter()
@@ -486,10 +515,7 @@ fn draw_time_series<DB: DrawingBackend>(
             mesh.x_desc("time since the mode's load started");
         }
         mesh.draw()?;
-        draw_lines(&mut chart, lines, false, first)?;
-        if first {
-            legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-        }
+        draw_lines(&mut chart, lines, false)?;
     }
     Ok(())
 }

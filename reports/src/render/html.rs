@@ -47,6 +47,8 @@ th { background: var(--soft); font-weight: bold; font-size: 13px; }
 th:first-child, td:first-child { text-align: left; }
 td.l, th.l { text-align: left; }
 tr.fail td { background: var(--bad-bg); }
+table.headline td { white-space: nowrap; }
+table.headline td:first-child { font-weight: bold; }
 .pill { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; font-weight: bold; }
 .pill.fail { background: var(--bad); color: #fff; }
 .pill.pass { background: var(--ok); color: #fff; }
@@ -244,7 +246,7 @@ fn swatch(mode: crate::run::Mode) -> String {
 }
 
 fn headline(h: &mut String, run: &RunResult) {
-    h.push_str("<h2 id=\"headline\">Headline</h2>\n<table>\n<tr>");
+    h.push_str("<h2 id=\"headline\">Headline</h2>\n<table class=\"headline\">\n<tr>");
     for col in HEADLINE_HEADER {
         let _ = write!(h, "<th>{}</th>", esc(col));
     }
