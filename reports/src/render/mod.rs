@@ -380,7 +380,7 @@ fn time_series(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
     (
         format!("timeseries-{}", file_safe(flow)),
         title.clone(),
-        "Per-second achieved rate and p99 (first repeat); spikes here and not in other modes point at the mode, spikes everywhere at the machine.".into(),
+        "Per-second achieved rate and p99 (first repeat). Modes that kept up with the target rate overlap in the upper panel; a spike in one mode only points at that mode, spikes in all at the machine.".into(),
         ChartData::TimeSeries {
             title,
             rate,
