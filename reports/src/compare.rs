@@ -1,0 +1,456 @@
+//! `meshsim compare`: two runs of the same scenario, figure by figure, with a verdict that
+//! accounts for noise.
+//!
+//! A figure regressed (or improved) when it moved beyond `threshold_pct` in the bad (good)
+//! direction and, when both runs have repeats, Welch's t-test over the repeats gives p < 0.05.
+//! Without repeats there is no estimate of noise, so the threshold alone decides.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::run::{ComponentKind, Mode, ModeResult, RunResult};
+use crate::stats;
+
+/// Significance level for runs with repeats.
+pub const P_THRESHOLD: f64 = 0.05;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error(
+        "the two runs are not of the same scenario, so their figures cannot be compared:\n{}\nre-run the baseline with the new scenario (or compare against a baseline of this one)",
+        .differences.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n")
+    )]
+    ScenarioMismatch { differences: Vec<String> },
+    #[error("the runs have no mode in common (base: {base}; new: {new}); nothing to compare")]
+    NoCommonMode { base: String, new: String },
+    #[error("the threshold must be a finite, non-negative percentage, got {0}")]
+    BadThreshold(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Improved,
+    Regressed,
+    WithinNoise,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Improved => "improved",
+            Verdict::Regressed => "regressed",
+            Verdict::WithinNoise => "within noise",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unit {
+    Micros,
+    Rps,
+    Vcpu,
+    Mib,
+}
+
+impl Unit {
+    fn format(self, v: f64) -> String {
+        match self {
+            Unit::Micros => format!("{:.3} ms", v / 1000.0),
+            Unit::Rps => format!("{v:.1} rps"),
+            Unit::Vcpu => format!("{v:.3} vCPU"),
+            Unit::Mib => format!("{v:.1} MiB"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComparisonRow {
+    pub mode: Mode,
+    /// e.g. `web p99 @1000 rps`, `sidecar vCPU/1000 rps per proxy`.
+    pub figure: String,
+    pub unit: Unit,
+    pub lower_is_better: bool,
+    /// Mean over repeats.
+    pub base: f64,
+    pub new: f64,
+    pub base_samples: usize,
+    pub new_samples: usize,
+    /// Relative change of the mean, %; absent when the base is 0.
+    pub change_pct: Option<f64>,
+    /// Welch's t-test, when both runs have at least two repeats.
+    pub p_value: Option<f64>,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub scenario: Option<String>,
+    pub threshold_pct: f64,
+    pub base_started_at: String,
+    pub new_started_at: String,
+    pub rows: Vec<ComparisonRow>,
+    /// What could not be compared (a mode only one run has, an incomplete run, ...).
+    pub notes: Vec<String>,
+}
+
+/// One flow as far as comparability goes: its identity and its rate steps.
+#[derive(Debug, PartialEq)]
+struct FlowSig {
+    name: String,
+    from: String,
+    to: String,
+    protocol: String,
+    rates: Vec<Option<f64>>,
+}
+
+fn flow_sigs(run: &RunResult) -> Vec<FlowSig> {
+    let Some(first) = run.sorted_modes().into_iter().next() else {
+        return Vec::new();
+    };
+    first
+        .flows
+        .iter()
+        .map(|f| FlowSig {
+            name: f.name.clone(),
+            from: f.from.clone(),
+            to: f.to.clone(),
+            protocol: f.protocol.clone(),
+            rates: f.steps.iter().map(|s| s.target_rps).collect(),
+        })
+        .collect()
+}
+
+fn rates_label(r: &[Option<f64>]) -> String {
+    r.iter()
+        .map(|x| rate_label(*x))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn rate_label(r: Option<f64>) -> String {
+    match r {
+        Some(r) => format!("{r} rps"),
+        None => "max".to_string(),
+    }
+}
+
+fn scenario_differences(base: &RunResult, new: &RunResult) -> Vec<String> {
+    let mut d = Vec::new();
+    if base.scenario_name() != new.scenario_name() {
+        d.push(format!(
+            "scenario name: base `{}`, new `{}`",
+            base.scenario_name().unwrap_or("(none)"),
+            new.scenario_name().unwrap_or("(none)")
+        ));
+    }
+    let (bf, nf) = (flow_sigs(base), flow_sigs(new));
+    for b in &bf {
+        match nf.iter().find(|n| n.name == b.name) {
+            None => d.push(format!("flow `{}` is only in the base run", b.name)),
+            Some(n) => {
+                if (b.from.as_str(), b.to.as_str()) != (n.from.as_str(), n.to.as_str()) {
+                    d.push(format!(
+                        "flow `{}`: base goes {} -> {}, new goes {} -> {}",
+                        b.name, b.from, b.to, n.from, n.to
+                    ));
+                }
+                if b.protocol != n.protocol {
+                    d.push(format!(
+                        "flow `{}`: protocol base `{}`, new `{}`",
+                        b.name, b.protocol, n.protocol
+                    ));
+                }
+                if b.rates != n.rates {
+                    d.push(format!(
+                        "flow `{}`: rate steps base [{}], new [{}]",
+                        b.name,
+                        rates_label(&b.rates),
+                        rates_label(&n.rates)
+                    ));
+                }
+            }
+        }
+    }
+    for n in &nf {
+        if !bf.iter().any(|b| b.name == n.name) {
+            d.push(format!("flow `{}` is only in the new run", n.name));
+        }
+    }
+    d
+}
+
+struct Figure {
+    name: String,
+    unit: Unit,
+    lower_is_better: bool,
+    base: Vec<f64>,
+    new: Vec<f64>,
+}
+
+/// The figures of one mode, in a stable order, each with one value per repeat.
+fn figures(base: &[&ModeResult], new: &[&ModeResult]) -> Vec<Figure> {
+    let mut out = Vec::new();
+    let Some(b0) = base.first() else {
+        return out;
+    };
+    let collect = |runs: &[&ModeResult], f: &dyn Fn(&ModeResult) -> Option<f64>| -> Vec<f64> {
+        runs.iter().filter_map(|m| f(m)).collect()
+    };
+    let mut push = |name: String, unit, lower, f: &dyn Fn(&ModeResult) -> Option<f64>| {
+        let (b, n) = (collect(base, f), collect(new, f));
+        if !b.is_empty() && !n.is_empty() {
+            out.push(Figure {
+                name,
+                unit,
+                lower_is_better: lower,
+                base: b,
+                new: n,
+            });
+        }
+    };
+    for flow in &b0.flows {
+        for (si, step) in flow.steps.iter().enumerate() {
+            let at = rate_label(step.target_rps);
+            let step_of = |m: &ModeResult| {
+                m.flows
+                    .iter()
+                    .find(|f| f.name == flow.name)
+                    .and_then(|f| f.steps.get(si))
+                    .filter(|s| s.latency.count > 0)
+                    .cloned()
+            };
+            type Pick = fn(&crate::run::StepResult) -> f64;
+            let lat: [(&str, Pick); 3] = [
+                ("p50", |s| s.latency.p50_us),
+                ("p90", |s| s.latency.p90_us),
+                ("p99", |s| s.latency.p99_us),
+            ];
+            for (label, pick) in lat {
+                push(
+                    format!("{} {label} @{at}", flow.name),
+                    Unit::Micros,
+                    true,
+                    &|m| step_of(m).map(|s| pick(&s)),
+                );
+            }
+            push(
+                format!("{} achieved @{at}", flow.name),
+                Unit::Rps,
+                false,
+                &|m| step_of(m).map(|s| s.achieved_rps),
+            );
+        }
+    }
+    for kind in ComponentKind::ALL.into_iter().filter(|k| k.is_proxy()) {
+        push(
+            format!("{kind} vCPU/1000 rps per proxy"),
+            Unit::Vcpu,
+            true,
+            &|m| {
+                m.summary
+                    .proxies
+                    .get(&kind)
+                    .and_then(|p| p.vcpu_per_1000rps)
+            },
+        );
+        push(
+            format!("{kind} MiB per proxy (measured)"),
+            Unit::Mib,
+            true,
+            &|m| m.summary.proxies.get(&kind).map(|p| p.mib_per_proxy),
+        );
+    }
+    push(
+        "all proxies vCPU/1000 rps".to_string(),
+        Unit::Vcpu,
+        true,
+        &|m| m.summary.total_vcpu_per_1000rps,
+    );
+    out
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+fn judge(f: Figure, mode: Mode, threshold_pct: f64) -> ComparisonRow {
+    let (b, n) = (mean(&f.base), mean(&f.new));
+    let change_pct = (b != 0.0).then(|| (n - b) / b.abs() * 100.0);
+    let beyond = match change_pct {
+        Some(c) => c.abs() > threshold_pct,
+        // From nothing to something is beyond any threshold.
+        None => n != 0.0,
+    };
+    let worse = if f.lower_is_better { n > b } else { n < b };
+    let p_value = stats::welch_p_value(&f.base, &f.new);
+    let significant = p_value.is_none_or(|p| p < P_THRESHOLD);
+    let verdict = if beyond && significant {
+        if worse {
+            Verdict::Regressed
+        } else {
+            Verdict::Improved
+        }
+    } else {
+        Verdict::WithinNoise
+    };
+    ComparisonRow {
+        mode,
+        figure: f.name,
+        unit: f.unit,
+        lower_is_better: f.lower_is_better,
+        base: b,
+        new: n,
+        base_samples: f.base.len(),
+        new_samples: f.new.len(),
+        change_pct,
+        p_value,
+        verdict,
+    }
+}
+
+/// Compare `new` against `base`. Errors when the runs are not of the same scenario.
+pub fn compare(
+    base: &RunResult,
+    new: &RunResult,
+    threshold_pct: f64,
+) -> Result<Comparison, CompareError> {
+    if !threshold_pct.is_finite() || threshold_pct < 0.0 {
+        return Err(CompareError::BadThreshold(threshold_pct));
+    }
+    let differences = scenario_differences(base, new);
+    if !differences.is_empty() {
+        return Err(CompareError::ScenarioMismatch { differences });
+    }
+    let (bm, nm) = (base.mode_names(), new.mode_names());
+    let common: Vec<Mode> = bm.iter().copied().filter(|m| nm.contains(m)).collect();
+    if common.is_empty() {
+        let names = |v: &[Mode]| v.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(CompareError::NoCommonMode {
+            base: names(&bm),
+            new: names(&nm),
+        });
+    }
+    let mut notes = Vec::new();
+    for m in bm.iter().filter(|m| !nm.contains(m)) {
+        notes.push(format!("mode {m} is only in the base run"));
+    }
+    for m in nm.iter().filter(|m| !bm.contains(m)) {
+        notes.push(format!("mode {m} is only in the new run"));
+    }
+    if base.incomplete {
+        notes.push("the base run was interrupted (incomplete)".into());
+    }
+    if new.incomplete {
+        notes.push("the new run was interrupted (incomplete)".into());
+    }
+    if base.profile.name != new.profile.name {
+        notes.push(format!(
+            "cost profiles differ: base `{}`, new `{}`; CPU and memory figures include the profile's floors",
+            base.profile.name, new.profile.name
+        ));
+    }
+    let (br, nr) = (
+        base.repeats_of(common[0]).len(),
+        new.repeats_of(common[0]).len(),
+    );
+    if br < 2 || nr < 2 {
+        notes.push(format!(
+            "without repeats in both runs (base {br}, new {nr}) there is no noise estimate: a change beyond {threshold_pct}% counts"
+        ));
+    }
+    let mut rows = Vec::new();
+    for mode in common {
+        let (b, n) = (base.repeats_of(mode), new.repeats_of(mode));
+        for f in figures(&b, &n) {
+            rows.push(judge(f, mode, threshold_pct));
+        }
+    }
+    Ok(Comparison {
+        scenario: new.scenario_name().map(str::to_string),
+        threshold_pct,
+        base_started_at: base.environment.started_at.clone(),
+        new_started_at: new.environment.started_at.clone(),
+        rows,
+        notes,
+    })
+}
+
+impl Comparison {
+    pub fn has_regression(&self) -> bool {
+        self.rows.iter().any(|r| r.verdict == Verdict::Regressed)
+    }
+
+    pub fn count(&self, v: Verdict) -> usize {
+        self.rows.iter().filter(|r| r.verdict == v).count()
+    }
+
+    /// A Markdown report: a one-line outcome, notes, then one table row per figure.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "## meshsim compare: {}\n",
+            self.scenario.as_deref().unwrap_or("(unnamed scenario)")
+        );
+        let _ = writeln!(
+            s,
+            "Base run started {}, new run started {}; threshold {}%{}.\n",
+            self.base_started_at,
+            self.new_started_at,
+            self.threshold_pct,
+            if self.rows.iter().any(|r| r.p_value.is_some()) {
+                format!(" and p < {P_THRESHOLD} (Welch's t-test over repeats)")
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(
+            s,
+            "**{}**: {} regressed, {} improved, {} within noise.\n",
+            if self.has_regression() {
+                "REGRESSION"
+            } else {
+                "No regression"
+            },
+            self.count(Verdict::Regressed),
+            self.count(Verdict::Improved),
+            self.count(Verdict::WithinNoise)
+        );
+        for n in &self.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        if !self.notes.is_empty() {
+            s.push('\n');
+        }
+        s.push_str("| mode | figure | base | new | change | p | verdict |\n");
+        s.push_str("|---|---|---:|---:|---:|---:|---|\n");
+        for r in &self.rows {
+            let change = r
+                .change_pct
+                .map_or_else(|| "n/a".to_string(), |c| format!("{c:+.1}%"));
+            let p = r
+                .p_value
+                .map_or_else(|| "–".to_string(), |p| format!("{p:.3}"));
+            let verdict = match r.verdict {
+                Verdict::Regressed => "**regressed**",
+                Verdict::Improved => "improved",
+                Verdict::WithinNoise => "within noise",
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                r.mode,
+                r.figure,
+                r.unit.format(r.base),
+                r.unit.format(r.new),
+                change,
+                p,
+                verdict
+            );
+        }
+        s
+    }
+}

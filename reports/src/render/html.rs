@@ -1,0 +1,394 @@
+//! `report.html`: one self-contained file. No network: charts are inline SVG, the style is
+//! inline, the font is embedded as base64 so the SVG text renders as it was laid out.
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::markdown::{repeat_suffix, trim_num};
+use super::{Chart, FONT_FAMILY, FONT_TTF, HEADLINE_HEADER, fmt, headline_cells, rate_label};
+use crate::run::{ModeResult, RunResult};
+
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+const STYLE: &str = r#"
+:root { --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --bg:#ffffff; --soft:#f6f8fa;
+  --bad:#b42318; --bad-bg:#fef3f2; --warn:#8a5a00; --warn-bg:#fff8e6; --ok:#1a7f37; --ok-bg:#eefbf1; }
+* { box-sizing: border-box; }
+body { font-family: "FONT", sans-serif; color: var(--fg); background: var(--bg); margin: 0;
+  font-size: 15px; line-height: 1.45; }
+main { max-width: 1280px; margin: 0 auto; padding: 24px 32px 64px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 36px 0 12px; padding-bottom: 6px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 16px; margin: 20px 0 8px; }
+.meta { color: var(--muted); margin: 0 0 16px; }
+.banner { border-radius: 6px; padding: 10px 14px; margin: 10px 0; border: 1px solid; }
+.banner.bad { color: var(--bad); background: var(--bad-bg); border-color: #fda29b; }
+.banner.warn { color: var(--warn); background: var(--warn-bg); border-color: #f5c46b; }
+.banner.ok { color: var(--ok); background: var(--ok-bg); border-color: #9be3b0; }
+.banner ul { margin: 4px 0 0; padding-left: 20px; }
+table { border-collapse: collapse; width: 100%; margin: 8px 0 4px; font-size: 14px; }
+th, td { border-bottom: 1px solid var(--line); padding: 6px 10px; text-align: right; vertical-align: top; }
+th { background: var(--soft); font-weight: bold; font-size: 13px; }
+th:first-child, td:first-child { text-align: left; }
+td.l, th.l { text-align: left; }
+tr.fail td { background: var(--bad-bg); }
+table.headline td { white-space: nowrap; }
+table.headline td:first-child { font-weight: bold; }
+.pill { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; font-weight: bold; }
+.pill.fail { background: var(--bad); color: #fff; }
+.pill.pass { background: var(--ok); color: #fff; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
+.note { color: var(--muted); font-size: 13px; }
+figure { margin: 18px 0 28px; }
+figure svg { width: 100%; height: auto; display: block; border: 1px solid var(--line); border-radius: 6px; }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 6px; }
+pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: 12px;
+  overflow-x: auto; font-size: 12.5px; line-height: 1.35; }
+details { margin: 8px 0; }
+summary { cursor: pointer; font-weight: bold; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; }
+dt { color: var(--muted); } dd { margin: 0; }
+"#;
+
+pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
+    let mut h = String::new();
+    let name = run.scenario_name().unwrap_or("(unnamed scenario)");
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>meshsim report: {}</title>\n<style>\n@font-face {{ font-family: \"{FONT_FAMILY}\"; \
+         src: url(data:font/ttf;base64,{}) format(\"truetype\"); }}\n{}</style>\n</head>\n<body>\n<main>\n",
+        esc(name),
+        STANDARD.encode(FONT_TTF),
+        STYLE.replace("FONT", FONT_FAMILY)
+    );
+    let env = &run.environment;
+    let _ = writeln!(h, "<h1>meshsim report: {}</h1>", esc(name));
+    let _ = writeln!(
+        h,
+        "<p class=\"meta\">Cost profile <b>{}</b> · seed {} · {} repeat(s) · started {} · meshsim {}{} · {} cores</p>",
+        esc(&run.profile.name),
+        run.seed,
+        run.repeats,
+        esc(&env.started_at),
+        esc(&env.meshsim_version),
+        env.commit
+            .as_deref()
+            .map(|c| format!(" ({})", esc(&c[..c.len().min(12)])))
+            .unwrap_or_default(),
+        env.cores
+    );
+    status_banners(&mut h, run);
+    headline(&mut h, run);
+    verdicts(&mut h, run);
+
+    h.push_str("<h2 id=\"charts\">Charts</h2>\n");
+    for c in charts {
+        let _ = writeln!(
+            h,
+            "<figure id=\"{}\">\n{}\n<figcaption><b>{}</b>. {} <span class=\"note\">(PNG: {}.png)</span></figcaption>\n</figure>",
+            esc(&c.id),
+            strip_xml_decl(&c.svg),
+            esc(&c.title),
+            esc(&c.caption),
+            esc(&c.id)
+        );
+    }
+
+    details(&mut h, run);
+
+    h.push_str("<h2 id=\"scenario\">Scenario</h2>\n");
+    let scenario = serde_json::to_string_pretty(&run.scenario).unwrap_or_default();
+    let _ = writeln!(h, "<pre>{}</pre>", esc(&scenario));
+    if !run.manifests.is_empty() {
+        h.push_str("<h3>Manifests</h3>\n<table><tr><th>file</th><th class=\"l\">kinds used</th><th class=\"l\">ignored (not modeled)</th></tr>\n");
+        for m in &run.manifests {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+                esc(&m.path),
+                esc(&m.kinds.join(", ")),
+                esc(&m.ignored.join(", "))
+            );
+        }
+        h.push_str("</table>\n");
+    }
+
+    h.push_str("<h2 id=\"environment\">Environment</h2>\n<dl>\n");
+    let mut dl = |k: &str, v: String| {
+        let _ = writeln!(h, "<dt>{k}</dt><dd>{}</dd>", esc(&v));
+    };
+    dl("meshsim", env.meshsim_version.clone());
+    dl(
+        "commit",
+        env.commit.clone().unwrap_or_else(|| "unknown".into()),
+    );
+    dl("kernel", env.kernel.clone());
+    dl("CPU", format!("{} ({} cores)", env.cpu_model, env.cores));
+    dl(
+        "user",
+        format!(
+            "{}{}",
+            env.user,
+            if env.root {
+                " (root: CPU limits enforced through cgroups)"
+            } else {
+                " (not root: CPU limits are not enforced)"
+            }
+        ),
+    );
+    if let Some(host) = &env.hostname {
+        dl("host", host.clone());
+    }
+    dl("started", env.started_at.clone());
+    dl("seed", run.seed.to_string());
+    h.push_str("</dl>\n");
+
+    let _ = writeln!(
+        h,
+        "<h2 id=\"profile\">Cost profile: {}</h2>\n<p>CPU and memory figures include this profile's floors: a proxy model cheaper than its floor burns CPU to reach it, and memory beyond what it allocates is reported as <i>modeled</i>.</p>",
+        esc(&run.profile.name)
+    );
+    if !run.profile.sources.is_empty() {
+        h.push_str("<h3>Sources</h3>\n<ul>\n");
+        for s in &run.profile.sources {
+            // Sources may be URLs; shown as text, never linked, so the file makes no requests.
+            let _ = writeln!(h, "<li>{}</li>", esc(s));
+        }
+        h.push_str("</ul>\n");
+    }
+    let floors = serde_json::to_string_pretty(&run.profile.floors).unwrap_or_default();
+    let _ = writeln!(h, "<h3>Floors</h3>\n<pre>{}</pre>", esc(&floors));
+    h.push_str("</main>\n</body>\n</html>\n");
+    h
+}
+
+fn strip_xml_decl(svg: &str) -> &str {
+    match svg.find("<svg") {
+        Some(i) => &svg[i..],
+        None => svg,
+    }
+}
+
+fn status_banners(h: &mut String, run: &RunResult) {
+    if run.incomplete {
+        h.push_str("<div class=\"banner warn\"><b>Incomplete run.</b> It was interrupted part-way: what was measured is shown, but some modes, steps or repeats are missing or short.</div>\n");
+    }
+    let failed = run.failed_slos();
+    let total: usize = run.modes.iter().map(|m| m.slo.len()).sum();
+    if !failed.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"banner bad\"><b>{} of {total} SLO verdicts failed:</b><ul>",
+            failed.len()
+        );
+        for (m, v) in &failed {
+            let _ = write!(
+                h,
+                "<li><b>{}</b> in {}{}: {} (observed {}, limit {})</li>",
+                esc(&v.name),
+                m.mode,
+                repeat_suffix(run, m.repeat),
+                esc(&v.description),
+                trim_num(v.observed),
+                trim_num(v.limit)
+            );
+        }
+        h.push_str("</ul></div>\n");
+    } else if total > 0 {
+        let _ = writeln!(
+            h,
+            "<div class=\"banner ok\"><b>All {total} SLO verdicts passed.</b></div>"
+        );
+    }
+    let warnings: Vec<(&ModeResult, &String)> = run
+        .sorted_modes()
+        .into_iter()
+        .flat_map(|m| m.saturation_warnings.iter().map(move |w| (m, w)))
+        .collect();
+    if !warnings.is_empty() {
+        h.push_str("<div class=\"banner warn\"><b>The machine was saturated</b>: where this happened, latency measures contention rather than the mesh.<ul>");
+        for (m, w) in warnings {
+            let _ = write!(
+                h,
+                "<li>{}{}: {}</li>",
+                m.mode,
+                repeat_suffix(run, m.repeat),
+                esc(w)
+            );
+        }
+        h.push_str("</ul></div>\n");
+    }
+}
+
+fn swatch(mode: crate::run::Mode) -> String {
+    let c = super::mode_color(mode);
+    format!(
+        "<span class=\"swatch\" style=\"background:#{:02x}{:02x}{:02x}\"></span>",
+        c.0, c.1, c.2
+    )
+}
+
+fn headline(h: &mut String, run: &RunResult) {
+    h.push_str("<h2 id=\"headline\">Headline</h2>\n<table class=\"headline\">\n<tr>");
+    for col in HEADLINE_HEADER {
+        let _ = write!(h, "<th>{}</th>", esc(col));
+    }
+    h.push_str("</tr>\n");
+    let modes = run.mode_names();
+    for (r, mode) in headline_cells(run).into_iter().zip(modes) {
+        let multi = |v: &[String]| v.iter().map(|x| esc(x)).collect::<Vec<_>>().join("<br>");
+        let _ = writeln!(
+            h,
+            "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            swatch(mode),
+            esc(&r.mode),
+            esc(&r.added[0]),
+            esc(&r.added[1]),
+            esc(&r.added[2]),
+            esc(&r.achieved_rps),
+            multi(&r.proxies),
+            multi(&r.vcpu_per_proxy),
+            multi(&r.mib_per_proxy),
+            esc(&r.total_vcpu),
+            esc(&r.total_mib)
+        );
+    }
+    h.push_str("</table>\n");
+    let hl = run
+        .sorted_modes()
+        .first()
+        .and_then(|m| m.flows.first())
+        .and_then(|f| {
+            f.headline_step(run.headline_rps)
+                .and_then(|i| f.steps.get(i))
+                .map(|s| {
+                    format!(
+                        "flow <b>{}</b> at {}",
+                        esc(&f.name),
+                        rate_label(s.target_rps)
+                    )
+                })
+        })
+        .unwrap_or_else(|| "the first flow".into());
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">Added latency: over no-mesh, {hl}. vCPU per 1000 rps: per proxy instance, for the traffic through it. MiB: measured heap + what the cost profile models beyond it. \"All proxies\": the data plane's whole cost (apps and load clients excluded). Istio 1.24's published figures at 1000 rps: sidecar ≈ 0.20 vCPU / 60 MB, waypoint ≈ 0.25 vCPU / 60 MB, ztunnel ≈ 0.06 vCPU / 12 MB.</p>"
+    );
+}
+
+fn verdicts(h: &mut String, run: &RunResult) {
+    let total: usize = run.modes.iter().map(|m| m.slo.len()).sum();
+    if total == 0 {
+        return;
+    }
+    h.push_str("<h2 id=\"slo\">SLO verdicts</h2>\n<table>\n<tr><th>mode</th><th class=\"l\">SLO</th><th class=\"l\">description</th><th>observed</th><th>limit</th><th>verdict</th></tr>\n");
+    for m in run.sorted_modes() {
+        for v in &m.slo {
+            let _ = writeln!(
+                h,
+                "<tr{}><td>{}{}{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                if v.passed { "" } else { " class=\"fail\"" },
+                swatch(m.mode),
+                m.mode,
+                repeat_suffix(run, m.repeat),
+                esc(&v.name),
+                esc(&v.description),
+                trim_num(v.observed),
+                trim_num(v.limit),
+                if v.passed {
+                    "<span class=\"pill pass\">pass</span>"
+                } else {
+                    "<span class=\"pill fail\">FAIL</span>"
+                }
+            );
+        }
+    }
+    h.push_str("</table>\n");
+}
+
+fn details(h: &mut String, run: &RunResult) {
+    h.push_str("<h2 id=\"details\">Details per mode</h2>\n");
+    for m in run.sorted_modes() {
+        let _ = writeln!(
+            h,
+            "<details><summary>{}{}{} — process {} vCPU, components {} vCPU</summary>",
+            swatch(m.mode),
+            m.mode,
+            repeat_suffix(run, m.repeat),
+            fmt::vcpu(m.process_vcpu_avg),
+            fmt::vcpu(m.components_vcpu_sum)
+        );
+        h.push_str("<h3>Flows</h3>\n<table><tr><th>flow</th><th>rate</th><th>achieved</th><th>requests</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th class=\"l\">errors</th></tr>\n");
+        for f in &m.flows {
+            for s in &f.steps {
+                let errors = if s.errors.is_empty() {
+                    "none".to_string()
+                } else {
+                    s.errors
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let l = &s.latency;
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{} <span class=\"note\">{} → {}, {}</span></td><td>{}</td><td>{:.1} rps</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+                    esc(&f.name),
+                    esc(&f.from),
+                    esc(&f.to),
+                    esc(&f.protocol),
+                    rate_label(s.target_rps),
+                    s.achieved_rps,
+                    s.requests,
+                    fmt::ms(l.p50_us),
+                    fmt::ms(l.p90_us),
+                    fmt::ms(l.p99_us),
+                    fmt::ms(l.p999_us),
+                    fmt::ms(l.p9999_us),
+                    fmt::ms(l.max_us),
+                    esc(&errors)
+                );
+            }
+        }
+        h.push_str("</table>\n<h3>Components</h3>\n<table><tr><th>component</th><th class=\"l\">kind</th><th>vCPU avg</th><th>vCPU / 1000 rps</th><th>CPU floor</th><th>MiB avg</th><th>MiB peak</th><th>MiB modeled</th><th>CPU limit</th></tr>\n");
+        for c in &m.components {
+            let limit = match c.cpu_limit_millis {
+                None => "none".to_string(),
+                Some(l) if c.cpu_limit_enforced => format!("{l}m"),
+                Some(l) => format!("{l}m (not enforced)"),
+            };
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&c.name),
+                c.kind,
+                fmt::vcpu(c.vcpu_avg),
+                fmt::opt(c.vcpu_per_1000rps, fmt::vcpu),
+                fmt::opt(c.modeled_vcpu_floor, fmt::vcpu),
+                fmt::mib(c.heap_mib_avg),
+                fmt::mib(c.heap_mib_peak),
+                fmt::opt(c.modeled_mib, fmt::mib),
+                esc(&limit)
+            );
+        }
+        h.push_str("</table>\n</details>\n");
+    }
+}

@@ -1,0 +1,128 @@
+//! `summary.md`: what a CI job summary shows: the verdicts first, then the headline table.
+
+use std::fmt::Write as _;
+
+use super::{HEADLINE_HEADER, headline_cells};
+use crate::run::RunResult;
+
+/// Markdown cells cannot hold `|` or newlines.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn summary_markdown(run: &RunResult) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## meshsim: {}\n",
+        run.scenario_name().unwrap_or("(unnamed scenario)")
+    );
+    let _ = writeln!(
+        s,
+        "Profile `{}`, seed {}, {} repeat(s), started {}, meshsim {}{}.\n",
+        run.profile.name,
+        run.seed,
+        run.repeats,
+        run.environment.started_at,
+        run.environment.meshsim_version,
+        run.environment
+            .commit
+            .as_deref()
+            .map(|c| format!(" ({})", &c[..c.len().min(12)]))
+            .unwrap_or_default()
+    );
+    if run.incomplete {
+        s.push_str("> **Incomplete run**: interrupted part-way; some modes or steps are missing or short.\n\n");
+    }
+
+    let failed = run.failed_slos();
+    let total: usize = run.modes.iter().map(|m| m.slo.len()).sum();
+    if total > 0 {
+        if failed.is_empty() {
+            let _ = writeln!(s, "**SLOs: all {total} passed.**\n");
+        } else {
+            let _ = writeln!(s, "**SLOs: {} of {total} FAILED.**\n", failed.len());
+        }
+        s.push_str("| mode | SLO | observed | limit | verdict |\n|---|---|---:|---:|---|\n");
+        for m in run.sorted_modes() {
+            for v in &m.slo {
+                let _ = writeln!(
+                    s,
+                    "| {}{} | {} ({}) | {} | {} | {} |",
+                    m.mode,
+                    repeat_suffix(run, m.repeat),
+                    cell(&v.name),
+                    cell(&v.description),
+                    trim_num(v.observed),
+                    trim_num(v.limit),
+                    if v.passed { "pass" } else { "**FAIL**" }
+                );
+            }
+        }
+        s.push('\n');
+    }
+
+    let warnings: Vec<String> = run
+        .sorted_modes()
+        .into_iter()
+        .flat_map(|m| {
+            m.saturation_warnings
+                .iter()
+                .map(move |w| format!("{}{}: {w}", m.mode, repeat_suffix(run, m.repeat)))
+        })
+        .collect();
+    if !warnings.is_empty() {
+        s.push_str(
+            "**Saturation warnings** (latency there measures contention, not the mesh):\n\n",
+        );
+        for w in warnings {
+            let _ = writeln!(s, "- {}", cell(&w));
+        }
+        s.push('\n');
+    }
+
+    s.push_str("### Headline\n\n");
+    let _ = writeln!(s, "| {} |", HEADLINE_HEADER.join(" | "));
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(HEADLINE_HEADER.len() - 1));
+    for r in headline_cells(run) {
+        let multi = |v: &[String]| v.iter().map(|x| cell(x)).collect::<Vec<_>>().join("<br>");
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(&r.mode),
+            r.added[0],
+            r.added[1],
+            r.added[2],
+            r.achieved_rps,
+            multi(&r.proxies),
+            multi(&r.vcpu_per_proxy),
+            multi(&r.mib_per_proxy),
+            r.total_vcpu,
+            r.total_mib
+        );
+    }
+    s.push_str(
+        "\nAdded latency is over no-mesh on the headline step of the first flow. \
+         Modeled MiB is what the cost profile adds beyond what the lean models allocate.\n",
+    );
+    s
+}
+
+pub(crate) fn repeat_suffix(run: &RunResult, repeat: u32) -> String {
+    if run.repeats > 1 {
+        format!(" #{repeat}")
+    } else {
+        String::new()
+    }
+}
+
+/// Up to 3 decimals, without trailing zeros: SLO limits are written by people ("5", "0.18").
+pub(crate) fn trim_num(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}

@@ -1,0 +1,504 @@
+//! Everything a person reads after a run: charts (SVG inline in the HTML, and PNG), the
+//! self-contained `report.html`, and `summary.md` for a CI job summary.
+//!
+//! Output depends only on the `RunResult`: the same result gives byte-identical files (no
+//! timestamps, no hash-map order, fonts vendored rather than taken from the system).
+
+mod charts;
+mod html;
+mod markdown;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+
+pub use charts::{ChartData, FONT_FAMILY, Line, ResourceBar, mode_color, percentile_label};
+pub use markdown::summary_markdown;
+
+use crate::hist::HistogramError;
+use crate::run::{ComponentKind, Mode, ModeResult, RunResult, median};
+
+/// DejaVu Sans, vendored so rendering needs no system fonts (licence in assets/fonts/LICENSE).
+pub const FONT_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot create the output directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mode {mode}, flow {flow}: {source}")]
+    Histogram {
+        mode: Mode,
+        flow: String,
+        source: HistogramError,
+    },
+    #[error("drawing chart {chart} failed: {message}")]
+    Draw { chart: String, message: String },
+    #[error("the vendored font could not be loaded; the meshsim build is broken")]
+    Font,
+}
+
+/// A rendered chart: the SVG text for inline HTML, and where its PNG was written.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// File-name-safe identifier, also the PNG's stem.
+    pub id: String,
+    pub title: String,
+    /// One sentence saying what to read from it.
+    pub caption: String,
+    pub svg: String,
+    pub png: PathBuf,
+}
+
+fn register_fonts() -> Result<(), RenderError> {
+    static DONE: OnceLock<bool> = OnceLock::new();
+    let ok = DONE.get_or_init(|| {
+        // "sans-serif" too: plotters falls back to it for any text style not set explicitly.
+        [FONT_FAMILY, "sans-serif"]
+            .into_iter()
+            .all(|name| plotters::style::register_font(name, FontStyle::Normal, FONT_TTF).is_ok())
+    });
+    if *ok { Ok(()) } else { Err(RenderError::Font) }
+}
+
+/// Write the charts (PNG), `report.html` and `summary.md` into `out_dir` (normally the run's
+/// directory, next to `run.json`); returns the files written.
+pub fn render_all(run: &RunResult, out_dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, RenderError> {
+    let out_dir = out_dir.as_ref();
+    std::fs::create_dir_all(out_dir).map_err(|source| RenderError::CreateDir {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
+    let charts = render_charts(run, out_dir)?;
+    let mut written: Vec<PathBuf> = charts.iter().map(|c| c.png.clone()).collect();
+    let write = |name: &str, text: String| -> Result<PathBuf, RenderError> {
+        let path = out_dir.join(name);
+        std::fs::write(&path, text).map_err(|source| RenderError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
+    };
+    written.push(write("report.html", html::report_html(run, &charts))?);
+    written.push(write("summary.md", summary_markdown(run))?);
+    Ok(written)
+}
+
+/// Draw every chart to SVG and write its PNG into `out_dir`.
+pub fn render_charts(run: &RunResult, out_dir: &Path) -> Result<Vec<Chart>, RenderError> {
+    register_fonts()?;
+    let mut out = Vec::new();
+    for (id, title, caption, data) in chart_data(run)? {
+        let size = data.size();
+        let draw_err = |e: &dyn std::fmt::Display| RenderError::Draw {
+            chart: id.clone(),
+            message: e.to_string(),
+        };
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+            data.draw(&root).map_err(|e| draw_err(&e))?;
+        }
+        let png = out_dir.join(format!("{id}.png"));
+        {
+            let root = BitMapBackend::new(&png, size).into_drawing_area();
+            data.draw(&root).map_err(|e| draw_err(&e))?;
+        }
+        out.push(Chart {
+            id,
+            title,
+            caption,
+            svg,
+            png,
+        });
+    }
+    Ok(out)
+}
+
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn rate_label(r: Option<f64>) -> String {
+    match r {
+        Some(r) => format!("{r} rps"),
+        None => "max rate".into(),
+    }
+}
+
+type ChartSpec = (String, String, String, ChartData);
+
+/// What each chart shows, from the run. Flows are taken from the first mode (every mode runs
+/// the same flows); repeats are merged (histograms) or reduced to their median.
+pub fn chart_data(run: &RunResult) -> Result<Vec<ChartSpec>, RenderError> {
+    let modes = run.mode_names();
+    let Some(first) = run.sorted_modes().into_iter().next() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for flow in &first.flows {
+        let Some(hl) = flow.headline_step(run.headline_rps) else {
+            continue;
+        };
+        let rate = flow.steps.get(hl).and_then(|s| s.target_rps);
+        out.push(spectrum(run, &modes, &flow.name, hl, rate)?);
+    }
+    for flow in first.flows.iter().filter(|f| f.steps.len() >= 2) {
+        out.push(rates(run, &modes, &flow.name));
+    }
+    out.push(resources(run, &modes));
+    for flow in &first.flows {
+        out.push(time_series(run, &modes, &flow.name));
+    }
+    Ok(out)
+}
+
+fn flow_of<'a>(m: &'a ModeResult, name: &str) -> Option<&'a crate::run::FlowResult> {
+    m.flows.iter().find(|f| f.name == name)
+}
+
+fn spectrum(
+    run: &RunResult,
+    modes: &[Mode],
+    flow: &str,
+    step: usize,
+    rate: Option<f64>,
+) -> Result<ChartSpec, RenderError> {
+    let mut hists = Vec::new();
+    for &mode in modes {
+        let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
+        for m in run.repeats_of(mode) {
+            let Some(s) = flow_of(m, flow).and_then(|f| f.steps.get(step)) else {
+                continue;
+            };
+            let h = s
+                .latency
+                .decode_histogram()
+                .map_err(|source| RenderError::Histogram {
+                    mode,
+                    flow: flow.to_string(),
+                    source,
+                })?;
+            match merged.as_mut() {
+                None => merged = Some(h),
+                // Histograms of one run share bounds, so adding cannot fail; if a hand-edited
+                // file breaks that, the repeat is left out rather than failing the report.
+                Some(acc) => {
+                    let _ = acc.add(&h);
+                }
+            }
+        }
+        if let Some(h) = merged.filter(|h| !h.is_empty()) {
+            hists.push((mode, h));
+        }
+    }
+    let x_max = hists
+        .iter()
+        .map(|(_, h)| (h.len() as f64).log10())
+        .fold(1.0, f64::max)
+        .min(5.0);
+    const N: usize = 240;
+    let lines = hists
+        .iter()
+        .map(|(mode, h)| Line {
+            mode: *mode,
+            points: (0..=N)
+                .map(|i| {
+                    let x = x_max * i as f64 / N as f64;
+                    let q = 1.0 - 10f64.powf(-x);
+                    (x, h.value_at_quantile(q) as f64 / 1000.0)
+                })
+                .collect(),
+        })
+        .collect();
+    let title = format!("Latency by percentile: flow {flow} @ {}", rate_label(rate));
+    Ok((
+        format!("latency-spectrum-{}", file_safe(flow)),
+        title.clone(),
+        "Latency from the intended send time (coordinated-omission corrected), whole histogram; the gap between a mode's line and no-mesh is the latency it adds at that percentile.".into(),
+        ChartData::Spectrum {
+            title,
+            x_max,
+            lines,
+        },
+    ))
+}
+
+fn rates(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
+    type Pick = fn(&crate::run::LatencySummary) -> f64;
+    let picks: [(&str, Pick); 3] = [
+        ("p50", |l| l.p50_us),
+        ("p90", |l| l.p90_us),
+        ("p99", |l| l.p99_us),
+    ];
+    let all_targeted = run
+        .modes
+        .iter()
+        .filter_map(|m| flow_of(m, flow))
+        .all(|f| f.steps.iter().all(|s| s.target_rps.is_some()));
+    let panels = picks
+        .iter()
+        .map(|(name, pick)| {
+            let lines = modes
+                .iter()
+                .map(|&mode| {
+                    let reps = run.repeats_of(mode);
+                    let n_steps = reps
+                        .iter()
+                        .filter_map(|m| flow_of(m, flow))
+                        .map(|f| f.steps.len())
+                        .max()
+                        .unwrap_or(0);
+                    let points = (0..n_steps)
+                        .filter_map(|si| {
+                            let steps: Vec<_> = reps
+                                .iter()
+                                .filter_map(|m| flow_of(m, flow).and_then(|f| f.steps.get(si)))
+                                .filter(|s| s.latency.count > 0)
+                                .collect();
+                            let x = if all_targeted {
+                                steps.first().and_then(|s| s.target_rps)
+                            } else {
+                                median(steps.iter().map(|s| s.achieved_rps).collect())
+                            }?;
+                            let y =
+                                median(steps.iter().map(|s| pick(&s.latency) / 1000.0).collect())?;
+                            Some((x, y))
+                        })
+                        .collect();
+                    Line { mode, points }
+                })
+                .collect();
+            (name.to_string(), lines)
+        })
+        .collect();
+    let title = format!("Latency against rate: flow {flow}");
+    (
+        format!("latency-vs-rate-{}", file_safe(flow)),
+        title.clone(),
+        "Where a line bends upwards the mode is running out of CPU; compare at equal rates.".into(),
+        ChartData::Rates {
+            title,
+            x_label: if all_targeted {
+                "target rate (rps)".into()
+            } else {
+                "achieved rate (rps)".into()
+            },
+            panels,
+        },
+    )
+}
+
+fn resources(run: &RunResult, modes: &[Mode]) -> ChartSpec {
+    let kinds: Vec<ComponentKind> = ComponentKind::ALL
+        .into_iter()
+        .filter(|k| {
+            run.modes
+                .iter()
+                .any(|m| m.components.iter().any(|c| c.kind == *k))
+        })
+        .collect();
+    let mut bars = Vec::new();
+    for &mode in modes {
+        let reps = run.repeats_of(mode);
+        let n = reps.len().max(1) as f64;
+        for &kind in &kinds {
+            let cs = || {
+                reps.iter()
+                    .flat_map(|m| m.components.iter())
+                    .filter(move |c| c.kind == kind)
+            };
+            if cs().next().is_none() {
+                continue;
+            }
+            let floors: Vec<f64> = cs().filter_map(|c| c.modeled_vcpu_floor).collect();
+            bars.push(ResourceBar {
+                kind,
+                mode,
+                vcpu: cs().map(|c| c.vcpu_avg).sum::<f64>() / n,
+                vcpu_floor: (!floors.is_empty()).then(|| floors.iter().sum::<f64>() / n),
+                mib_measured: cs().map(|c| c.heap_mib_avg).sum::<f64>() / n,
+                mib_modeled: cs().filter_map(|c| c.modeled_mib).sum::<f64>() / n,
+            });
+        }
+    }
+    let title = format!(
+        "CPU and memory by component, per mode (profile {})",
+        run.profile.name
+    );
+    (
+        "resources".into(),
+        title.clone(),
+        "Averages over the whole mode run, summed over all instances of a kind.".into(),
+        ChartData::Resources {
+            title,
+            kinds,
+            modes: modes.to_vec(),
+            bars,
+        },
+    )
+}
+
+fn time_series(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
+    let mut rate = Vec::new();
+    let mut p99 = Vec::new();
+    for &mode in modes {
+        // One repeat: averaging time lines of different runs would blur the events in them.
+        let Some(f) = run.repeats_of(mode).first().and_then(|m| flow_of(m, flow)) else {
+            continue;
+        };
+        let mut r = Vec::new();
+        let mut p = Vec::new();
+        let mut prev = 0.0;
+        for s in f.steps.iter().flat_map(|s| s.series.iter()) {
+            let dt = s.t_s - prev;
+            let dt = if dt > 0.0 { dt } else { 1.0 };
+            prev = s.t_s;
+            r.push((s.t_s, s.requests as f64 / dt));
+            p.push((s.t_s, s.p99_us / 1000.0));
+        }
+        rate.push(Line { mode, points: r });
+        p99.push(Line { mode, points: p });
+    }
+    let title = format!("Over time: flow {flow}");
+    (
+        format!("timeseries-{}", file_safe(flow)),
+        title.clone(),
+        "Per-second achieved rate and p99 (first repeat). Modes that kept up with the target rate overlap in the upper panel; a spike in one mode only points at that mode, spikes in all at the machine.".into(),
+        ChartData::TimeSeries {
+            title,
+            rate,
+            p99_ms: p99,
+        },
+    )
+}
+
+/// Formatting shared by the HTML and Markdown outputs.
+pub(crate) mod fmt {
+    pub fn ms_delta(us: f64) -> String {
+        format!("{:+.3} ms", us / 1000.0)
+    }
+    pub fn ms(us: f64) -> String {
+        format!("{:.3} ms", us / 1000.0)
+    }
+    pub fn vcpu(v: f64) -> String {
+        format!("{v:.3}")
+    }
+    pub fn mib(v: f64) -> String {
+        format!("{v:.1}")
+    }
+    pub fn opt(v: Option<f64>, f: fn(f64) -> String) -> String {
+        v.map_or_else(|| "–".to_string(), f)
+    }
+}
+
+/// The headline table as text cells, shared by HTML and Markdown; a cell with several lines
+/// (one per proxy kind) is a Vec.
+pub(crate) struct HeadlineCells {
+    pub mode: String,
+    pub added: [String; 3],
+    pub achieved_rps: String,
+    pub proxies: Vec<String>,
+    pub vcpu_per_proxy: Vec<String>,
+    pub mib_per_proxy: Vec<String>,
+    pub total_vcpu: String,
+    pub total_mib: String,
+}
+
+pub(crate) const HEADLINE_HEADER: [&str; 10] = [
+    "mode",
+    "added p50",
+    "added p90",
+    "added p99",
+    "achieved",
+    "proxies",
+    "vCPU / 1000 rps, per proxy",
+    "MiB per proxy (measured + modeled)",
+    "all proxies: vCPU / 1000 rps",
+    "all proxies: MiB",
+];
+
+pub(crate) fn headline_cells(run: &RunResult) -> Vec<HeadlineCells> {
+    run.headline()
+        .into_iter()
+        .map(|r| {
+            let added = match (r.mode, r.added_latency_us) {
+                (Mode::NoMesh, _) => ["baseline".to_string(), "baseline".into(), "baseline".into()],
+                (_, Some(a)) => [
+                    fmt::ms_delta(a.p50),
+                    fmt::ms_delta(a.p90),
+                    fmt::ms_delta(a.p99),
+                ],
+                (_, None) => ["–".to_string(), "–".into(), "–".into()],
+            };
+            let none = |v: Vec<String>| {
+                if v.is_empty() {
+                    vec!["–".to_string()]
+                } else {
+                    v
+                }
+            };
+            HeadlineCells {
+                mode: if r.repeats > 1 {
+                    format!("{} (median of {})", r.mode, r.repeats)
+                } else {
+                    r.mode.to_string()
+                },
+                added,
+                achieved_rps: format!("{:.0} rps", r.achieved_rps),
+                proxies: none(
+                    r.proxies
+                        .iter()
+                        .map(|(k, p)| format!("{} {k}", p.count))
+                        .collect(),
+                ),
+                vcpu_per_proxy: none(
+                    r.proxies
+                        .iter()
+                        .map(|(k, p)| format!("{k} {}", fmt::opt(p.vcpu_per_1000rps, fmt::vcpu)))
+                        .collect(),
+                ),
+                mib_per_proxy: none(
+                    r.proxies
+                        .iter()
+                        .map(|(k, p)| match p.mib_modeled_per_proxy {
+                            Some(m) => format!(
+                                "{k} {} + {} = {}",
+                                fmt::mib(p.mib_per_proxy),
+                                fmt::mib(m),
+                                fmt::mib(p.mib_planned_per_proxy())
+                            ),
+                            None => format!("{k} {}", fmt::mib(p.mib_per_proxy)),
+                        })
+                        .collect(),
+                ),
+                total_vcpu: if r.proxies.is_empty() {
+                    "–".into()
+                } else {
+                    fmt::opt(r.total_vcpu_per_1000rps, fmt::vcpu)
+                },
+                total_mib: if r.proxies.is_empty() {
+                    "–".into()
+                } else {
+                    fmt::mib(r.total_mib)
+                },
+            }
+        })
+        .collect()
+}

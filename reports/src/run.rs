@@ -1,0 +1,792 @@
+//! `run.json`: the versioned result of one run, its JSON Schema, loading and derived summaries.
+//!
+//! The runner fills the raw measurements (modes, flows, steps, components) and calls
+//! [`RunResult::derive_summaries`]; everything that reads a run (render, compare, other tools)
+//! goes through these types. Every struct rejects unknown fields so a typo or a newer writer is
+//! caught when loading rather than silently ignored.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hdrhistogram::Histogram;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::hist::{self, HistogramError};
+
+/// Version of the `run.json` layout. Bump it on any change a reader of an older version would
+/// misread, and regenerate `run.schema.json`.
+pub const RUN_SCHEMA_VERSION: u32 = 1;
+
+/// Rate whose step is the headline when the run does not name one: Istio's published
+/// per-proxy figures are at 1000 rps, so that step compares with them directly.
+pub const DEFAULT_HEADLINE_RPS: f64 = 1000.0;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunResult {
+    /// Always [`RUN_SCHEMA_VERSION`] when written by this version of meshsim.
+    pub schema_version: u32,
+    /// The resolved scenario, as the runner ran it (defaults filled in).
+    pub scenario: serde_json::Value,
+    /// Istio / Gateway API manifests the scenario included, and what was used from them.
+    #[serde(default)]
+    pub manifests: Vec<ManifestRecord>,
+    pub seed: u64,
+    pub profile: ProfileInfo,
+    pub environment: Environment,
+    /// True when the run was interrupted (Ctrl-C): what was measured is kept, but some modes,
+    /// steps or repeats are missing or short.
+    pub incomplete: bool,
+    /// How many times each mode was run; each run is one entry of `modes` with its `repeat`.
+    pub repeats: u32,
+    /// The rate whose step the headline figures use; absent means the step nearest
+    /// [`DEFAULT_HEADLINE_RPS`] (closed-loop steps: the last one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline_rps: Option<f64>,
+    pub modes: Vec<ModeResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestRecord {
+    pub path: String,
+    /// Kinds that were used, e.g. `AuthorizationPolicy`.
+    pub kinds: Vec<String>,
+    /// Kinds or fields that meshsim does not model and ignored, said so in the report.
+    #[serde(default)]
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileInfo {
+    /// e.g. `istio-1.24` or `native`.
+    pub name: String,
+    /// Where the floors come from (publications, URLs as written in the profile file).
+    pub sources: Vec<String>,
+    /// The floors as the profile file gives them.
+    pub floors: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub meshsim_version: String,
+    /// Git commit meshsim was built from, when known.
+    pub commit: Option<String>,
+    pub kernel: String,
+    pub cores: u32,
+    pub cpu_model: String,
+    pub user: String,
+    /// Whether meshsim ran as real root (cgroup CPU limits are only enforced then).
+    pub root: bool,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+/// The data-plane modes, in the order reports show them.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    NoMesh,
+    Sidecar,
+    Ambient,
+    AmbientWaypoint,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [
+        Mode::NoMesh,
+        Mode::Sidecar,
+        Mode::Ambient,
+        Mode::AmbientWaypoint,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::NoMesh => "no-mesh",
+            Mode::Sidecar => "sidecar",
+            Mode::Ambient => "ambient",
+            Mode::AmbientWaypoint => "ambient-waypoint",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModeResult {
+    pub mode: Mode,
+    /// 0-based repeat index; several entries share a mode when the run has repeats.
+    pub repeat: u32,
+    pub flows: Vec<FlowResult>,
+    pub components: Vec<ComponentResult>,
+    /// CPU of the whole meshsim process while this mode ran, in vCPU.
+    pub process_vcpu_avg: f64,
+    /// Sum of `components[].vcpu_avg`; far below `process_vcpu_avg` means unattributed work.
+    pub components_vcpu_sum: f64,
+    /// The machine was saturated (or close): latency then measures contention, not the mesh.
+    #[serde(default)]
+    pub saturation_warnings: Vec<String>,
+    #[serde(default)]
+    pub slo: Vec<SloVerdict>,
+    /// Filled by [`RunResult::derive_summaries`]; the runner leaves it at its default.
+    #[serde(default)]
+    pub summary: ModeSummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowResult {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    /// e.g. `http1`, `http1-close`, `tcp-rr`, `tcp-stream`.
+    pub protocol: String,
+    /// One per rate step, in the order they ran.
+    pub steps: Vec<StepResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepResult {
+    /// Open-loop target rate; absent for closed loop ("max").
+    pub target_rps: Option<f64>,
+    pub duration_s: f64,
+    pub requests: u64,
+    pub achieved_rps: f64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// For stream flows: payload throughput in bits per second.
+    pub throughput_bps: Option<f64>,
+    /// Error counts by kind (e.g. `connect`, `timeout`, `http-5xx`).
+    pub errors: BTreeMap<String, u64>,
+    /// From the intended send time (coordinated-omission corrected).
+    pub latency: LatencySummary,
+    /// From the actual send time: what the server side took.
+    pub service_time: LatencySummary,
+    /// One sample per interval (normally a second).
+    pub series: Vec<IntervalSample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySummary {
+    pub p50_us: f64,
+    pub p75_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub p9999_us: f64,
+    pub max_us: f64,
+    pub mean_us: f64,
+    pub count: u64,
+    /// The whole histogram (µs), HdrHistogram V2 compressed, base64 ("HISTFAAA...").
+    pub histogram: String,
+}
+
+impl LatencySummary {
+    /// Percentiles and the encoded histogram from a histogram recorded in microseconds.
+    pub fn from_histogram(h: &Histogram<u64>) -> Result<Self, HistogramError> {
+        let q = |p: f64| h.value_at_quantile(p) as f64;
+        Ok(Self {
+            p50_us: q(0.50),
+            p75_us: q(0.75),
+            p90_us: q(0.90),
+            p99_us: q(0.99),
+            p999_us: q(0.999),
+            p9999_us: q(0.9999),
+            max_us: h.max() as f64,
+            mean_us: if h.is_empty() { 0.0 } else { h.mean() },
+            count: h.len(),
+            histogram: hist::encode(h)?,
+        })
+    }
+
+    pub fn decode_histogram(&self) -> Result<Histogram<u64>, HistogramError> {
+        hist::decode(&self.histogram)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntervalSample {
+    /// End of the interval, seconds since the mode's load started (not the step's), so the
+    /// samples of successive steps form one time line.
+    pub t_s: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComponentKind {
+    App,
+    Sidecar,
+    Ztunnel,
+    Waypoint,
+    LoadClient,
+}
+
+impl ComponentKind {
+    pub const ALL: [ComponentKind; 5] = [
+        ComponentKind::App,
+        ComponentKind::Sidecar,
+        ComponentKind::Ztunnel,
+        ComponentKind::Waypoint,
+        ComponentKind::LoadClient,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentKind::App => "app",
+            ComponentKind::Sidecar => "sidecar",
+            ComponentKind::Ztunnel => "ztunnel",
+            ComponentKind::Waypoint => "waypoint",
+            ComponentKind::LoadClient => "load-client",
+        }
+    }
+
+    /// Proxies are the data plane's cost; apps and load clients exist in every mode.
+    pub fn is_proxy(self) -> bool {
+        matches!(
+            self,
+            ComponentKind::Sidecar | ComponentKind::Ztunnel | ComponentKind::Waypoint
+        )
+    }
+}
+
+impl fmt::Display for ComponentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentResult {
+    /// e.g. `sidecar/frontend-0`, `ztunnel/node-1`.
+    pub name: String,
+    pub kind: ComponentKind,
+    pub vcpu_avg: f64,
+    /// vCPU per 1000 rps of the traffic through this component, when the runner knows it.
+    pub vcpu_per_1000rps: Option<f64>,
+    /// Live heap, measured (this component's jemalloc arena).
+    pub heap_mib_avg: f64,
+    pub heap_mib_peak: f64,
+    /// Memory the cost profile adds beyond what was measured.
+    pub modeled_mib: Option<f64>,
+    /// The profile's CPU floor for this component; it is burnt for real, so it is part of
+    /// `vcpu_avg`, not added to it.
+    pub modeled_vcpu_floor: Option<f64>,
+    pub cpu_limit_millis: Option<u32>,
+    /// False when a limit was asked for but could not be applied (not root).
+    pub cpu_limit_enforced: bool,
+    pub series: ComponentSeries,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentSeries {
+    pub t_s: Vec<f64>,
+    pub vcpu: Vec<f64>,
+    pub heap_mib: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SloVerdict {
+    pub name: String,
+    /// Human-readable, e.g. "p99 < 10ms on flow web".
+    pub description: String,
+    pub observed: f64,
+    pub limit: f64,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModeSummary {
+    /// Latency added over no-mesh on the headline step of the first flow; absent for no-mesh
+    /// itself and when the run has no no-mesh mode.
+    pub added_latency_us: Option<AddedLatency>,
+    /// The same for every flow and step that no-mesh also ran.
+    #[serde(default)]
+    pub added_latency_by_step: Vec<StepAddedLatency>,
+    /// Per proxy kind (sidecar, ztunnel, waypoint).
+    pub proxies: BTreeMap<ComponentKind, ProxyCost>,
+    /// Requests per second over all flows and steps of this mode (the rate CPU is divided by).
+    pub achieved_rps: f64,
+    /// vCPU of all proxies per 1000 rps: the data plane's CPU cost.
+    pub total_vcpu_per_1000rps: Option<f64>,
+    /// MiB of all proxies, measured plus modeled.
+    pub total_mib: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddedLatency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepAddedLatency {
+    pub flow: String,
+    pub step: usize,
+    pub target_rps: Option<f64>,
+    pub added_us: AddedLatency,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyCost {
+    pub count: u32,
+    pub vcpu_total: f64,
+    pub vcpu_per_proxy: f64,
+    /// Per proxy: from the components' own figures when all have one, else the mode's rate.
+    pub vcpu_per_1000rps: Option<f64>,
+    /// Measured heap per proxy (average over the run).
+    pub mib_per_proxy: f64,
+    pub mib_peak_per_proxy: f64,
+    /// What the cost profile adds per proxy beyond what was measured.
+    pub mib_modeled_per_proxy: Option<f64>,
+}
+
+impl ProxyCost {
+    /// Measured plus modeled MiB per proxy: the figure to plan capacity with.
+    pub fn mib_planned_per_proxy(&self) -> f64 {
+        self.mib_per_proxy + self.mib_modeled_per_proxy.unwrap_or(0.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunLoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: not a valid meshsim run.json: {message}")]
+    Json {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "{path}: no `schema_version` field; this is not a meshsim run.json (or one from before versioning): re-run the scenario to get a current one"
+    )]
+    MissingVersion { path: PathBuf },
+    #[error(
+        "{path}: run.json schema_version {found} is not supported by this meshsim, which reads version {supported}; {hint}"
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u64,
+        supported: u32,
+        hint: &'static str,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunSaveError {
+    #[error("cannot serialize the run result: {0}")]
+    Serialize(serde_json::Error),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The JSON Schema of `run.json`, as committed in `reports/run.schema.json`.
+pub fn schema() -> schemars::Schema {
+    schemars::schema_for!(RunResult)
+}
+
+/// The committed schema file's text: pretty JSON and a final newline.
+pub fn schema_json() -> String {
+    // Serializing a Schema (a JSON value) cannot fail.
+    let mut s = serde_json::to_string_pretty(&schema()).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn json_error(path: &Path, e: &serde_json::Error) -> RunLoadError {
+    RunLoadError::Json {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    }
+}
+
+impl RunResult {
+    /// Read and check a `run.json`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, RunLoadError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| RunLoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_json_str(&text, path)
+    }
+
+    /// Parse `run.json` text; `path` only names the source in errors.
+    pub fn from_json_str(text: &str, path: &Path) -> Result<Self, RunLoadError> {
+        // The version is checked before the full parse so an old or new file says "wrong
+        // version" rather than pointing at whichever field changed.
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            schema_version: Option<serde_json::Value>,
+        }
+        let v: VersionOnly = serde_json::from_str(text).map_err(|e| json_error(path, &e))?;
+        match v.schema_version {
+            None => {
+                return Err(RunLoadError::MissingVersion {
+                    path: path.to_path_buf(),
+                });
+            }
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(RUN_SCHEMA_VERSION.into()) => {
+            }
+            Some(other) => {
+                let found = other.as_u64().unwrap_or(u64::MAX);
+                let hint = if found < u64::from(RUN_SCHEMA_VERSION) {
+                    "it was written by an older meshsim: re-run the scenario, or read it with the meshsim that wrote it"
+                } else {
+                    "it was written by a newer meshsim: read it with that version or newer"
+                };
+                return Err(RunLoadError::UnsupportedVersion {
+                    path: path.to_path_buf(),
+                    found,
+                    supported: RUN_SCHEMA_VERSION,
+                    hint,
+                });
+            }
+        }
+        serde_json::from_str(text).map_err(|e| json_error(path, &e))
+    }
+
+    /// Pretty JSON with a final newline; byte-identical for equal results.
+    pub fn to_json_string(&self) -> Result<String, serde_json::Error> {
+        let mut s = serde_json::to_string_pretty(self)?;
+        s.push('\n');
+        Ok(s)
+    }
+
+    /// Write `run.json` atomically (temporary file, then rename), so an interrupted write
+    /// never leaves half a file where a previous good one was.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), RunSaveError> {
+        let path = path.as_ref();
+        let text = self.to_json_string().map_err(RunSaveError::Serialize)?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let write_err = |source| RunSaveError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::write(&tmp, text).map_err(write_err)?;
+        std::fs::rename(&tmp, path).map_err(write_err)
+    }
+
+    /// The scenario's `name` field, when it has one.
+    pub fn scenario_name(&self) -> Option<&str> {
+        self.scenario.get("name").and_then(|v| v.as_str())
+    }
+
+    /// Modes present, in display order, each once.
+    pub fn mode_names(&self) -> Vec<Mode> {
+        let mut v: Vec<Mode> = self.modes.iter().map(|m| m.mode).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// All repeats of a mode, by repeat index.
+    pub fn repeats_of(&self, mode: Mode) -> Vec<&ModeResult> {
+        let mut v: Vec<&ModeResult> = self.modes.iter().filter(|m| m.mode == mode).collect();
+        v.sort_by_key(|m| m.repeat);
+        v
+    }
+
+    /// Fill every mode's `summary` from the raw measurements. Idempotent.
+    pub fn derive_summaries(&mut self) {
+        let headline_rps = self.headline_rps;
+        let summaries: Vec<ModeSummary> = self
+            .modes
+            .iter()
+            .map(|m| {
+                let baseline = self.no_mesh_for(m.repeat);
+                summarize(m, baseline, headline_rps)
+            })
+            .collect();
+        for (m, s) in self.modes.iter_mut().zip(summaries) {
+            m.summary = s;
+        }
+    }
+
+    /// The no-mesh run to compare a repeat with: the same repeat, else the first one.
+    fn no_mesh_for(&self, repeat: u32) -> Option<&ModeResult> {
+        let all = self.repeats_of(Mode::NoMesh);
+        all.iter()
+            .find(|m| m.repeat == repeat)
+            .or(all.first())
+            .copied()
+    }
+}
+
+impl FlowResult {
+    /// Index of the step headline figures and single-step charts use: nearest `headline_rps`
+    /// (default [`DEFAULT_HEADLINE_RPS`]); closed-loop steps have no rate, so the last one.
+    pub fn headline_step(&self, headline_rps: Option<f64>) -> Option<usize> {
+        let want = headline_rps.unwrap_or(DEFAULT_HEADLINE_RPS);
+        let mut best: Option<(usize, f64)> = None;
+        for (i, s) in self.steps.iter().enumerate() {
+            if let Some(r) = s.target_rps {
+                let d = (r - want).abs();
+                // Strictly less: on a tie the lower rate wins, it is less likely saturated.
+                if best.is_none_or(|(_, bd)| d < bd) {
+                    best = Some((i, d));
+                }
+            }
+        }
+        best.map(|(i, _)| i)
+            .or_else(|| self.steps.len().checked_sub(1))
+    }
+}
+
+impl ModeResult {
+    /// Requests per second over all flows and steps.
+    pub fn achieved_rps(&self) -> f64 {
+        self.flows
+            .iter()
+            .map(|f| {
+                let req: u64 = f.steps.iter().map(|s| s.requests).sum();
+                let dur: f64 = f.steps.iter().map(|s| s.duration_s).sum();
+                if dur > 0.0 { req as f64 / dur } else { 0.0 }
+            })
+            .sum()
+    }
+}
+
+fn added(m: &LatencySummary, base: &LatencySummary) -> AddedLatency {
+    AddedLatency {
+        p50: m.p50_us - base.p50_us,
+        p90: m.p90_us - base.p90_us,
+        p99: m.p99_us - base.p99_us,
+    }
+}
+
+fn same_rate(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+        _ => false,
+    }
+}
+
+fn summarize(
+    m: &ModeResult,
+    baseline: Option<&ModeResult>,
+    headline_rps: Option<f64>,
+) -> ModeSummary {
+    let mut by_step = Vec::new();
+    let mut headline = None;
+    if let Some(base) = baseline.filter(|_| m.mode != Mode::NoMesh) {
+        for (fi, flow) in m.flows.iter().enumerate() {
+            let Some(bflow) = base.flows.iter().find(|f| f.name == flow.name) else {
+                continue;
+            };
+            let hl = flow.headline_step(headline_rps);
+            for (si, step) in flow.steps.iter().enumerate() {
+                let Some(bstep) = bflow.steps.get(si) else {
+                    continue;
+                };
+                if !same_rate(step.target_rps, bstep.target_rps)
+                    || step.latency.count == 0
+                    || bstep.latency.count == 0
+                {
+                    continue;
+                }
+                let a = added(&step.latency, &bstep.latency);
+                if fi == 0 && Some(si) == hl {
+                    headline = Some(a);
+                }
+                by_step.push(StepAddedLatency {
+                    flow: flow.name.clone(),
+                    step: si,
+                    target_rps: step.target_rps,
+                    added_us: a,
+                });
+            }
+        }
+    }
+
+    let rps = m.achieved_rps();
+    let mut proxies = BTreeMap::new();
+    for kind in ComponentKind::ALL.into_iter().filter(|k| k.is_proxy()) {
+        let cs: Vec<&ComponentResult> = m.components.iter().filter(|c| c.kind == kind).collect();
+        if cs.is_empty() {
+            continue;
+        }
+        let n = cs.len() as f64;
+        let vcpu_total: f64 = cs.iter().map(|c| c.vcpu_avg).sum();
+        let own: Option<Vec<f64>> = cs.iter().map(|c| c.vcpu_per_1000rps).collect();
+        let vcpu_per_1000rps = match own {
+            Some(v) => Some(v.iter().sum::<f64>() / n),
+            None if rps > 0.0 => Some(vcpu_total / n / (rps / 1000.0)),
+            None => None,
+        };
+        let modeled: Vec<f64> = cs.iter().filter_map(|c| c.modeled_mib).collect();
+        proxies.insert(
+            kind,
+            ProxyCost {
+                count: cs.len() as u32,
+                vcpu_total,
+                vcpu_per_proxy: vcpu_total / n,
+                vcpu_per_1000rps,
+                mib_per_proxy: cs.iter().map(|c| c.heap_mib_avg).sum::<f64>() / n,
+                mib_peak_per_proxy: cs.iter().map(|c| c.heap_mib_peak).sum::<f64>() / n,
+                mib_modeled_per_proxy: (!modeled.is_empty())
+                    .then(|| modeled.iter().sum::<f64>() / n),
+            },
+        );
+    }
+    let vcpu_all: f64 = proxies.values().map(|p| p.vcpu_total).sum();
+    let total_mib = proxies
+        .values()
+        .map(|p| p.mib_planned_per_proxy() * f64::from(p.count))
+        .sum();
+    ModeSummary {
+        added_latency_us: headline,
+        added_latency_by_step: by_step,
+        proxies,
+        achieved_rps: rps,
+        total_vcpu_per_1000rps: (rps > 0.0).then(|| vcpu_all / (rps / 1000.0)),
+        total_mib,
+    }
+}
+
+/// One row of the headline table: a mode's figures, the median over its repeats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadlineRow {
+    pub mode: Mode,
+    pub repeats: usize,
+    pub added_latency_us: Option<AddedLatency>,
+    pub achieved_rps: f64,
+    pub proxies: BTreeMap<ComponentKind, ProxyCost>,
+    pub total_vcpu_per_1000rps: Option<f64>,
+    pub total_mib: f64,
+}
+
+/// Median of the values; `None` when there are none.
+pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn med_opt<'a, T: 'a>(items: &[&'a T], f: impl Fn(&'a T) -> Option<f64>) -> Option<f64> {
+    median(items.iter().filter_map(|x| f(x)).collect())
+}
+
+impl RunResult {
+    /// The headline figures per mode (median over repeats), from the derived summaries.
+    pub fn headline(&self) -> Vec<HeadlineRow> {
+        self.mode_names()
+            .into_iter()
+            .map(|mode| {
+                let reps = self.repeats_of(mode);
+                let sums: Vec<&ModeSummary> = reps.iter().map(|m| &m.summary).collect();
+                let added = {
+                    let p50 = med_opt(&sums, |s| s.added_latency_us.map(|a| a.p50));
+                    let p90 = med_opt(&sums, |s| s.added_latency_us.map(|a| a.p90));
+                    let p99 = med_opt(&sums, |s| s.added_latency_us.map(|a| a.p99));
+                    match (p50, p90, p99) {
+                        (Some(p50), Some(p90), Some(p99)) => Some(AddedLatency { p50, p90, p99 }),
+                        _ => None,
+                    }
+                };
+                let kinds: Vec<ComponentKind> = {
+                    let mut k: Vec<_> = sums
+                        .iter()
+                        .flat_map(|s| s.proxies.keys().copied())
+                        .collect();
+                    k.sort();
+                    k.dedup();
+                    k
+                };
+                let proxies = kinds
+                    .into_iter()
+                    .map(|k| {
+                        let ps: Vec<&ProxyCost> =
+                            sums.iter().filter_map(|s| s.proxies.get(&k)).collect();
+                        let m =
+                            |f: fn(&ProxyCost) -> f64| med_opt(&ps, |p| Some(f(p))).unwrap_or(0.0);
+                        let cost = ProxyCost {
+                            count: ps.iter().map(|p| p.count).max().unwrap_or(0),
+                            vcpu_total: m(|p| p.vcpu_total),
+                            vcpu_per_proxy: m(|p| p.vcpu_per_proxy),
+                            vcpu_per_1000rps: med_opt(&ps, |p| p.vcpu_per_1000rps),
+                            mib_per_proxy: m(|p| p.mib_per_proxy),
+                            mib_peak_per_proxy: m(|p| p.mib_peak_per_proxy),
+                            mib_modeled_per_proxy: med_opt(&ps, |p| p.mib_modeled_per_proxy),
+                        };
+                        (k, cost)
+                    })
+                    .collect();
+                HeadlineRow {
+                    mode,
+                    repeats: reps.len(),
+                    added_latency_us: added,
+                    achieved_rps: med_opt(&sums, |s| Some(s.achieved_rps)).unwrap_or(0.0),
+                    proxies,
+                    total_vcpu_per_1000rps: med_opt(&sums, |s| s.total_vcpu_per_1000rps),
+                    total_mib: med_opt(&sums, |s| Some(s.total_mib)).unwrap_or(0.0),
+                }
+            })
+            .collect()
+    }
+
+    /// Failed SLOs of every mode and repeat, with the mode they belong to.
+    pub fn failed_slos(&self) -> Vec<(&ModeResult, &SloVerdict)> {
+        self.sorted_modes()
+            .into_iter()
+            .flat_map(|m| m.slo.iter().filter(|s| !s.passed).map(move |s| (m, s)))
+            .collect()
+    }
+
+    /// Modes ordered by mode, then repeat: the order every output lists them in.
+    pub fn sorted_modes(&self) -> Vec<&ModeResult> {
+        let mut v: Vec<&ModeResult> = self.modes.iter().collect();
+        v.sort_by_key(|m| (m.mode, m.repeat));
+        v
+    }
+}

@@ -1,0 +1,105 @@
+//! compare: noise-aware verdicts, and refusing to compare different scenarios.
+
+use reports::compare::Verdict;
+use reports::testing::{sample_run, sample_run_with_repeats};
+use reports::{CompareError, compare};
+
+#[test]
+fn a_run_against_itself_is_all_within_noise() {
+    let run = sample_run(1, 1.0);
+    let c = compare(&run, &run, 5.0).unwrap();
+    assert!(!c.rows.is_empty());
+    assert!(c.rows.iter().all(|r| r.verdict == Verdict::WithinNoise));
+    assert!(!c.has_regression());
+    assert!(c.markdown().contains("No regression"));
+}
+
+#[test]
+fn slower_run_is_flagged_as_regression() {
+    let base = sample_run(1, 1.0);
+    let new = sample_run(2, 1.5);
+    let c = compare(&base, &new, 10.0).unwrap();
+    assert!(c.has_regression());
+    let regressed = |fig: &str| {
+        c.rows
+            .iter()
+            .any(|r| r.figure.contains(fig) && r.verdict == Verdict::Regressed)
+    };
+    assert!(regressed("web p99"), "{}", c.markdown());
+    assert!(regressed("sidecar vCPU/1000 rps"), "{}", c.markdown());
+    let md = c.markdown();
+    assert!(
+        md.contains("REGRESSION") && md.contains("**regressed**"),
+        "{md}"
+    );
+    // The other way round it is an improvement. Without repeats a tail percentile of a short
+    // step may still move the wrong way by chance (that is what repeats are for), so only the
+    // bulk is checked.
+    let back = compare(&new, &base, 10.0).unwrap();
+    assert!(
+        back.count(Verdict::Improved) > 10 * back.count(Verdict::Regressed),
+        "{}",
+        back.markdown()
+    );
+    assert!(
+        !back
+            .rows
+            .iter()
+            .any(|r| r.verdict == Verdict::Regressed && !r.figure.contains("p99")),
+        "{}",
+        back.markdown()
+    );
+}
+
+#[test]
+fn with_repeats_the_test_decides_and_noise_is_not_flagged() {
+    let base = sample_run_with_repeats(1, 1.0, 3);
+    let same = sample_run_with_repeats(2, 1.0, 3);
+    let c = compare(&base, &same, 5.0).unwrap();
+    assert!(c.rows.iter().all(|r| r.p_value.is_some()));
+    assert!(!c.has_regression(), "{}", c.markdown());
+
+    let slow = sample_run_with_repeats(3, 1.5, 3);
+    let c = compare(&base, &slow, 5.0).unwrap();
+    assert!(c.has_regression(), "{}", c.markdown());
+    let r = c
+        .rows
+        .iter()
+        .find(|r| r.figure == "web p50 @1000 rps" && r.mode == reports::run::Mode::Sidecar)
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Regressed);
+    assert!(r.p_value.unwrap() < 0.05);
+    assert!(c.markdown().contains("Welch"));
+}
+
+#[test]
+fn different_scenarios_are_refused_saying_what_differs() {
+    let base = sample_run(1, 1.0);
+    let mut new = sample_run(1, 1.0);
+    new.scenario["name"] = "other".into();
+    for m in &mut new.modes {
+        m.flows[1].protocol = "http1".into();
+        m.flows[0].steps.pop();
+    }
+    let e = compare(&base, &new, 5.0).unwrap_err();
+    assert!(matches!(e, CompareError::ScenarioMismatch { .. }));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("scenario name: base `sample-two-tier`, new `other`"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("flow `orders`: protocol base `tcp-rr`, new `http1`"),
+        "{msg}"
+    );
+    assert!(msg.contains("flow `web`: rate steps"), "{msg}");
+}
+
+#[test]
+fn bad_threshold_is_refused() {
+    let run = sample_run(1, 1.0);
+    assert!(matches!(
+        compare(&run, &run, f64::NAN),
+        Err(CompareError::BadThreshold(_))
+    ));
+}

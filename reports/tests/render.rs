@@ -1,0 +1,121 @@
+//! render_all: the files a person reads after a run.
+
+use reports::render_all;
+use reports::testing::{sample_run, sample_run_with_repeats};
+
+#[test]
+fn writes_report_pngs_and_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = sample_run(11, 1.0);
+    let files = render_all(&run, dir.path()).unwrap();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "report.html",
+        "summary.md",
+        "latency-spectrum-web.png",
+        "latency-spectrum-orders.png",
+        "latency-vs-rate-web.png",
+        "resources.png",
+        "timeseries-web.png",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        if f.extension().is_some_and(|e| e == "png") {
+            assert_eq!(&bytes[1..4], b"PNG", "{}", f.display());
+        }
+    }
+
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let pngs = names.iter().filter(|n| n.ends_with(".png")).count();
+    assert_eq!(
+        html.matches("<svg").count(),
+        pngs,
+        "one inline SVG per chart"
+    );
+    assert!(
+        !html.contains("http://") || only_svg_namespace(&html),
+        "no external resources"
+    );
+    assert!(!html.contains("https://"), "no external resources");
+    assert!(!html.contains("<script"), "no scripts");
+    assert!(html.contains("@font-face") && html.contains("data:font/ttf;base64,"));
+    // Headline table first, with every mode.
+    let headline = html.find("id=\"headline\"").unwrap();
+    assert!(headline < html.find("id=\"charts\"").unwrap());
+    for mode in ["no-mesh", "sidecar", "ambient", "ambient-waypoint"] {
+        assert!(html[headline..].contains(mode));
+    }
+    // The failing SLO is named in the banner above the headline.
+    let banner = html.find("SLO verdicts failed").unwrap();
+    assert!(banner < headline && html[banner..headline].contains("sidecar-cpu"));
+
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(md.contains("| mode | added p50 |"));
+    assert!(md.contains("**FAIL**") && md.contains("sidecar-cpu"));
+}
+
+/// plotters' SVG carries the SVG namespace URI, an identifier rather than a resource.
+fn only_svg_namespace(html: &str) -> bool {
+    html.replace("http://www.w3.org/2000/svg", "")
+        .find("http://")
+        .is_none()
+}
+
+#[test]
+fn output_is_deterministic() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let run = sample_run(5, 1.2);
+    let fa = render_all(&run, a.path()).unwrap();
+    render_all(&run, b.path()).unwrap();
+    for f in fa {
+        let name = f.file_name().unwrap();
+        assert_eq!(
+            std::fs::read(&f).unwrap(),
+            std::fs::read(b.path().join(name)).unwrap(),
+            "{name:?} differs between two renders"
+        );
+    }
+}
+
+#[test]
+fn renders_repeats_and_single_step_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = sample_run_with_repeats(2, 1.0, 3);
+    render_all(&run, dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(md.contains("median of 3"), "{md}");
+
+    // One step per flow: no latency-vs-rate chart.
+    for m in &mut run.modes {
+        for f in &mut m.flows {
+            f.steps.truncate(1);
+        }
+    }
+    run.derive_summaries();
+    let dir = tempfile::tempdir().unwrap();
+    let files = render_all(&run, dir.path()).unwrap();
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("latency-vs-rate"))
+    );
+}
+
+#[test]
+fn a_corrupt_histogram_names_mode_and_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = sample_run(1, 1.0);
+    for s in &mut run.modes[1].flows[0].steps {
+        s.latency.histogram = "HISTFAAA!!!".into();
+    }
+    let msg = render_all(&run, dir.path()).unwrap_err().to_string();
+    assert!(msg.contains("mode sidecar, flow web"), "{msg}");
+}
