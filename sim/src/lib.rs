@@ -11,6 +11,7 @@
 //! - [`component`]: a component instance (app replica, proxy, load client) on its own threads
 //! - [`meter`]: CPU and heap per component, sampled into time series; the saturation guard
 //! - [`cgroup`]: CPU quotas (`resources.limits.cpu`) with cgroups, when root
+//! - [`mesh`]: mesh security and transport: SPIFFE identities, the CA, mTLS, HBONE tunnels
 //! - [`proxy`]: the proxy models (sidecar, ztunnel, waypoint), capture, telemetry, cost profiles
 //! - [`apps`]: the HTTP/1.1 echo, TCP echo and TCP sink servers
 //! - [`cluster`]: a running cluster: bring-up, the control socket, and `exec` into its pods
@@ -20,6 +21,7 @@ pub mod cgroup;
 pub mod cluster;
 pub mod component;
 pub mod manifest;
+pub mod mesh;
 pub mod meter;
 pub mod netns;
 pub mod nft;
