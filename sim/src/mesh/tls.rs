@@ -291,3 +291,31 @@ where
     }
     Ok((tls, got))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_single_spiffe_uri_san_names_a_peer() {
+        let uri = |u: &str| {
+            rcgen::SanType::URI(rcgen::string::Ia5String::try_from(u.to_string()).expect("ia5"))
+        };
+        let make = |sans: Vec<rcgen::SanType>| {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let mut p = rcgen::CertificateParams::default();
+            p.subject_alt_names = sans;
+            p.self_signed(&key).expect("cert").der().clone()
+        };
+        let dns = rcgen::SanType::DnsName("cart.shop.svc".try_into().expect("dns"));
+        let id = "spiffe://cluster.local/ns/shop/sa/cart";
+        assert_eq!(
+            cert_identity(&make(vec![uri(id)])),
+            Some(Identity::new("shop", "cart"))
+        );
+        assert_eq!(cert_identity(&make(vec![dns.clone()])), None);
+        assert_eq!(cert_identity(&make(vec![uri(id), dns])), None);
+        assert_eq!(cert_identity(&make(vec![uri("https://cart.shop")])), None);
+        assert_eq!(cert_identity(&make(vec![])), None);
+    }
+}
