@@ -122,7 +122,7 @@ impl Ca {
     pub fn issue(&self, id: &Identity) -> Result<WorkloadCert, CaError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let uri = id.to_string();
-        let san = Ia5String::try_from(uri.clone()).map_err(|e| CaError::BadUri(uri, e.into()))?;
+        let san = Ia5String::try_from(uri.clone()).map_err(|e| CaError::BadUri(uri, e))?;
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
         params.subject_alt_names = vec![SanType::URI(san)];
