@@ -12,6 +12,7 @@
 //! - [`meter`]: CPU and heap per component, sampled into time series; the saturation guard
 //! - [`cgroup`]: CPU quotas (`resources.limits.cpu`) with cgroups, when root
 //! - [`profile`]: cost profiles (per-proxy cost floors from published Istio figures)
+//! - [`mesh`]: mesh security and transport: SPIFFE identities, the CA, mTLS, HBONE tunnels
 //! - [`proxy`]: the proxy models (sidecar, ztunnel, waypoint), capture, telemetry, cost profiles
 //! - [`apps`]: the HTTP/1.1 echo, TCP echo and TCP sink servers
 //! - [`cluster`]: a running cluster: bring-up, the control socket, and `exec` into its pods
@@ -21,6 +22,7 @@ pub mod cgroup;
 pub mod cluster;
 pub mod component;
 pub mod manifest;
+pub mod mesh;
 pub mod meter;
 pub mod netns;
 pub mod nft;

@@ -1,0 +1,212 @@
+//! The mesh CA (istiod's role): a self-signed root made at start, issuing workload leaf
+//! certificates whose only subject name is the workload's SPIFFE URI.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, string::Ia5String,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use time::OffsetDateTime;
+
+use super::identity::{Identity, TRUST_DOMAIN};
+
+/// How long a workload certificate is valid (Istio's default workload cert TTL).
+pub const WORKLOAD_CERT_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Back-dating of `notBefore`, so a peer whose clock is slightly behind still accepts a
+/// certificate issued a moment ago (Istio back-dates too).
+const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// Why the CA could not make a certificate. Only a bug or a broken crypto backend causes
+/// this; there is nothing to fix in the scenario.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error(
+        "the mesh CA could not generate a key or sign a certificate: {0}; this is a meshsim bug, please report it"
+    )]
+    Rcgen(#[from] rcgen::Error),
+    #[error(
+        "the mesh CA's own root is not a usable trust anchor: {0}; this is a meshsim bug, please report it"
+    )]
+    Trust(#[source] rustls::Error),
+    #[error("identity `{0}` cannot be written as a URI SAN: {1}; use names of [A-Za-z0-9-._]")]
+    BadUri(String, rcgen::Error),
+}
+
+/// A workload's certificate chain (leaf only: the root is the trust anchor every peer holds)
+/// and its private key. Cloning is cheap: the DER is shared.
+#[derive(Clone)]
+pub struct WorkloadCert {
+    inner: Arc<WorkloadCertInner>,
+}
+
+struct WorkloadCertInner {
+    identity: Identity,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+impl WorkloadCert {
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// The chain to present, leaf first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.inner.chain
+    }
+
+    /// A copy of the private key, as rustls takes ownership of one per config.
+    pub fn key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(self.inner.key.clone_key())
+    }
+}
+
+impl std::fmt::Debug for WorkloadCert {
+    // The key stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkloadCert")
+            .field("identity", &self.inner.identity.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The mesh's certificate authority. Cloning shares the same root.
+#[derive(Clone)]
+pub struct Ca {
+    inner: Arc<CaInner>,
+}
+
+struct CaInner {
+    issuer: Issuer<'static, KeyPair>,
+    root: CertificateDer<'static>,
+    roots: Arc<rustls::RootCertStore>,
+}
+
+impl Ca {
+    /// Makes a fresh self-signed root (ECDSA P-256: key generation and signing are cheap,
+    /// which matters when hundreds of workloads get certificates at start).
+    pub fn new() -> Result<Self, CaError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, TRUST_DOMAIN);
+        dn.push(DnType::CommonName, "meshsim root CA");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - CLOCK_SKEW;
+        params.not_after = now + Duration::from_secs(10 * 365 * 24 * 3600);
+        let root = params.self_signed(&key)?.der().clone();
+        let mut store = rustls::RootCertStore::empty();
+        store.add(root.clone()).map_err(CaError::Trust)?;
+        Ok(Ca {
+            inner: Arc::new(CaInner {
+                issuer: Issuer::new(params, key),
+                root,
+                roots: Arc::new(store),
+            }),
+        })
+    }
+
+    /// Issues a leaf for `id`: its only SAN is the SPIFFE URI, empty subject (as Istio's),
+    /// valid [`WORKLOAD_CERT_TTL`], usable as both TLS server and client.
+    pub fn issue(&self, id: &Identity) -> Result<WorkloadCert, CaError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let uri = id.to_string();
+        let san = Ia5String::try_from(uri.clone()).map_err(|e| CaError::BadUri(uri, e))?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.subject_alt_names = vec![SanType::URI(san)];
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - CLOCK_SKEW;
+        params.not_after = now + WORKLOAD_CERT_TTL;
+        let leaf = params.signed_by(&key, &self.inner.issuer)?;
+        Ok(WorkloadCert {
+            inner: Arc::new(WorkloadCertInner {
+                identity: id.clone(),
+                chain: vec![leaf.der().clone()],
+                key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+            }),
+        })
+    }
+
+    /// The root certificate, DER.
+    pub fn root_der(&self) -> &CertificateDer<'static> {
+        &self.inner.root
+    }
+
+    /// A trust store holding only this CA's root.
+    pub fn root_store(&self) -> Arc<rustls::RootCertStore> {
+        self.inner.roots.clone()
+    }
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_parser::prelude::*;
+
+    #[test]
+    fn leaf_has_only_the_spiffe_uri_and_the_usages() {
+        let ca = Ca::new().expect("ca");
+        let id = Identity::new("shop", "cart");
+        let cert = ca.issue(&id).expect("issue");
+        let (_, x) = X509Certificate::from_der(&cert.chain()[0]).expect("parse");
+        let san = x.subject_alternative_name().expect("ext").expect("san");
+        assert_eq!(
+            san.value.general_names,
+            vec![GeneralName::URI("spiffe://cluster.local/ns/shop/sa/cart")]
+        );
+        let ku = x.key_usage().expect("ku").expect("ku present").value;
+        assert!(ku.digital_signature() && ku.key_encipherment() && !ku.key_cert_sign());
+        let eku = x.extended_key_usage().expect("eku").expect("present").value;
+        assert!(eku.server_auth && eku.client_auth);
+        let secs = x.validity().not_after.timestamp() - x.validity().not_before.timestamp();
+        assert_eq!(secs as u64, (WORKLOAD_CERT_TTL + CLOCK_SKEW).as_secs());
+        assert_eq!(
+            x.issuer(),
+            X509Certificate::from_der(ca.root_der())
+                .expect("root")
+                .1
+                .subject()
+        );
+    }
+
+    #[test]
+    fn issuing_is_fast() {
+        let ca = Ca::new().expect("ca");
+        let n = 300;
+        let t = std::time::Instant::now();
+        for i in 0..n {
+            ca.issue(&Identity::new("ns", format!("sa{i}")))
+                .expect("issue");
+        }
+        let per = t.elapsed() / n;
+        println!("issued {n} workload certificates, {per:?} each");
+    }
+}

@@ -1,0 +1,25 @@
+//! Mesh security and transport: the building blocks the sidecar, ztunnel and waypoint
+//! models share.
+//!
+//! Map:
+//! - [`identity`]: SPIFFE workload identities (`spiffe://cluster.local/ns/N/sa/S`) and the
+//!   AuthorizationPolicy principal form
+//! - [`ca`]: the mesh CA (istiod's role), issuing workload certificates
+//! - [`tls`]: TLS 1.3 mTLS configs that authenticate peers by SPIFFE URI SAN; plain mTLS
+//!   `accept`/`connect` for the sidecar model
+//! - [`hbone`]: HTTP/2 CONNECT tunnels over mTLS (port 15008): the server, the pooled
+//!   client, the tunnel stream, and the `forwarded`/`baggage` headers
+//!
+//! Typical use: one [`Ca`] per cluster; [`Ca::issue`] a [`WorkloadCert`] per service account;
+//! a proxy serving 15008 builds [`tls::server_config`] with ALPN [`hbone::ALPN_H2`] and
+//! runs [`hbone::serve_listener`]; a proxy sending opens tunnels with [`HbonePool::connect`].
+
+pub mod ca;
+pub mod hbone;
+pub mod identity;
+pub mod tls;
+
+pub use ca::{Ca, CaError, WorkloadCert};
+pub use hbone::{ConnectRequest, H2Stream, HboneAccept, HboneError, HbonePool, Transferred};
+pub use identity::{Identity, IdentityError};
+pub use tls::TlsError;
