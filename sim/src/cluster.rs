@@ -36,6 +36,8 @@ pub enum ClusterError {
     Nft(#[from] nft::NftError),
     #[error("cannot start the app of pod {pod}: {source}")]
     App { pod: String, source: io::Error },
+    #[error("mode {0} cannot be built yet; available: no-mesh")]
+    ModeUnavailable(String),
     #[error("cannot open the control socket: {0}")]
     Control(io::Error),
     #[error("no meshsim cluster is up (for this user). Start one with `meshsim up SCENARIO`")]
@@ -203,6 +205,33 @@ impl Cluster {
             runtimes,
             _control: None,
         })
+    }
+
+    /// Brings a loaded scenario's cluster up in `mode`, with the cost profile's floors on the
+    /// proxies. The one entry point `up` and `run` share.
+    pub fn up_scenario(
+        loaded: &crate::scenario::Loaded,
+        mode: crate::scenario::Mode,
+        profile: &crate::profile::Profile,
+        sandbox: Sandbox,
+    ) -> Result<Cluster, ClusterError> {
+        let _ = profile;
+        let spec = loaded.cluster_spec();
+        let opts = UpOptions {
+            mode: mode.to_string(),
+            build: BuildOptions {
+                service_dnat: mode == crate::scenario::Mode::NoMesh,
+            },
+        };
+        if mode != crate::scenario::Mode::NoMesh {
+            return Err(ClusterError::ModeUnavailable(mode.to_string()));
+        }
+        Cluster::up(&spec, sandbox, &opts)
+    }
+
+    /// The network namespace of a pod, by name.
+    pub fn pod_netns(&self, pod: &str) -> Option<crate::netns::NetNsRef> {
+        self.topology.pod(pod).map(|p| p.ns.clone())
     }
 
     /// Registers the cluster under a unique name (the scenario's, or `<name>-2`, …) on the

@@ -19,8 +19,3 @@ pub fn init_tracing() {
 pub fn load_scenario(path: &std::path::Path) -> anyhow::Result<sim::scenario::Loaded> {
     Ok(sim::scenario::load(path)?)
 }
-
-/// Loads and validates a scenario into the cluster to build.
-pub fn load_cluster_spec(path: &std::path::Path) -> anyhow::Result<sim::topology::ClusterSpec> {
-    Ok(load_scenario(path)?.cluster_spec())
-}

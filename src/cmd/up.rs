@@ -5,30 +5,23 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use nix::sys::signal::{SigSet, Signal};
-use sim::cluster::{Cluster, ClusterInfo, UpOptions};
-use sim::topology::BuildOptions;
+use sim::cluster::{Cluster, ClusterInfo};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Scenario file (YAML), e.g. scenarios/quickstart.yaml.
     pub scenario: PathBuf,
-    /// Data-plane mode: no-mesh (more modes come with the proxy models).
+    /// Data-plane mode: no-mesh, sidecar, ambient or ambient-waypoint.
     #[arg(long, default_value = "no-mesh")]
     pub mode: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Everything the user can get wrong is checked before anything starts.
-    let spec = super::load_cluster_spec(&args.scenario)?;
-    let build = match args.mode.as_str() {
-        "no-mesh" => BuildOptions { service_dnat: true },
-        other => {
-            anyhow::bail!("mode {other:?} is not available yet; modes that `up` can build: no-mesh")
-        }
-    };
-    if build.service_dnat {
-        sim::nft::check_installed()?;
-    }
+    let loaded = super::load_scenario(&args.scenario)?;
+    let mode: sim::scenario::Mode = args.mode.parse().map_err(anyhow::Error::msg)?;
+    let profile = sim::profile::Profile::load(&loaded.scenario.profile)?;
+    sim::nft::check_installed()?;
 
     // The sandbox must be entered while this process has one thread; and Ctrl-C / SIGTERM are
     // blocked here so every thread started later inherits the block and only the wait below
@@ -39,11 +32,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .thread_block()
         .context("cannot block stop signals")?;
 
-    let opts = UpOptions {
-        mode: args.mode.clone(),
-        build,
-    };
-    let mut cluster = Cluster::up(&spec, sandbox, &opts).context("cannot bring the cluster up")?;
+    let mut cluster = Cluster::up_scenario(&loaded, mode, &profile, sandbox)
+        .context("cannot bring the cluster up")?;
     cluster.publish()?;
     print_info(
         &cluster.info,
