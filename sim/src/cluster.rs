@@ -28,6 +28,17 @@ use crate::topology::{self, BuildOptions, ClusterSpec, Topology, TopologyError};
 
 const SOCKET_PREFIX: &str = "meshsim/";
 
+/// A proxy just started: its component, runtime, cost accounting, metrics, the labels that
+/// name it in merged metrics, and the admin ports it serves in its namespace.
+type StartedProxy = (
+    Arc<Component>,
+    ComponentRuntime,
+    Arc<crate::proxy::cost::Burner>,
+    Arc<crate::proxy::telemetry::ProxyMetrics>,
+    Vec<(&'static str, String)>,
+    Vec<u16>,
+);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error(transparent)]
@@ -38,6 +49,10 @@ pub enum ClusterError {
     App { pod: String, source: io::Error },
     #[error("mode {0} cannot be built yet; available: no-mesh")]
     ModeUnavailable(String),
+    #[error("cannot set the mesh up: {0}")]
+    Mesh(String),
+    #[error("cannot start {what}: {source}")]
+    Proxy { what: String, source: io::Error },
     #[error("cannot open the control socket: {0}")]
     Control(io::Error),
     #[error("no meshsim cluster is up (for this user). Start one with `meshsim up SCENARIO`")]
@@ -95,6 +110,9 @@ pub struct ClusterInfo {
     pub mode: String,
     pub pid: u32,
     pub user_namespace: bool,
+    /// `127.0.0.1:port` where all proxies' metrics are served merged (mesh modes).
+    #[serde(default)]
+    pub metrics: Option<String>,
     pub pods: Vec<PodInfo>,
     pub services: Vec<ServiceInfo>,
 }
@@ -129,6 +147,14 @@ pub struct UpOptions {
 pub struct Cluster {
     // Fields drop in order: components stop before their namespaces are unnamed.
     runtimes: Vec<ComponentRuntime>,
+    /// Stops the merged metrics server when dropped.
+    _metrics_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The mesh's control plane, in mesh modes.
+    pub mesh: Option<Arc<crate::mesh::control::MeshPlan>>,
+    /// Per proxy component: its cost-floor accounting (modeled memory).
+    pub burners: Vec<Arc<crate::proxy::cost::Burner>>,
+    /// Every proxy's metrics, labelled by proxy.
+    pub metrics: Vec<crate::proxy::admin::MetricsSource>,
     _control: Option<UnixListener>,
     pub info: ClusterInfo,
     pub sandbox: Sandbox,
@@ -172,6 +198,7 @@ impl Cluster {
             mode: opts.mode.clone(),
             pid: std::process::id(),
             user_namespace: sandbox.user_namespace,
+            metrics: None,
             pods: spec
                 .pods
                 .iter()
@@ -204,6 +231,10 @@ impl Cluster {
             components,
             runtimes,
             _control: None,
+            _metrics_stop: None,
+            mesh: None,
+            burners: Vec::new(),
+            metrics: Vec::new(),
         })
     }
 
@@ -215,18 +246,202 @@ impl Cluster {
         profile: &crate::profile::Profile,
         sandbox: Sandbox,
     ) -> Result<Cluster, ClusterError> {
-        let _ = profile;
-        let spec = loaded.cluster_spec();
+        let decls = crate::mesh::control::waypoints(loaded, mode);
+        let mut spec = loaded.cluster_spec();
+        crate::mesh::control::add_waypoint_pods(&mut spec, &decls);
+        // Service DNAT stays on in mesh modes too: captured traffic never reaches it, and a
+        // pod the mesh does not capture (a waypoint) still finds services.
         let opts = UpOptions {
             mode: mode.to_string(),
-            build: BuildOptions {
-                service_dnat: mode == crate::scenario::Mode::NoMesh,
-            },
+            build: BuildOptions { service_dnat: true },
         };
+        let enforce = sandbox.is_real_root();
+        let mut cluster = Cluster::up(&spec, sandbox, &opts)?;
         if mode != crate::scenario::Mode::NoMesh {
-            return Err(ClusterError::ModeUnavailable(mode.to_string()));
+            cluster.start_mesh(loaded, mode, profile, &spec, &decls, enforce)?;
         }
-        Cluster::up(&spec, sandbox, &opts)
+        Ok(cluster)
+    }
+
+    fn start_mesh(
+        &mut self,
+        loaded: &crate::scenario::Loaded,
+        mode: crate::scenario::Mode,
+        profile: &crate::profile::Profile,
+        spec: &ClusterSpec,
+        decls: &[crate::mesh::control::WaypointDecl],
+        enforce: bool,
+    ) -> Result<(), ClusterError> {
+        use crate::proxy::admin::{self, MetricsSource};
+        use crate::proxy::telemetry::ProxyMetrics;
+        use crate::proxy::{capture, sidecar, waypoint, ztunnel};
+        let plan = crate::mesh::control::MeshPlan::build(
+            loaded,
+            mode,
+            profile,
+            spec,
+            &self.topology,
+            decls,
+        )
+        .map_err(|e| ClusterError::Mesh(e.to_string()))?;
+        let proxy_err = |what: String| move |e: io::Error| ClusterError::Proxy { what, source: e };
+        let capture_rules = capture::rules();
+        for (w, pod) in plan.workloads.iter().zip(&self.topology.pods) {
+            if w.is_waypoint.is_none() {
+                nft::apply(&pod.ns, &capture_rules)?;
+            }
+        }
+        let cpu = |s: &crate::scenario::ProxySettings| {
+            s.cpu_limit
+                .as_deref()
+                .and_then(|c| crate::manifest::parse_cpu(c).ok())
+        };
+        let proxies = &loaded.scenario.proxies;
+        let mut started: Vec<StartedProxy> = Vec::new();
+        if mode == crate::scenario::Mode::Sidecar {
+            for (i, (w, pod)) in plan.workloads.iter().zip(&self.topology.pods).enumerate() {
+                let c = Component::with_limit(
+                    format!("sidecar-{}", w.pod),
+                    ComponentKind::Sidecar,
+                    pod.ns.clone(),
+                    cpu(&proxies.sidecar),
+                    enforce,
+                );
+                let m = Arc::new(ProxyMetrics::default());
+                let (rt, b) = sidecar::start(
+                    &c,
+                    plan.clone(),
+                    i,
+                    proxies.sidecar.concurrency() as usize,
+                    m.clone(),
+                )
+                .map_err(proxy_err(format!("sidecar of {}", w.pod)))?;
+                let labels = vec![
+                    ("proxy", "sidecar".to_string()),
+                    ("pod", w.pod.clone()),
+                    ("namespace", w.namespace.clone()),
+                ];
+                started.push((c, rt, b, m, labels, vec![capture::METRICS_PORT]));
+            }
+        } else {
+            for (n, node) in spec.nodes.iter().enumerate() {
+                let pods: Vec<(usize, crate::netns::NetNsRef)> = plan
+                    .workloads
+                    .iter()
+                    .zip(&self.topology.pods)
+                    .enumerate()
+                    .filter(|(_, (w, _))| w.node == n && w.is_waypoint.is_none())
+                    .map(|(i, (_, p))| (i, p.ns.clone()))
+                    .collect();
+                let c = Component::with_limit(
+                    format!("ztunnel-{}", node.name),
+                    ComponentKind::Ztunnel,
+                    self.topology.nodes[n].ns.clone(),
+                    cpu(&proxies.ztunnel),
+                    enforce,
+                );
+                let m = Arc::new(ProxyMetrics::default());
+                let workers = proxies.ztunnel.concurrency() as usize;
+                let (rt, b) = ztunnel::start(&c, plan.clone(), pods, workers, m.clone())
+                    .map_err(proxy_err(format!("ztunnel of {}", node.name)))?;
+                let labels = vec![
+                    ("proxy", "ztunnel".to_string()),
+                    ("pod", format!("ztunnel-{}", node.name)),
+                    ("namespace", "istio-system".to_string()),
+                ];
+                started.push((
+                    c,
+                    rt,
+                    b,
+                    m,
+                    labels,
+                    vec![capture::METRICS_PORT, capture::READY_PORT],
+                ));
+            }
+            for (k, wp) in plan.waypoints.iter().enumerate() {
+                let pod = &self.topology.pods[wp.workload];
+                let c = Component::with_limit(
+                    wp.decl.pod.clone(),
+                    ComponentKind::Waypoint,
+                    pod.ns.clone(),
+                    wp.decl.cpu_limit_millis,
+                    enforce,
+                );
+                let m = Arc::new(ProxyMetrics::default());
+                let (rt, b) = waypoint::start(&c, plan.clone(), k, m.clone())
+                    .map_err(proxy_err(format!("waypoint {}", wp.decl.name)))?;
+                let labels = vec![
+                    ("proxy", "waypoint".to_string()),
+                    ("pod", wp.decl.pod.clone()),
+                    ("namespace", wp.decl.namespace.clone()),
+                ];
+                started.push((c, rt, b, m, labels, vec![capture::METRICS_PORT]));
+            }
+        }
+        for (c, rt, b, m, labels, ports) in started {
+            let source = MetricsSource { labels, metrics: m };
+            let own = Arc::new(vec![source.clone()]);
+            for port in ports {
+                let l = rt
+                    .run(async move {
+                        tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await
+                    })
+                    .map_err(proxy_err(format!("admin port {port} of {}", c.name)))?;
+                rt.spawn(admin::serve(l, own.clone()));
+            }
+            self.metrics.push(source);
+            self.burners.push(b);
+            self.components.push(c);
+            self.runtimes.push(rt);
+        }
+        self.mesh = Some(plan);
+        Ok(())
+    }
+
+    /// Serves every proxy's metrics merged on `127.0.0.1:port` (0: any free port) of the
+    /// host, for a real Prometheus; returns the address.
+    pub fn serve_merged_metrics(
+        &mut self,
+        port: u16,
+    ) -> Result<std::net::SocketAddr, ClusterError> {
+        let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .map_err(ClusterError::Control)?;
+        l.set_nonblocking(true).map_err(ClusterError::Control)?;
+        let addr = l.local_addr().map_err(ClusterError::Control)?;
+        let sources = Arc::new(self.metrics.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let Ok(l) = tokio::net::TcpListener::from_std(l) else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = crate::proxy::admin::serve(l, sources) => {}
+                        _ = rx => {}
+                    }
+                });
+            })
+            .map_err(ClusterError::Control)?;
+        self._metrics_stop = Some(tx);
+        self.info.metrics = Some(addr.to_string());
+        Ok(addr)
+    }
+
+    /// Memory the cost profile attributes to a proxy component beyond nothing (bytes):
+    /// base + per open connection. The runner reports `max(0, this − measured)` as modeled.
+    pub fn memory_floor(&self, component: &str) -> Option<u64> {
+        self.burners
+            .iter()
+            .find(|b| b.component().name == component)
+            .map(|b| b.memory_floor())
     }
 
     /// The network namespace of a pod, by name.

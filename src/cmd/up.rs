@@ -14,6 +14,9 @@ pub struct Args {
     /// Data-plane mode: no-mesh, sidecar, ambient or ambient-waypoint.
     #[arg(long, default_value = "no-mesh")]
     pub mode: String,
+    /// Host loopback port serving every proxy's metrics merged (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub metrics_port: u16,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -34,6 +37,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut cluster = Cluster::up_scenario(&loaded, mode, &profile, sandbox)
         .context("cannot bring the cluster up")?;
+    if cluster.mesh.is_some() {
+        cluster.serve_merged_metrics(args.metrics_port)?;
+    }
     cluster.publish()?;
     print_info(
         &cluster.info,
@@ -127,5 +133,8 @@ fn print_info(info: &ClusterInfo, scenario: &std::path::Path, took: std::time::D
         );
     }
     println!("  meshsim exec --cluster {} {from} -- sh", info.name);
+    if let Some(m) = &info.metrics {
+        println!("Metrics of every proxy (Prometheus text): http://{m}/stats/prometheus");
+    }
     println!("Press Ctrl-C to stop; everything the cluster made goes with it.");
 }

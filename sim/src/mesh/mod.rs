@@ -15,6 +15,7 @@
 //! runs [`hbone::serve_listener`]; a proxy sending opens tunnels with [`HbonePool::connect`].
 
 pub mod ca;
+pub mod control;
 pub mod hbone;
 pub mod identity;
 pub mod tls;

@@ -1,0 +1,509 @@
+//! The control plane (istiod's model): from a loaded scenario and a mode, which waypoints
+//! exist, every workload's certificate, and what each proxy must know — services, endpoints,
+//! which waypoint serves a service, and which policies apply where.
+//!
+//! Config scope follows Istio: a sidecar holds every service of the mesh, ztunnel every
+//! workload, a waypoint the services it serves. [`MeshPlan::config_entries`] reports that size.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::manifest::{
+    self, AuthorizationPolicy, MtlsMode, Object, PeerAuthentication, RequestAuthentication,
+    WaypointFor,
+};
+use crate::mesh::{Ca, Identity, WorkloadCert};
+use crate::profile::{Floors, Profile};
+use crate::proxy::jwt::{Issuer, Jwks};
+use crate::proxy::policy;
+use crate::scenario::{Loaded, Mode};
+use crate::topology::{ClusterSpec, PodSpec, Topology};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot issue workload certificates: {0}")]
+    Ca(String),
+    #[error("JWKS for issuer {issuer}: {msg}")]
+    Jwks { issuer: String, msg: String },
+}
+
+/// A waypoint the mode deploys.
+#[derive(Debug, Clone)]
+pub struct WaypointDecl {
+    /// The Gateway's name.
+    pub name: String,
+    pub namespace: String,
+    pub pod: String,
+    pub waypoint_for: WaypointFor,
+    pub for_service_account: Option<String>,
+    pub concurrency: u32,
+    pub cpu_limit_millis: Option<u32>,
+}
+
+/// The waypoints a mode deploys: the manifests' in `ambient`, plus one per namespace with a
+/// server (`<ns>-waypoint`) in `ambient-waypoint`; none otherwise.
+pub fn waypoints(loaded: &Loaded, mode: Mode) -> Vec<WaypointDecl> {
+    if !mode.is_ambient() {
+        return Vec::new();
+    }
+    let defaults = &loaded.scenario.proxies.waypoint;
+    let default_cpu = defaults
+        .cpu_limit
+        .as_deref()
+        .and_then(|c| manifest::parse_cpu(c).ok());
+    let mut out = Vec::new();
+    for o in loaded.objects() {
+        if let Object::Gateway(g) = &o.object {
+            let pc = manifest::proxy_config(g).unwrap_or_default();
+            let limits = pc.resources.as_ref().and_then(|r| r.limits.as_ref());
+            out.push(WaypointDecl {
+                name: g.metadata.name.clone(),
+                namespace: g.metadata.ns().to_string(),
+                pod: format!("{}-0", g.metadata.name),
+                waypoint_for: manifest::waypoint_for(g),
+                for_service_account: g
+                    .metadata
+                    .annotations
+                    .get(manifest::FOR_SERVICE_ACCOUNT)
+                    .cloned(),
+                concurrency: pc.concurrency.unwrap_or_else(|| defaults.concurrency()),
+                cpu_limit_millis: limits.and_then(|l| l.cpu).map(|c| c.0).or(default_cpu),
+            });
+        }
+    }
+    if mode == Mode::AmbientWaypoint {
+        let mut server_ns: Vec<&str> = loaded
+            .scenario
+            .workloads
+            .iter()
+            .filter(|w| w.app.is_some())
+            .map(|w| w.namespace.as_str())
+            .collect();
+        server_ns.sort();
+        server_ns.dedup();
+        for ns in server_ns {
+            let name = format!("{ns}-waypoint");
+            out.push(WaypointDecl {
+                pod: format!("{name}-0"),
+                name,
+                namespace: ns.to_string(),
+                waypoint_for: WaypointFor::Service,
+                for_service_account: None,
+                concurrency: defaults.concurrency(),
+                cpu_limit_millis: default_cpu,
+            });
+        }
+    }
+    out
+}
+
+/// Adds the waypoints' pods to the cluster (on the last node, away from the usual client).
+pub fn add_waypoint_pods(spec: &mut ClusterSpec, decls: &[WaypointDecl]) {
+    for d in decls {
+        let mut labels = BTreeMap::new();
+        labels.insert(
+            "gateway.networking.k8s.io/gateway-name".into(),
+            d.name.clone(),
+        );
+        spec.pods.push(PodSpec {
+            name: d.pod.clone(),
+            workload: d.name.clone(),
+            namespace: d.namespace.clone(),
+            service_account: d.name.clone(),
+            node: spec.nodes.len().saturating_sub(1),
+            labels,
+            app: crate::apps::AppSpec::None,
+        });
+    }
+}
+
+/// One pod as the mesh sees it.
+#[derive(Debug, Clone)]
+pub struct WorkloadInfo {
+    pub pod: String,
+    pub workload: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub node: usize,
+    pub ip: Ipv4Addr,
+    pub labels: BTreeMap<String, String>,
+    pub identity: Identity,
+    pub cert: WorkloadCert,
+    /// Index into `waypoints` when this pod *is* a waypoint.
+    pub is_waypoint: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    pub name: String,
+    pub namespace: String,
+    pub vip: Ipv4Addr,
+    /// `(port, target port, is http)`.
+    pub ports: Vec<(u16, u16, bool)>,
+    /// Indices into `workloads`.
+    pub endpoints: Vec<usize>,
+    /// Index into `waypoints` of the waypoint that serves it (ambient modes).
+    pub waypoint: Option<usize>,
+}
+
+impl ServiceInfo {
+    pub fn fqdn(&self) -> String {
+        format!("{}.{}.svc.cluster.local", self.name, self.namespace)
+    }
+    pub fn port(&self, port: u16) -> Option<(u16, bool)> {
+        self.ports
+            .iter()
+            .find(|p| p.0 == port)
+            .map(|&(_, t, http)| (t, http))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WaypointInfo {
+    pub decl: WaypointDecl,
+    /// Index into `workloads` of its pod.
+    pub workload: usize,
+}
+
+/// Everything the proxies of one cluster share.
+pub struct MeshPlan {
+    pub mode: Mode,
+    pub ca: Ca,
+    pub workloads: Vec<WorkloadInfo>,
+    pub services: Vec<ServiceInfo>,
+    pub waypoints: Vec<WaypointInfo>,
+    pub authz: Vec<AuthorizationPolicy>,
+    pub request_authn: Vec<(RequestAuthentication, Vec<Issuer>)>,
+    pub peer_authn: Vec<PeerAuthentication>,
+    pub profile: Profile,
+    by_ip: HashMap<Ipv4Addr, usize>,
+    by_vip: HashMap<Ipv4Addr, usize>,
+    /// Round-robin cursor per service, started from the run's seed.
+    rr: Vec<AtomicUsize>,
+}
+
+impl std::fmt::Debug for MeshPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshPlan")
+            .field("mode", &self.mode)
+            .field("workloads", &self.workloads.len())
+            .field("services", &self.services.len())
+            .finish()
+    }
+}
+
+impl MeshPlan {
+    /// Computes the plan for a built topology (`spec` already holds the waypoint pods).
+    pub fn build(
+        loaded: &Loaded,
+        mode: Mode,
+        profile: &Profile,
+        spec: &ClusterSpec,
+        topology: &Topology,
+        decls: &[WaypointDecl],
+    ) -> Result<Arc<MeshPlan>, ControlError> {
+        let ca = Ca::new().map_err(|e| ControlError::Ca(e.to_string()))?;
+        let mut certs: HashMap<(String, String), WorkloadCert> = HashMap::new();
+        let mut workloads = Vec::new();
+        for (p, built) in spec.pods.iter().zip(&topology.pods) {
+            let key = (p.namespace.clone(), p.service_account.clone());
+            let cert = match certs.get(&key) {
+                Some(c) => c.clone(),
+                None => {
+                    let id = Identity::new(&p.namespace, &p.service_account);
+                    let c = ca.issue(&id).map_err(|e| ControlError::Ca(e.to_string()))?;
+                    certs.insert(key, c.clone());
+                    c
+                }
+            };
+            workloads.push(WorkloadInfo {
+                pod: p.name.clone(),
+                workload: p.workload.clone(),
+                namespace: p.namespace.clone(),
+                service_account: p.service_account.clone(),
+                node: p.node,
+                ip: built.ip,
+                labels: p.labels.clone(),
+                identity: cert.identity().clone(),
+                cert,
+                is_waypoint: decls.iter().position(|d| d.pod == p.name),
+            });
+        }
+        let waypoints: Vec<WaypointInfo> = decls
+            .iter()
+            .map(|d| WaypointInfo {
+                decl: d.clone(),
+                workload: workloads.iter().position(|w| w.pod == d.pod).unwrap_or(0),
+            })
+            .collect();
+        let find_wp = |name: &str, ns: &str| {
+            waypoints
+                .iter()
+                .position(|w| w.decl.name == name && w.decl.namespace == ns)
+        };
+        let mut services = Vec::new();
+        for (s, built) in spec.services.iter().zip(&topology.services) {
+            let scen = loaded
+                .scenario
+                .services
+                .iter()
+                .find(|x| x.name == s.name && x.namespace == s.namespace);
+            let waypoint = if mode.is_ambient() {
+                let svc_label = scen.and_then(|x| x.labels.get(manifest::USE_WAYPOINT).cloned());
+                let ns_label = loaded
+                    .namespace_labels(&s.namespace)
+                    .get(manifest::USE_WAYPOINT)
+                    .cloned();
+                match svc_label.or(ns_label) {
+                    Some(n) if n == "none" => None,
+                    Some(n) => find_wp(&n, &s.namespace),
+                    None if mode == Mode::AmbientWaypoint => {
+                        find_wp(&format!("{}-waypoint", s.namespace), &s.namespace)
+                    }
+                    None => None,
+                }
+                .filter(|&w| {
+                    matches!(
+                        waypoints[w].decl.waypoint_for,
+                        WaypointFor::Service | WaypointFor::All
+                    )
+                })
+            } else {
+                None
+            };
+            services.push(ServiceInfo {
+                name: s.name.clone(),
+                namespace: s.namespace.clone(),
+                vip: built.vip,
+                ports: s
+                    .ports
+                    .iter()
+                    .map(|p| (p.port, p.target_port, p.protocol == "http"))
+                    .collect(),
+                endpoints: s.endpoints.clone(),
+                waypoint,
+            });
+        }
+        let mut authz = Vec::new();
+        let mut request_authn = Vec::new();
+        let mut peer_authn = Vec::new();
+        for o in loaded.objects() {
+            match &o.object {
+                Object::AuthorizationPolicy(p) => authz.push(p.clone()),
+                Object::RequestAuthentication(r) => {
+                    let mut issuers = Vec::new();
+                    for rule in &r.spec.jwt_rules {
+                        let text = match (&rule.jwks, &rule.jwks_uri) {
+                            (Some(t), _) => t.clone(),
+                            (None, Some(uri)) => loaded.jwks.get(uri).cloned().unwrap_or_default(),
+                            (None, None) => String::new(),
+                        };
+                        let jwks = Jwks::parse(&text).map_err(|e| ControlError::Jwks {
+                            issuer: rule.issuer.clone(),
+                            msg: e.to_string(),
+                        })?;
+                        issuers.push(Issuer {
+                            issuer: rule.issuer.clone(),
+                            audiences: rule.audiences.clone(),
+                            jwks,
+                        });
+                    }
+                    request_authn.push((r.clone(), issuers));
+                }
+                Object::PeerAuthentication(p) => peer_authn.push(p.clone()),
+                _ => {}
+            }
+        }
+        let by_ip = workloads
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.ip, i))
+            .collect();
+        let by_vip = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.vip, i))
+            .collect();
+        let seed = loaded.scenario.seed as usize;
+        let rr = services
+            .iter()
+            .enumerate()
+            .map(|(i, _)| AtomicUsize::new(seed.wrapping_mul(31).wrapping_add(i)))
+            .collect();
+        Ok(Arc::new(MeshPlan {
+            mode,
+            ca,
+            workloads,
+            services,
+            waypoints,
+            authz,
+            request_authn,
+            peer_authn,
+            profile: profile.clone(),
+            by_ip,
+            by_vip,
+            rr,
+        }))
+    }
+
+    pub fn workload_by_ip(&self, ip: Ipv4Addr) -> Option<&WorkloadInfo> {
+        self.by_ip.get(&ip).map(|&i| &self.workloads[i])
+    }
+
+    pub fn workload_index(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.by_ip.get(&ip).copied()
+    }
+
+    pub fn service_by_vip(&self, ip: Ipv4Addr) -> Option<(usize, &ServiceInfo)> {
+        self.by_vip.get(&ip).map(|&i| (i, &self.services[i]))
+    }
+
+    /// The next endpoint of a service (round robin, as Envoy's default and ztunnel's random
+    /// pick both spread evenly).
+    pub fn pick_endpoint(&self, svc: usize) -> Option<&WorkloadInfo> {
+        let s = &self.services[svc];
+        if s.endpoints.is_empty() {
+            return None;
+        }
+        let n = self.rr[svc].fetch_add(1, Ordering::Relaxed);
+        Some(&self.workloads[s.endpoints[n % s.endpoints.len()]])
+    }
+
+    /// Services a pod is an endpoint of.
+    pub fn services_of(&self, workload: usize) -> impl Iterator<Item = &ServiceInfo> {
+        self.services
+            .iter()
+            .filter(move |s| s.endpoints.contains(&workload))
+    }
+
+    /// Whether the service behind `target` on this pod speaks HTTP (by the service port).
+    pub fn is_http_target(&self, workload: usize, target_port: u16) -> bool {
+        self.services_of(workload)
+            .any(|s| s.ports.iter().any(|p| p.1 == target_port && p.2))
+    }
+
+    /// Policies a workload's own proxy enforces: selector / namespace / mesh-wide ones, and —
+    /// in sidecar mode, where no waypoint exists — those targeting its services.
+    pub fn workload_policies(&self, w: usize) -> Vec<&AuthorizationPolicy> {
+        let wl = &self.workloads[w];
+        let svcs: Vec<&ServiceInfo> = self.services_of(w).collect();
+        self.authz
+            .iter()
+            .filter(|p| {
+                policy::selects_workload(p, &wl.namespace, &wl.labels)
+                    || (self.mode == Mode::Sidecar
+                        && svcs
+                            .iter()
+                            .any(|s| policy::targets_service(p, &s.namespace, &s.name)))
+            })
+            .collect()
+    }
+
+    /// RequestAuthentication issuers a workload's sidecar checks.
+    pub fn workload_issuers(&self, w: usize) -> Vec<Issuer> {
+        let wl = &self.workloads[w];
+        let svcs: Vec<&ServiceInfo> = self.services_of(w).collect();
+        self.request_authn
+            .iter()
+            .filter(|(r, _)| {
+                policy::selects_workload_ra(r, &wl.namespace, &wl.labels)
+                    || (self.mode == Mode::Sidecar
+                        && svcs
+                            .iter()
+                            .any(|s| policy::targets_service_ra(r, &s.namespace, &s.name)))
+            })
+            .flat_map(|(_, i)| i.iter().cloned())
+            .collect()
+    }
+
+    /// Policies a waypoint enforces for one service it serves.
+    pub fn waypoint_policies(&self, wp: usize, svc: &ServiceInfo) -> Vec<&AuthorizationPolicy> {
+        let d = &self.waypoints[wp].decl;
+        self.authz
+            .iter()
+            .filter(|p| {
+                policy::targets_service(p, &svc.namespace, &svc.name)
+                    || policy::targets_gateway(p, &d.namespace, &d.name)
+            })
+            .collect()
+    }
+
+    pub fn waypoint_issuers(&self, wp: usize, svc: &ServiceInfo) -> Vec<Issuer> {
+        let d = &self.waypoints[wp].decl;
+        self.request_authn
+            .iter()
+            .filter(|(r, _)| {
+                policy::targets_service_ra(r, &svc.namespace, &svc.name)
+                    || policy::targets_gateway_ra(r, &d.namespace, &d.name)
+            })
+            .flat_map(|(_, i)| i.iter().cloned())
+            .collect()
+    }
+
+    /// Whether inbound plaintext to a workload is refused (PeerAuthentication STRICT; the
+    /// most specific policy wins: selector over namespace over mesh-wide).
+    pub fn strict_mtls(&self, w: usize) -> bool {
+        let wl = &self.workloads[w];
+        let mut best: Option<(u8, MtlsMode)> = None;
+        for p in &self.peer_authn {
+            let ns = p.metadata.ns();
+            let rank = match &p.spec.selector {
+                Some(sel) if ns == wl.namespace => {
+                    if sel
+                        .match_labels
+                        .iter()
+                        .all(|(k, v)| wl.labels.get(k) == Some(v))
+                    {
+                        3
+                    } else {
+                        continue;
+                    }
+                }
+                None if ns == wl.namespace => 2,
+                None if ns == manifest::ROOT_NAMESPACE => 1,
+                _ => continue,
+            };
+            let mode = p.spec.mtls.as_ref().map(|m| m.mode).unwrap_or_default();
+            if mode != MtlsMode::Unset && best.is_none_or(|(r, _)| rank > r) {
+                best = Some((rank, mode));
+            }
+        }
+        matches!(best, Some((_, MtlsMode::Strict)))
+    }
+
+    /// Whether `peer` is the waypoint that serves some service of workload `w` (the destination
+    /// ztunnel lets the waypoint in: it already enforced the service's policies).
+    pub fn is_serving_waypoint(&self, peer: &Identity, w: usize) -> bool {
+        self.services_of(w).any(|s| {
+            s.waypoint
+                .is_some_and(|wp| &self.workloads[self.waypoints[wp].workload].identity == peer)
+        })
+    }
+
+    /// Cost floors of one proxy kind in this run's profile.
+    pub fn floors(&self, kind: &str) -> Floors {
+        self.profile.floors(kind)
+    }
+
+    /// Config entries each kind of proxy holds (Istio's scoping): sidecar = every service
+    /// endpoint of the mesh, ztunnel = every workload, waypoint = its services' endpoints.
+    pub fn config_entries(&self, kind: &str, waypoint: Option<usize>) -> usize {
+        match kind {
+            "sidecar" => self.services.iter().map(|s| 1 + s.endpoints.len()).sum(),
+            "ztunnel" => self.workloads.len() + self.services.len(),
+            _ => self
+                .services
+                .iter()
+                .filter(|s| s.waypoint.is_some() && s.waypoint == waypoint)
+                .map(|s| 1 + s.endpoints.len())
+                .sum(),
+        }
+    }
+
+    /// The address of a workload's HBONE listener (its in-pod ztunnel or the waypoint).
+    pub fn hbone_addr(&self, w: &WorkloadInfo) -> SocketAddr {
+        SocketAddr::from((w.ip, crate::mesh::hbone::HBONE_PORT))
+    }
+}

@@ -1,0 +1,160 @@
+//! Cost floors in action. A proxy model that is cheaper than its profile's floor burns real CPU
+//! on the thread that did the work, until the component's total CPU reaches the sum of floors
+//! owed — so CPU quotas, queueing and the meters all see Envoy-like cost, not a sleep.
+//!
+//! Memory floors are not allocated (that would only slow the machine): the difference between
+//! the profile's memory and what the model measurably holds is reported as *modeled*.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::component::Component;
+use crate::profile::Floors;
+
+/// Longest a single charge burns inline; a larger deficit is paid over the next events, so
+/// one request never stalls for long.
+const MAX_BURN_NS: u64 = 2_000_000;
+
+#[derive(Debug)]
+pub struct Burner {
+    component: Arc<Component>,
+    floors: Floors,
+    /// Floor CPU owed since start, plus the component's CPU at start.
+    owed_ns: AtomicU64,
+    pub active_connections: AtomicU64,
+    pub peak_connections: AtomicU64,
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl Burner {
+    pub fn new(component: Arc<Component>, floors: Floors) -> Arc<Burner> {
+        let start = component.cpu_ns();
+        Arc::new(Burner {
+            component,
+            floors,
+            owed_ns: AtomicU64::new(start),
+            active_connections: AtomicU64::new(0),
+            peak_connections: AtomicU64::new(0),
+        })
+    }
+
+    fn is_free(&self) -> bool {
+        self.floors.cpu_per_request.0.is_zero()
+            && self.floors.cpu_per_connection.0.is_zero()
+            && self.floors.cpu_per_kib.0.is_zero()
+    }
+
+    fn charge(&self, ns: u64) {
+        if ns == 0 {
+            return;
+        }
+        let owed = self.owed_ns.fetch_add(ns, Ordering::Relaxed) + ns;
+        let used = self.component.cpu_ns();
+        if owed > used {
+            burn((owed - used).min(MAX_BURN_NS));
+        }
+    }
+
+    pub fn request(&self) {
+        self.charge(self.floors.cpu_per_request.0.as_nanos() as u64);
+    }
+
+    pub fn connection_opened(&self) {
+        let n = self.active_connections.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak_connections.fetch_max(n, Ordering::Relaxed);
+        self.charge(self.floors.cpu_per_connection.0.as_nanos() as u64);
+    }
+
+    pub fn connection_closed(&self) {
+        self.active_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn bytes(&self, n: u64) {
+        let per_kib = self.floors.cpu_per_kib.0.as_nanos() as u64;
+        self.charge(per_kib * n / 1024);
+    }
+
+    /// Memory the profile says this proxy holds (base + per open connection), in bytes.
+    pub fn memory_floor(&self) -> u64 {
+        self.floors.memory_base.0
+            + self.floors.memory_per_connection.0 * self.active_connections.load(Ordering::Relaxed)
+    }
+
+    pub fn component(&self) -> &Arc<Component> {
+        &self.component
+    }
+}
+
+/// Spins for `ns` of this thread's CPU time doing work the optimizer cannot drop.
+fn burn(ns: u64) {
+    let start = thread_cpu_now_or_zero();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    loop {
+        for _ in 0..256 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        std::hint::black_box(x);
+        if thread_cpu_now_or_zero().saturating_sub(start) >= ns {
+            break;
+        }
+    }
+}
+
+fn thread_cpu_now_or_zero() -> u64 {
+    thread_cpu_ns()
+}
+
+/// Copies both ways between `a` and `b` until both directions end, charging `burner` per
+/// KiB as the bytes pass (so a long-lived connection pays as it goes, not at the end).
+/// Returns `(a→b, b→a)` byte counts.
+pub async fn splice_charged<A, B>(a: A, b: B, burner: Option<Arc<Burner>>) -> (u64, u64)
+where
+    A: AsyncRead + AsyncWrite + Send + 'static,
+    B: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (ar, aw) = tokio::io::split(a);
+    let (br, bw) = tokio::io::split(b);
+    let b1 = burner.clone();
+    let up = tokio::spawn(pump(ar, bw, b1));
+    let down = pump(br, aw, burner).await;
+    let up = up.await.unwrap_or(0);
+    (up, down)
+}
+
+async fn pump<R, W>(mut r: R, mut w: W, burner: Option<Arc<Burner>>) -> u64
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    let free = burner.as_ref().is_none_or(|b| b.is_free());
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if w.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        total += n as u64;
+        if !free && let Some(b) = &burner {
+            b.bytes(n as u64);
+        }
+    }
+    let _ = w.shutdown().await;
+    total
+}

@@ -1,0 +1,306 @@
+//! The sidecar (Envoy model), one per meshed pod, on its own `concurrency` worker threads in
+//! the pod's namespace.
+//!
+//! Outbound (15001, captured): HTTP/1.1 is parsed, an endpoint picked, and the request sent
+//! over a pooled mTLS connection (TLS 1.3, SPIFFE identities) to the endpoint's port, where the
+//! destination pod's capture hands it to its sidecar's 15006. Inbound (15006): TLS is
+//! terminated (plaintext only where PeerAuthentication allows), the request authenticated
+//! (JWT) and authorized (full L7), and forwarded to the app on localhost. Non-HTTP ports pass
+//! through as TCP over mTLS, authorized at L4 attributes.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::component::{Component, ComponentRuntime};
+use crate::manifest::AuthorizationPolicy;
+use crate::mesh::control::{MeshPlan, ServiceInfo};
+use crate::mesh::tls;
+use crate::proxy::capture::{INBOUND_PORT, OUTBOUND_PORT};
+use crate::proxy::cost::{Burner, splice_charged};
+use crate::proxy::http::{self, Body, Peer, UpstreamPool};
+use crate::proxy::jwt::Issuer;
+use crate::proxy::policy::{self, Attrs, Decision, Layer};
+use crate::proxy::sock;
+use crate::proxy::telemetry::ProxyMetrics;
+
+const ALPN_HTTP1: &[u8] = b"http/1.1";
+
+struct Sidecar {
+    plan: Arc<MeshPlan>,
+    me: usize,
+    burner: Arc<Burner>,
+    metrics: Arc<ProxyMetrics>,
+    client: Arc<rustls::ClientConfig>,
+    server: Arc<rustls::ServerConfig>,
+    /// Upstream mTLS connections, by endpoint address.
+    outbound: UpstreamPool<SocketAddr>,
+    /// Connections to the local app, by port.
+    inbound: UpstreamPool<u16>,
+    policies: Vec<AuthorizationPolicy>,
+    issuers: Vec<Issuer>,
+    strict: bool,
+}
+
+/// Starts the sidecar of workload `me` on `component`'s threads (inside its pod).
+pub fn start(
+    component: &Arc<Component>,
+    plan: Arc<MeshPlan>,
+    me: usize,
+    concurrency: usize,
+    metrics: Arc<ProxyMetrics>,
+) -> std::io::Result<(ComponentRuntime, Arc<Burner>)> {
+    let w = &plan.workloads[me];
+    let err = |e: tls::TlsError| std::io::Error::other(e.to_string());
+    let client = tls::client_config(&w.cert, &plan.ca, &[ALPN_HTTP1]).map_err(err)?;
+    let server = tls::server_config(&w.cert, &plan.ca, &[ALPN_HTTP1]).map_err(err)?;
+    let burner = Burner::new(component.clone(), plan.floors("sidecar"));
+    let sc = Arc::new(Sidecar {
+        policies: plan.workload_policies(me).into_iter().cloned().collect(),
+        issuers: plan.workload_issuers(me),
+        strict: plan.strict_mtls(me),
+        plan: plan.clone(),
+        me,
+        burner: burner.clone(),
+        metrics,
+        client,
+        server,
+        outbound: UpstreamPool::default(),
+        inbound: UpstreamPool::default(),
+    });
+    let rt = component.start_runtime(concurrency, None)?;
+    let (out_l, in_l) = rt.run(async {
+        let o = TcpListener::bind((Ipv4Addr::UNSPECIFIED, OUTBOUND_PORT)).await?;
+        let i = TcpListener::bind((Ipv4Addr::UNSPECIFIED, INBOUND_PORT)).await?;
+        Ok::<_, std::io::Error>((o, i))
+    })?;
+    let s = sc.clone();
+    rt.spawn(async move {
+        while let Ok((conn, _)) = out_l.accept().await {
+            let s = s.clone();
+            tokio::spawn(async move { s.outbound(conn).await });
+        }
+    });
+    rt.spawn(async move {
+        while let Ok((conn, peer)) = in_l.accept().await {
+            let s = sc.clone();
+            tokio::spawn(async move { s.inbound(conn, peer).await });
+        }
+    });
+    Ok((rt, burner))
+}
+
+impl Sidecar {
+    async fn outbound(self: Arc<Self>, conn: TcpStream) {
+        let _ = conn.set_nodelay(true);
+        let Ok(SocketAddr::V4(dst)) = sock::original_dst(&conn) else {
+            return;
+        };
+        self.burner.connection_opened();
+        match self.plan.service_by_vip(*dst.ip()) {
+            Some((svc, info)) => match info.port(dst.port()) {
+                Some((target, true)) => self.outbound_http(conn, svc, target).await,
+                Some((target, false)) => {
+                    if let Some(ep) = self.plan.pick_endpoint(svc) {
+                        let addr = SocketAddr::from((ep.ip, target));
+                        let id = ep.identity.clone();
+                        self.outbound_tcp(conn, addr, id).await;
+                    }
+                }
+                None => passthrough(conn, SocketAddr::V4(dst)).await,
+            },
+            None => match self.plan.workload_by_ip(*dst.ip()) {
+                Some(w) => {
+                    let id = w.identity.clone();
+                    self.outbound_tcp(conn, SocketAddr::V4(dst), id).await
+                }
+                None => passthrough(conn, SocketAddr::V4(dst)).await,
+            },
+        }
+        self.burner.connection_closed();
+    }
+
+    async fn outbound_tcp(&self, conn: TcpStream, addr: SocketAddr, id: crate::mesh::Identity) {
+        let Ok(up) = sock::connect_marked(addr).await else {
+            return;
+        };
+        let Ok((tls, _)) = tls::connect(up, self.client.clone(), &[id]).await else {
+            return;
+        };
+        splice_charged(conn, tls, None).await;
+    }
+
+    async fn outbound_http(self: &Arc<Self>, conn: TcpStream, svc: usize, target: u16) {
+        let s = self.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let s = s.clone();
+            async move { Ok::<_, std::convert::Infallible>(s.forward_out(req, svc, target).await) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(conn), service)
+            .await;
+    }
+
+    async fn forward_out(&self, req: Request<Incoming>, svc: usize, target: u16) -> Response<Body> {
+        let started = Instant::now();
+        self.burner.request();
+        let info: &ServiceInfo = &self.plan.services[svc];
+        let me = Peer::of(&self.plan.workloads[self.me]);
+        let Some(ep) = self.plan.pick_endpoint(svc) else {
+            return http::unavailable();
+        };
+        let addr = SocketAddr::from((ep.ip, target));
+        let expected = ep.identity.clone();
+        let client = self.client.clone();
+        let resp = http::send(&self.outbound, addr, req, || async move {
+            let tcp = sock::connect_marked(addr)
+                .await
+                .map_err(|e| format!("connect {addr}: {e}"))?;
+            let (tls, _) = tls::connect(tcp, client, &[expected])
+                .await
+                .map_err(|e| e.to_string())?;
+            http::handshake(tls).await.map_err(|e| e.to_string())
+        })
+        .await;
+        let resp = match resp {
+            Ok(r) => http::boxed(r),
+            Err(_) => http::unavailable(),
+        };
+        let l = http::labels(
+            "source",
+            &me,
+            &Peer::of(ep),
+            Some(info),
+            Some(resp.status().as_u16()),
+        );
+        http::record_request(&self.metrics, &l, started);
+        resp
+    }
+
+    async fn inbound(self: Arc<Self>, conn: TcpStream, peer: SocketAddr) {
+        let _ = conn.set_nodelay(true);
+        let Ok(dst) = sock::original_dst(&conn) else {
+            return;
+        };
+        let port = dst.port();
+        let mut first = [0u8; 1];
+        let is_tls = matches!(conn.peek(&mut first).await, Ok(1) if first[0] == 0x16);
+        self.burner.connection_opened();
+        if is_tls {
+            if let Ok((tls, id)) = tls::accept(conn, self.server.clone()).await {
+                self.inbound_stream(tls, peer.ip(), Some(id), port).await;
+            }
+        } else if self.strict {
+            // PeerAuthentication STRICT: plaintext is refused with a reset.
+            let _ = socket2::SockRef::from(&conn).set_linger(Some(std::time::Duration::ZERO));
+        } else {
+            self.inbound_stream(conn, peer.ip(), None, port).await;
+        }
+        self.burner.connection_closed();
+    }
+
+    async fn inbound_stream<S>(
+        self: &Arc<Self>,
+        io: S,
+        peer_ip: IpAddr,
+        id: Option<crate::mesh::Identity>,
+        port: u16,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let base = Attrs {
+            principal: id.as_ref().map(|i| i.principal()),
+            namespace: id.as_ref().map(|i| i.namespace.clone()),
+            source_ip: Some(peer_ip),
+            dest_port: port,
+            http: None,
+        };
+        let src = Peer::lookup(&self.plan, Some(peer_ip), id.as_ref());
+        if self.plan.is_http_target(self.me, port) {
+            let s = self.clone();
+            let service = service_fn(move |req: Request<Incoming>| {
+                let s = s.clone();
+                let base = base.clone();
+                let src = src.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(s.forward_in(req, base, src, port).await)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(io), service)
+                .await;
+        } else {
+            let refs: Vec<&AuthorizationPolicy> = self.policies.iter().collect();
+            if policy::authorize(&refs, &base, Layer::L7) != Decision::Allow {
+                return;
+            }
+            if let Ok(app) =
+                sock::connect_marked(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await
+            {
+                splice_charged(io, app, None).await;
+            }
+        }
+    }
+
+    async fn forward_in(
+        &self,
+        req: Request<Incoming>,
+        mut attrs: Attrs,
+        src: Peer,
+        port: u16,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        self.burner.request();
+        let me = &self.plan.workloads[self.me];
+        let svc = self
+            .plan
+            .services_of(self.me)
+            .find(|s| s.ports.iter().any(|p| p.1 == port));
+        let mut h = http::http_attrs(&req);
+        let resp = match http::check_jwt(&req, &self.issuers, &mut h) {
+            Err(r) => *r,
+            Ok(()) => {
+                attrs.http = Some(h);
+                let refs: Vec<&AuthorizationPolicy> = self.policies.iter().collect();
+                if policy::authorize(&refs, &attrs, Layer::L7) != Decision::Allow {
+                    http::denied()
+                } else {
+                    let r = http::send(&self.inbound, port, req, || async move {
+                        let tcp =
+                            sock::connect_marked(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+                                .await
+                                .map_err(|e| e.to_string())?;
+                        http::handshake(tcp).await.map_err(|e| e.to_string())
+                    })
+                    .await;
+                    match r {
+                        Ok(r) => http::boxed(r),
+                        Err(_) => http::unavailable(),
+                    }
+                }
+            }
+        };
+        let l = http::labels(
+            "destination",
+            &src,
+            &Peer::of(me),
+            svc,
+            Some(resp.status().as_u16()),
+        );
+        http::record_request(&self.metrics, &l, started);
+        resp
+    }
+}
+
+/// Traffic to something outside the mesh goes out unchanged (Istio's PassthroughCluster).
+pub async fn passthrough(conn: TcpStream, dst: SocketAddr) {
+    if let Ok(up) = sock::connect_marked(dst).await {
+        splice_charged(conn, up, None).await;
+    }
+}

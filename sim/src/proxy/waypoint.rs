@@ -1,0 +1,221 @@
+//! The waypoint (Envoy model for ambient L7), one per `Gateway` of class `istio-waypoint`, in
+//! its own pod on `concurrency` worker threads. It terminates HBONE on 15008, serves HTTP/1.1
+//! inside the tunnel (routing and balancing over the service's endpoints, JWT, L7
+//! AuthorizationPolicy, telemetry with `reporter="waypoint"`), and opens a second HBONE tunnel
+//! to the chosen endpoint's ztunnel. Non-HTTP ports are authorized at L4 and spliced.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ::http::StatusCode;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::component::{Component, ComponentRuntime};
+use crate::manifest::AuthorizationPolicy;
+use crate::mesh::hbone::{self, Baggage, Connector, HbonePool};
+use crate::mesh::{ConnectRequest, HboneAccept, tls};
+use crate::proxy::capture::HBONE_PORT;
+use crate::proxy::cost::{Burner, splice_charged};
+use crate::proxy::http::{self, Body, Peer, UpstreamPool};
+use crate::proxy::policy::{self, Attrs, Decision, Layer};
+use crate::proxy::sock;
+use crate::proxy::telemetry::ProxyMetrics;
+
+struct Waypoint {
+    plan: Arc<crate::mesh::control::MeshPlan>,
+    wp: usize,
+    me: usize,
+    burner: Arc<Burner>,
+    metrics: Arc<ProxyMetrics>,
+    pool: HbonePool,
+    upstream: UpstreamPool<SocketAddr>,
+}
+
+pub fn start(
+    component: &Arc<Component>,
+    plan: Arc<crate::mesh::control::MeshPlan>,
+    wp: usize,
+    metrics: Arc<ProxyMetrics>,
+) -> std::io::Result<(ComponentRuntime, Arc<Burner>)> {
+    let me = plan.waypoints[wp].workload;
+    let concurrency = plan.waypoints[wp].decl.concurrency as usize;
+    let cert = plan.workloads[me].cert.clone();
+    let server = tls::server_config(&cert, &plan.ca, &[hbone::ALPN_H2])
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let connector: Connector = Arc::new(|addr| Box::pin(sock::connect_marked(addr)));
+    let burner = Burner::new(component.clone(), plan.floors("waypoint"));
+    let w = Arc::new(Waypoint {
+        pool: HbonePool::new(&plan.ca, connector),
+        plan,
+        wp,
+        me,
+        burner: burner.clone(),
+        metrics,
+        upstream: UpstreamPool::default(),
+    });
+    let rt = component.start_runtime(concurrency, None)?;
+    let listener =
+        rt.run(async { TcpListener::bind((Ipv4Addr::UNSPECIFIED, HBONE_PORT)).await })?;
+    rt.spawn(async move {
+        let _ = hbone::serve_listener(listener, server, move |req| {
+            let w = w.clone();
+            async move { w.accept(req) }
+        })
+        .await;
+    });
+    Ok((rt, burner))
+}
+
+impl Waypoint {
+    fn accept(self: &Arc<Self>, req: ConnectRequest) -> Result<HboneAccept, StatusCode> {
+        let std::net::IpAddr::V4(vip) = req.authority.ip() else {
+            return Err(StatusCode::BAD_REQUEST);
+        };
+        let Some((svc, info)) = self.plan.service_by_vip(vip) else {
+            return Err(StatusCode::NOT_FOUND);
+        };
+        if info.waypoint != Some(self.wp) {
+            return Err(StatusCode::NOT_FOUND);
+        }
+        let Some((target, is_http)) = info.port(req.authority.port()) else {
+            return Err(StatusCode::NOT_FOUND);
+        };
+        let attrs = Attrs {
+            principal: Some(req.peer.principal()),
+            namespace: Some(req.peer.namespace.clone()),
+            source_ip: req.peer_addr.map(|a| a.ip()),
+            dest_port: req.authority.port(),
+            http: None,
+        };
+        let src = Peer::lookup(&self.plan, None, Some(&req.peer));
+        let src = match req
+            .headers
+            .get("baggage")
+            .and_then(|b| b.to_str().ok())
+            .map(Baggage::parse)
+        {
+            Some(b) if !b.workload_name.is_empty() => Peer {
+                workload: b.workload_name,
+                ..src
+            },
+            _ => src,
+        };
+        let w = self.clone();
+        if is_http {
+            Ok(HboneAccept::new(move |tunnel| async move {
+                w.burner.connection_opened();
+                let w2 = w.clone();
+                let service = service_fn(move |r: Request<Incoming>| {
+                    let w = w2.clone();
+                    let (attrs, src) = (attrs.clone(), src.clone());
+                    async move {
+                        Ok::<_, std::convert::Infallible>(w.route(r, svc, target, attrs, src).await)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tunnel), service)
+                    .await;
+                w.burner.connection_closed();
+            }))
+        } else {
+            let policies = self.plan.waypoint_policies(self.wp, info);
+            if policy::authorize(&policies, &attrs, Layer::L4) != Decision::Allow {
+                return Err(StatusCode::FORBIDDEN);
+            }
+            Ok(HboneAccept::new(move |tunnel| async move {
+                let Some(ep) = w.plan.pick_endpoint(svc) else {
+                    return;
+                };
+                let me = &w.plan.workloads[w.me];
+                let Ok(up) = w
+                    .pool
+                    .connect(
+                        &me.cert,
+                        w.plan.hbone_addr(ep),
+                        &ep.identity,
+                        SocketAddr::from((ep.ip, target)),
+                        hbone::tunnel_headers(me.ip.into(), None),
+                    )
+                    .await
+                else {
+                    return;
+                };
+                w.burner.connection_opened();
+                splice_charged(tunnel, up, None).await;
+                w.burner.connection_closed();
+            }))
+        }
+    }
+
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        svc: usize,
+        target: u16,
+        mut attrs: Attrs,
+        src: Peer,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        self.burner.request();
+        let info = &self.plan.services[svc];
+        let ep = self.plan.pick_endpoint(svc);
+        let mut h = http::http_attrs(&req);
+        let issuers = self.plan.waypoint_issuers(self.wp, info);
+        let resp = match http::check_jwt(&req, &issuers, &mut h) {
+            Err(r) => *r,
+            Ok(()) => {
+                attrs.http = Some(h);
+                let policies: Vec<&AuthorizationPolicy> =
+                    self.plan.waypoint_policies(self.wp, info);
+                if policy::authorize(&policies, &attrs, Layer::L7) != Decision::Allow {
+                    http::denied()
+                } else if let Some(ep) = ep {
+                    let me = &self.plan.workloads[self.me];
+                    let addr = SocketAddr::from((ep.ip, target));
+                    let (pool, cert, hb, id) = (
+                        &self.pool,
+                        me.cert.clone(),
+                        self.plan.hbone_addr(ep),
+                        ep.identity.clone(),
+                    );
+                    let my_ip = me.ip;
+                    let r = http::send(&self.upstream, addr, req, || async move {
+                        let t = pool
+                            .connect(
+                                &cert,
+                                hb,
+                                &id,
+                                addr,
+                                hbone::tunnel_headers(my_ip.into(), None),
+                            )
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        http::handshake(t).await.map_err(|e| e.to_string())
+                    })
+                    .await;
+                    match r {
+                        Ok(r) => http::boxed(r),
+                        Err(_) => http::unavailable(),
+                    }
+                } else {
+                    http::unavailable()
+                }
+            }
+        };
+        let dst = ep.map(Peer::of).unwrap_or_default();
+        let l = http::labels(
+            "waypoint",
+            &src,
+            &dst,
+            Some(info),
+            Some(resp.status().as_u16()),
+        );
+        http::record_request(&self.metrics, &l, started);
+        resp
+    }
+}

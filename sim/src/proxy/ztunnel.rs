@@ -1,0 +1,285 @@
+//! ztunnel, one per node, on its own threads in the node's namespace. Like the real one in
+//! in-pod mode, it opens its listeners *inside each pod's namespace* on its node: 15001
+//! (captured outbound), 15006 (captured plaintext inbound) and 15008 (HBONE inbound).
+//!
+//! Outbound traffic goes in an HBONE tunnel (HTTP/2 CONNECT over mTLS, presenting the source
+//! workload's certificate) to the destination pod's 15008 — or to the service's waypoint when
+//! it has one. Inbound, ztunnel enforces the L4 parts of the workload's AuthorizationPolicies
+//! and connects to the pod. L4 only: it never parses HTTP.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use http::StatusCode;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::component::{Component, ComponentRuntime};
+use crate::manifest::{Action, AuthorizationPolicy};
+use crate::mesh::control::{MeshPlan, ServiceInfo, WorkloadInfo};
+use crate::mesh::hbone::{self, Baggage, Connector, HbonePool};
+use crate::mesh::{ConnectRequest, HboneAccept, Identity, tls};
+use crate::netns::NetNsRef;
+use crate::proxy::capture::{HBONE_PORT, INBOUND_PORT, OUTBOUND_PORT};
+use crate::proxy::cost::{Burner, splice_charged};
+use crate::proxy::http::{Peer, labels};
+use crate::proxy::policy::{self, Attrs, Decision, Layer};
+use crate::proxy::sock;
+use crate::proxy::telemetry::ProxyMetrics;
+
+/// ztunnel's worker threads (its default is 2).
+pub const ZTUNNEL_WORKERS: usize = 2;
+
+struct Ztunnel {
+    plan: Arc<MeshPlan>,
+    burner: Arc<Burner>,
+    metrics: Arc<ProxyMetrics>,
+    node_ns: NetNsRef,
+}
+
+/// One pod ztunnel serves.
+struct PodCtx {
+    w: usize,
+    ns: NetNsRef,
+    pool: HbonePool,
+    policies: Vec<AuthorizationPolicy>,
+    strict: bool,
+}
+
+/// Starts the ztunnel of a node on `component`'s threads, serving `pods` (workload indices
+/// and their namespaces).
+pub fn start(
+    component: &Arc<Component>,
+    plan: Arc<MeshPlan>,
+    pods: Vec<(usize, NetNsRef)>,
+    workers: usize,
+    metrics: Arc<ProxyMetrics>,
+) -> std::io::Result<(ComponentRuntime, Arc<Burner>)> {
+    let burner = Burner::new(component.clone(), plan.floors("ztunnel"));
+    let zt = Arc::new(Ztunnel {
+        plan: plan.clone(),
+        burner: burner.clone(),
+        metrics,
+        node_ns: component.netns.clone(),
+    });
+    let rt = component.start_runtime(workers, None)?;
+    for (w, ns) in pods {
+        let wl = &plan.workloads[w];
+        let bind =
+            |port: u16| sock::listen_in(&ns, SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
+        let (out_l, in_l, hbone_l) = (bind(OUTBOUND_PORT)?, bind(INBOUND_PORT)?, bind(HBONE_PORT)?);
+        let connector: Connector = {
+            let (pod_ns, home) = (ns.clone(), zt.node_ns.clone());
+            Arc::new(move |addr| {
+                let (pod_ns, home) = (pod_ns.clone(), home.clone());
+                Box::pin(async move { sock::connect_in(&pod_ns, &home, addr).await })
+            })
+        };
+        let ctx = Arc::new(PodCtx {
+            w,
+            ns: ns.clone(),
+            pool: HbonePool::new(&plan.ca, connector),
+            policies: plan.workload_policies(w).into_iter().cloned().collect(),
+            strict: plan.strict_mtls(w),
+        });
+        let server = tls::server_config(&wl.cert, &plan.ca, &[hbone::ALPN_H2])
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let (z, c) = (zt.clone(), ctx.clone());
+        rt.spawn(async move {
+            let Ok(l) = TcpListener::from_std(out_l) else {
+                return;
+            };
+            while let Ok((conn, _)) = l.accept().await {
+                let (z, c) = (z.clone(), c.clone());
+                tokio::spawn(async move { z.outbound(&c, conn).await });
+            }
+        });
+        let (z, c) = (zt.clone(), ctx.clone());
+        rt.spawn(async move {
+            let Ok(l) = TcpListener::from_std(in_l) else {
+                return;
+            };
+            while let Ok((conn, peer)) = l.accept().await {
+                let (z, c) = (z.clone(), c.clone());
+                tokio::spawn(async move { z.plaintext_inbound(&c, conn, peer).await });
+            }
+        });
+        let (z, c) = (zt.clone(), ctx);
+        rt.spawn(async move {
+            let Ok(l) = TcpListener::from_std(hbone_l) else {
+                return;
+            };
+            let _ = hbone::serve_listener(l, server, move |req| {
+                let (z, c) = (z.clone(), c.clone());
+                async move { z.hbone_inbound(&c, req) }
+            })
+            .await;
+        });
+    }
+    Ok((rt, burner))
+}
+
+fn reset(conn: TcpStream) {
+    // A zero linger makes close send RST: a denied connection is reset, as ztunnel does.
+    let _ = socket2::SockRef::from(&conn).set_linger(Some(std::time::Duration::ZERO));
+    drop(conn);
+}
+
+impl Ztunnel {
+    async fn outbound(&self, ctx: &PodCtx, conn: TcpStream) {
+        let _ = conn.set_nodelay(true);
+        let Ok(SocketAddr::V4(dst)) = sock::original_dst(&conn) else {
+            return;
+        };
+        let plan = &self.plan;
+        let src = &plan.workloads[ctx.w];
+        // Where to tunnel: (HBONE server, its identity, CONNECT authority, dst workload, svc).
+        let route: Option<(
+            &WorkloadInfo,
+            SocketAddr,
+            Option<&ServiceInfo>,
+            &WorkloadInfo,
+        )> = match plan.service_by_vip(*dst.ip()) {
+            Some((svc, info)) => {
+                let Some((target, _)) = info.port(dst.port()) else {
+                    return reset(conn);
+                };
+                match info.waypoint {
+                    Some(wp) if plan.waypoints[wp].workload != ctx.w => {
+                        let wl = &plan.workloads[plan.waypoints[wp].workload];
+                        Some((wl, SocketAddr::V4(dst), Some(info), wl))
+                    }
+                    _ => match plan.pick_endpoint(svc) {
+                        Some(ep) => Some((ep, SocketAddr::from((ep.ip, target)), Some(info), ep)),
+                        None => return reset(conn),
+                    },
+                }
+            }
+            None => plan
+                .workload_by_ip(*dst.ip())
+                .map(|w| (w, SocketAddr::V4(dst), None, w)),
+        };
+        let Some((server, authority, svc, dst_wl)) = route else {
+            // Out of the mesh: straight through, from the pod's namespace.
+            if let Ok(up) = sock::connect_in(&ctx.ns, &self.node_ns, SocketAddr::V4(dst)).await {
+                splice_charged(conn, up, Some(self.burner.clone())).await;
+            }
+            return;
+        };
+        let baggage = Baggage {
+            cluster: "Kubernetes".into(),
+            namespace: src.namespace.clone(),
+            workload_kind: "deployment".into(),
+            workload_name: src.workload.clone(),
+            service_name: src.workload.clone(),
+            service_version: "latest".into(),
+        };
+        let headers = hbone::tunnel_headers(src.ip.into(), Some(&baggage));
+        self.burner.connection_opened();
+        let tunnel = ctx
+            .pool
+            .connect(
+                &src.cert,
+                plan.hbone_addr(server),
+                &server.identity,
+                authority,
+                headers,
+            )
+            .await;
+        let l = labels("source", &Peer::of(src), &Peer::of(dst_wl), svc, None);
+        match tunnel {
+            Ok(t) => {
+                self.metrics.tcp_opened.get(&l).inc();
+                let (up, down) = splice_charged(conn, t, Some(self.burner.clone())).await;
+                self.metrics.tcp_received.get(&l).add(up);
+                self.metrics.tcp_sent.get(&l).add(down);
+                self.metrics.tcp_closed.get(&l).inc();
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "tunnel refused or failed");
+                reset(conn);
+            }
+        }
+        self.burner.connection_closed();
+    }
+
+    /// The L4 authorization of a connection to workload `w` from `peer`.
+    fn authorize(
+        &self,
+        ctx: &PodCtx,
+        peer: Option<&Identity>,
+        src_ip: Option<std::net::IpAddr>,
+        port: u16,
+    ) -> bool {
+        let serving_waypoint = peer.is_some_and(|p| self.plan.is_serving_waypoint(p, ctx.w));
+        // Behind a waypoint the service's policies were enforced there; the destination
+        // ztunnel lets the waypoint in and still applies DENY rules to it.
+        let refs: Vec<&AuthorizationPolicy> = ctx
+            .policies
+            .iter()
+            .filter(|p| !serving_waypoint || p.spec.action == Action::Deny)
+            .collect();
+        let attrs = Attrs {
+            principal: peer.map(|p| p.principal()),
+            namespace: peer.map(|p| p.namespace.clone()),
+            source_ip: src_ip,
+            dest_port: port,
+            http: None,
+        };
+        policy::authorize(&refs, &attrs, Layer::L4) == Decision::Allow
+    }
+
+    fn hbone_inbound(
+        self: &Arc<Self>,
+        ctx: &Arc<PodCtx>,
+        req: ConnectRequest,
+    ) -> Result<HboneAccept, StatusCode> {
+        let me = &self.plan.workloads[ctx.w];
+        if req.authority.ip() != std::net::IpAddr::V4(me.ip) {
+            return Err(StatusCode::BAD_REQUEST);
+        }
+        let src_ip = forwarded_for(&req.headers).or(req.peer_addr.map(|a| a.ip()));
+        if !self.authorize(ctx, Some(&req.peer), src_ip, req.authority.port()) {
+            return Err(StatusCode::FORBIDDEN);
+        }
+        let src = Peer::lookup(&self.plan, src_ip, Some(&req.peer));
+        let svc = self
+            .plan
+            .services_of(ctx.w)
+            .find(|s| s.ports.iter().any(|p| p.1 == req.authority.port()));
+        let l = labels("destination", &src, &Peer::of(me), svc, None);
+        let (z, c) = (self.clone(), ctx.clone());
+        let target = req.authority;
+        Ok(HboneAccept::new(move |tunnel| async move {
+            let Ok(up) = sock::connect_in(&c.ns, &z.node_ns, target).await else {
+                return;
+            };
+            z.burner.connection_opened();
+            z.metrics.tcp_opened.get(&l).inc();
+            let (received, sent) = splice_charged(tunnel, up, Some(z.burner.clone())).await;
+            z.metrics.tcp_received.get(&l).add(received);
+            z.metrics.tcp_sent.get(&l).add(sent);
+            z.metrics.tcp_closed.get(&l).inc();
+            z.burner.connection_closed();
+        }))
+    }
+
+    async fn plaintext_inbound(&self, ctx: &PodCtx, conn: TcpStream, peer: SocketAddr) {
+        let Ok(dst) = sock::original_dst(&conn) else {
+            return;
+        };
+        if ctx.strict || !self.authorize(ctx, None, Some(peer.ip()), dst.port()) {
+            return reset(conn);
+        }
+        if let Ok(up) = sock::connect_in(&ctx.ns, &self.node_ns, dst).await {
+            splice_charged(conn, up, Some(self.burner.clone())).await;
+        }
+    }
+}
+
+/// The original source address ztunnel put in `forwarded: for=<ip>`.
+fn forwarded_for(h: &http::HeaderMap) -> Option<std::net::IpAddr> {
+    let v = h.get(http::header::FORWARDED)?.to_str().ok()?;
+    v.split(';')
+        .find_map(|p| p.trim().strip_prefix("for="))
+        .and_then(|ip| ip.trim_matches('"').parse().ok())
+}
