@@ -120,7 +120,8 @@ async fn run_step(
     let measure_start = start + spec.warmup;
     let end = measure_start + spec.duration;
     let r = rate.unwrap_or(0.0);
-    let intended_before = |t: Duration| (t.as_secs_f64() * r).ceil() as u64;
+    // Requests `i` with `i / rate < t`; the tolerance keeps 1.1 s x 100/s at 110, not 111.
+    let intended_before = |t: Duration| (t.as_secs_f64() * r - 1e-6).ceil().max(0.0) as u64;
     let cx = Arc::new(StepCtx {
         sh: sh.clone(),
         protocol: spec.protocol,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use loadgen::testing::{Server, refused_addr};
-use loadgen::{Connector, LoadError, LoadSpec, Mode, Protocol, ProgressFn, StepResult, Target};
+use loadgen::{Connector, LoadError, LoadSpec, Mode, ProgressFn, Protocol, StepResult, Target};
 
 fn http(addr: std::net::SocketAddr, mode: Mode) -> LoadSpec {
     let target = Target::Http {
@@ -47,7 +47,10 @@ async fn one_step(s: &LoadSpec) -> StepResult {
 
 fn only_error(step: &StepResult, kind: &str, n: u64) {
     assert_eq!(
-        step.errors.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(),
+        step.errors
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect::<Vec<_>>(),
         vec![(kind, n)]
     );
     assert_eq!(step.requests, 0);
@@ -84,7 +87,11 @@ async fn warmup_is_not_in_the_results() {
     assert_eq!(step.requests, 500);
     assert_eq!(step.latency.count, 500);
     assert!(server.requests() >= 1000, "{}", server.requests());
-    assert!(step.duration_s >= 1.0 && step.duration_s < 1.05, "{}", step.duration_s);
+    assert!(
+        step.duration_s >= 1.0 && step.duration_s < 1.05,
+        "{}",
+        step.duration_s
+    );
     assert!(step.series.len() <= 2, "{:?}", step.series);
 }
 
@@ -136,12 +143,20 @@ async fn bodies_sized_and_chunked() {
     let step = one_step(&s).await;
     assert!(step.errors.is_empty(), "{:?}", step.errors);
     assert_eq!(step.requests, 100);
-    assert!(step.bytes_received > 100 * 100_000, "{}", step.bytes_received);
+    assert!(
+        step.bytes_received > 100 * 100_000,
+        "{}",
+        step.bytes_received
+    );
     assert!(step.bytes_sent > 100 * 1000, "{}", step.bytes_sent);
     server.set_chunked(false);
     let step = one_step(&s).await;
     assert!(step.errors.is_empty(), "{:?}", step.errors);
-    assert!(step.bytes_received > 100 * 100_000, "{}", step.bytes_received);
+    assert!(
+        step.bytes_received > 100 * 100_000,
+        "{}",
+        step.bytes_received
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +182,10 @@ async fn tcp_stream_throughput() {
     assert!(step.errors.is_empty(), "{:?}", step.errors);
     let bps = step.throughput_bps.expect("stream has a throughput");
     assert!(bps > 10e6, "{bps} bytes/s");
-    assert!(server.bytes() >= step.bytes_sent, "the sink read all that was counted");
+    assert!(
+        server.bytes() >= step.bytes_sent,
+        "the sink read all that was counted"
+    );
     assert_eq!(step.latency.count, 0);
 }
 
@@ -202,7 +220,11 @@ async fn connector_and_progress_hooks_are_used() {
         .await
         .expect("runs");
     assert_eq!(r.steps[0].requests, 420);
-    assert_eq!(connects.load(Ordering::Relaxed), 2, "one per connection, kept alive");
+    assert_eq!(
+        connects.load(Ordering::Relaxed),
+        2,
+        "one per connection, kept alive"
+    );
     assert_eq!(ticks.load(Ordering::Relaxed), 2);
 }
 
@@ -217,6 +239,9 @@ async fn bad_names_and_specs_fail_before_starting() {
     ));
     let mut bad = s.clone();
     bad.connections = 0;
-    let e = loadgen::run(&bad, None, None).await.err().map(|e| e.to_string());
+    let e = loadgen::run(&bad, None, None)
+        .await
+        .err()
+        .map(|e| e.to_string());
     assert_eq!(e.as_deref(), Some("connections must be at least 1"));
 }

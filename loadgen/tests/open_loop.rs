@@ -46,7 +46,10 @@ async fn a_stall_shows_in_corrected_latency_only() {
         "service time p99 {} µs",
         step.service_time.p99_us
     );
-    assert!(step.service_time.max_us >= 900_000, "the stalled requests themselves");
+    assert!(
+        step.service_time.max_us >= 900_000,
+        "the stalled requests themselves"
+    );
     // The stall is visible in the second it ended, in the series.
     let worst = step.series.iter().map(|s| s.max_us).max().unwrap_or(0);
     assert!(worst >= 900_000, "{:?}", step.series);
