@@ -222,6 +222,8 @@ impl Conn {
         }
         if close || framing == Framing::UntilClose {
             self.stream = None;
+        } else if buf.is_empty() {
+            forget_readable(stream);
         }
         match status {
             400..=499 => Err(ErrorKind::Http4xx),
@@ -264,6 +266,7 @@ impl Conn {
         stream.write_all(&sh.request).await.map_err(io_err)?;
         buf.resize(sh.rr_response, 0);
         stream.read_exact(buf).await.map_err(io_err)?;
+        forget_readable(stream);
         Ok((sh.request.len() as u64, sh.rr_response as u64))
     }
 
@@ -280,6 +283,16 @@ impl Conn {
         }
         r
     }
+}
+
+/// The whole response is read and nothing more can come before the next request: forget the
+/// socket's readable state, or the next response's first read would be a wasted EAGAIN
+/// syscall. (Should the server's FIN race with this, the next request sees the close as a
+/// reset, as it would have anyway.)
+fn forget_readable(stream: &TcpStream) {
+    let _ = stream.try_io(tokio::io::Interest::READABLE, || {
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
 }
 
 async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u64, ErrorKind> {

@@ -122,7 +122,11 @@ async fn closed_loop_saturates() {
     assert_eq!(step.latency.p99_us, step.service_time.p99_us);
     assert!(step.achieved_rps > 1000.0);
     // Every counted response was really served.
-    assert!(server.requests() >= step.requests, "{} served", server.requests());
+    assert!(
+        server.requests() >= step.requests,
+        "{} served",
+        server.requests()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
