@@ -1,6 +1,27 @@
 //! meshsim's load generator: knows nothing about meshes.
 //!
-//! Modules (filled in by the loadgen issue):
-//! - engines: open loop (fixed rate, rate steps) and closed loop (`max`)
-//! - clients: HTTP/1.1 (keep-alive or a connection per request), TCP request/response, TCP stream
-//! - record: HDR histograms, per-interval series, the load result types
+//! Modules:
+//! - `spec`: what to run ([`LoadSpec`], [`Target`], [`Protocol`], [`Mode`]) and the hooks a
+//!   caller passes in ([`Connector`], [`ProgressFn`])
+//! - `engine`: [`run`]: open loop (fixed rate, rate steps, coordinated-omission corrected) and
+//!   closed loop (`max`), one task per connection
+//! - `client`: HTTP/1.1 (keep-alive or a connection per request), TCP request/response,
+//!   TCP stream, on plain tokio sockets
+//! - `timer`: a microsecond-precise sleep (timerfd) for the open-loop schedule
+//! - `record`: HDR histograms, per-second series, and the result types ([`LoadResult`],
+//!   [`StepResult`], [`LatencySummary`])
+//! - `testing` (feature `testing`): HTTP, TCP echo and TCP sink servers for tests and benches
+
+mod client;
+mod engine;
+mod error;
+mod record;
+mod spec;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod timer;
+
+pub use engine::{resolve, run};
+pub use error::LoadError;
+pub use record::{ErrorKind, IntervalSample, LatencySummary, LoadResult, MAX_US, StepResult};
+pub use spec::{BoxFuture, Connector, LoadSpec, Mode, Progress, ProgressFn, Protocol, Target};

@@ -1,0 +1,455 @@
+//! Recording: HDR histograms in microseconds, error counts by kind, per-second series, and the
+//! result types a run returns.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+use serde::{Deserialize, Serialize};
+
+use crate::LoadError;
+use crate::spec::Protocol;
+
+/// Highest recordable value: 60 s in microseconds; longer latencies are recorded as 60 s.
+pub const MAX_US: u64 = 60_000_000;
+const SIGFIG: u8 = 3;
+/// Per-second histograms only feed p50/p99 of the series: 2 digits keep them 8x smaller.
+const SERIES_SIGFIG: u8 = 2;
+
+pub(crate) fn new_histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts.
+    Histogram::new_with_bounds(1, MAX_US, SIGFIG).expect("valid histogram bounds")
+}
+
+fn new_series_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, SERIES_SIGFIG).expect("valid histogram bounds")
+}
+
+pub(crate) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).min(MAX_US)
+}
+
+/// Why a request failed. An error is counted, never recorded as a latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    ConnectRefused,
+    Reset,
+    Timeout,
+    Http4xx,
+    Http5xx,
+    Other,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::ConnectRefused,
+        ErrorKind::Reset,
+        ErrorKind::Timeout,
+        ErrorKind::Http4xx,
+        ErrorKind::Http5xx,
+        ErrorKind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::ConnectRefused => "connect_refused",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Http4xx => "http_4xx",
+            ErrorKind::Http5xx => "http_5xx",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    pub(crate) fn of_io(e: &std::io::Error) -> ErrorKind {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::ConnectionRefused => ErrorKind::ConnectRefused,
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                ErrorKind::Reset
+            }
+            K::TimedOut => ErrorKind::Timeout,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// Percentiles of one histogram, and the whole histogram for reading any other later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySummary {
+    pub p50_us: u64,
+    pub p75_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub p9999_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+    pub count: u64,
+    /// HdrHistogram V2 compressed interchange encoding, base64 ("HISTFAAA..."): what
+    /// HdrHistogram's own tools (Java, Go, Python, the plotter) decode.
+    pub histogram: String,
+}
+
+impl LatencySummary {
+    pub fn from_histogram(h: &Histogram<u64>) -> LatencySummary {
+        let mut bytes = Vec::new();
+        // Serializing into a Vec cannot fail on I/O; an encoding failure would be a bug in
+        // hdrhistogram, and an empty string then reads back as an error, not as wrong numbers.
+        let histogram = match V2DeflateSerializer::new().serialize(h, &mut bytes) {
+            Ok(_) => base64::engine::general_purpose::STANDARD.encode(&bytes),
+            Err(_) => String::new(),
+        };
+        let q = |q: f64| h.value_at_quantile(q);
+        LatencySummary {
+            p50_us: q(0.50),
+            p75_us: q(0.75),
+            p90_us: q(0.90),
+            p99_us: q(0.99),
+            p999_us: q(0.999),
+            p9999_us: q(0.9999),
+            max_us: h.max(),
+            mean_us: if h.is_empty() { 0.0 } else { h.mean() },
+            count: h.len(),
+            histogram,
+        }
+    }
+
+    /// The whole histogram back, to read any percentile or merge.
+    pub fn decode_histogram(&self) -> Result<Histogram<u64>, LoadError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(self.histogram.trim())
+            .map_err(|e| LoadError::Histogram(e.to_string()))?;
+        Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| LoadError::Histogram(format!("{e:?}")))
+    }
+
+    /// One summary of several (e.g. the same step across flows or runs).
+    pub fn merge<'a>(
+        parts: impl IntoIterator<Item = &'a LatencySummary>,
+    ) -> Result<LatencySummary, LoadError> {
+        let mut all = new_histogram();
+        for p in parts {
+            all.add(p.decode_histogram()?)
+                .map_err(|e| LoadError::Histogram(format!("{e:?}")))?;
+        }
+        Ok(LatencySummary::from_histogram(&all))
+    }
+}
+
+/// One second of a step's measured time (by completion time; the last may be partial).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntervalSample {
+    /// Seconds since the end of the warmup.
+    pub second: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Corrected latency (from the intended send time) of the requests done in that second.
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+/// The measured part of one step (one rate, or the closed loop).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepResult {
+    /// Requested rate (open loop); `None` for the closed loop.
+    pub target_rps: Option<f64>,
+    /// From the end of the warmup to the last measured completion (at least the step duration:
+    /// a backlog that drains late makes it longer, and so lowers `achieved_rps`).
+    pub duration_s: f64,
+    /// Successful requests (errors are not counted here).
+    pub requests: u64,
+    pub achieved_rps: f64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// By kind: connect_refused, reset, timeout, http_4xx, http_5xx, other. Open loop: requests
+    /// still unsent when the step ended (plus the timeout) count as timeout.
+    pub errors: BTreeMap<String, u64>,
+    /// Completion minus intended send time (coordinated omission corrected, as wrk2). Closed
+    /// loop: the same as service time.
+    pub latency: LatencySummary,
+    /// Completion minus actual send time.
+    pub service_time: LatencySummary,
+    /// tcp-stream only: bytes written per second of the step duration (bytes/s, not bits).
+    pub throughput_bps: Option<f64>,
+    pub series: Vec<IntervalSample>,
+}
+
+impl StepResult {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadResult {
+    pub target: String,
+    pub protocol: Protocol,
+    /// "open" or "closed".
+    pub mode: String,
+    pub connections: usize,
+    pub warmup_s: f64,
+    pub steps: Vec<StepResult>,
+}
+
+/// What one connection's worker measured in one step; merged into the step's result.
+pub(crate) struct WorkerRecord {
+    pub latency: Histogram<u64>,
+    pub service: Histogram<u64>,
+    pub requests: u64,
+    pub errors: [u64; 6],
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub last_done: Option<Instant>,
+    series: SeriesRecorder,
+}
+
+impl WorkerRecord {
+    pub fn new(measure_start: Instant) -> WorkerRecord {
+        WorkerRecord {
+            latency: new_histogram(),
+            service: new_histogram(),
+            requests: 0,
+            errors: [0; 6],
+            bytes_sent: 0,
+            bytes_received: 0,
+            last_done: None,
+            series: SeriesRecorder::new(measure_start),
+        }
+    }
+
+    pub fn ok(
+        &mut self,
+        latency: Duration,
+        service: Duration,
+        done: Instant,
+        sent: u64,
+        rcvd: u64,
+    ) {
+        let l = micros(latency);
+        self.latency.saturating_record(l);
+        self.service.saturating_record(micros(service));
+        self.requests += 1;
+        self.bytes_sent += sent;
+        self.bytes_received += rcvd;
+        self.last_done = Some(done);
+        let s = self.series.at(done);
+        s.requests += 1;
+        s.bytes_sent += sent;
+        s.bytes_received += rcvd;
+        s.max = s.max.max(l);
+        s.hist.saturating_record(l);
+    }
+
+    pub fn error(&mut self, kind: ErrorKind, done: Instant) {
+        self.errors[kind as usize] += 1;
+        self.last_done = Some(done);
+        self.series.at(done).errors += 1;
+    }
+
+    /// Stream bytes written (no request, no latency).
+    pub fn bytes(&mut self, sent: u64, at: Instant) {
+        self.bytes_sent += sent;
+        self.series.at(at).bytes_sent += sent;
+    }
+}
+
+struct SecondAcc {
+    requests: u64,
+    errors: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    max: u64,
+    hist: Histogram<u64>,
+}
+
+impl SecondAcc {
+    fn new() -> SecondAcc {
+        SecondAcc {
+            requests: 0,
+            errors: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            max: 0,
+            hist: new_series_histogram(),
+        }
+    }
+
+    fn add(&mut self, o: &SecondAcc) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
+        self.max = self.max.max(o.max);
+        // Same bounds on both sides: cannot fail.
+        let _ = self.hist.add(&o.hist);
+    }
+}
+
+/// One accumulator per second a worker saw; seconds are few, so a Vec indexed by second.
+struct SeriesRecorder {
+    start: Instant,
+    seconds: Vec<SecondAcc>,
+}
+
+impl SeriesRecorder {
+    fn new(start: Instant) -> SeriesRecorder {
+        SeriesRecorder {
+            start,
+            seconds: Vec::new(),
+        }
+    }
+
+    fn at(&mut self, t: Instant) -> &mut SecondAcc {
+        let i = t.saturating_duration_since(self.start).as_secs() as usize;
+        while self.seconds.len() <= i {
+            self.seconds.push(SecondAcc::new());
+        }
+        &mut self.seconds[i]
+    }
+}
+
+/// Merges the workers of one step into its result.
+pub(crate) fn step_result(
+    target_rps: Option<f64>,
+    step_duration: Duration,
+    measure_start: Instant,
+    workers: Vec<WorkerRecord>,
+    unsent: u64,
+    stream: bool,
+) -> StepResult {
+    let mut latency = new_histogram();
+    let mut service = new_histogram();
+    let (mut requests, mut bytes_sent, mut bytes_received) = (0, 0, 0);
+    let mut errors = [0u64; 6];
+    let mut last_done = measure_start + step_duration;
+    let mut seconds: Vec<SecondAcc> = Vec::new();
+    for w in workers {
+        let _ = latency.add(&w.latency);
+        let _ = service.add(&w.service);
+        requests += w.requests;
+        bytes_sent += w.bytes_sent;
+        bytes_received += w.bytes_received;
+        for (a, b) in errors.iter_mut().zip(w.errors) {
+            *a += b;
+        }
+        if let Some(d) = w.last_done {
+            last_done = last_done.max(d);
+        }
+        for (i, s) in w.series.seconds.iter().enumerate() {
+            while seconds.len() <= i {
+                seconds.push(SecondAcc::new());
+            }
+            seconds[i].add(s);
+        }
+    }
+    errors[ErrorKind::Timeout as usize] += unsent;
+    let duration_s = if stream {
+        step_duration.as_secs_f64()
+    } else {
+        last_done.duration_since(measure_start).as_secs_f64()
+    };
+    let errors = ErrorKind::ALL
+        .iter()
+        .zip(errors)
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| (k.as_str().to_string(), n))
+        .collect();
+    let series = seconds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| IntervalSample {
+            second: i as u64,
+            requests: s.requests,
+            errors: s.errors,
+            bytes_sent: s.bytes_sent,
+            bytes_received: s.bytes_received,
+            p50_us: s.hist.value_at_quantile(0.5),
+            p99_us: s.hist.value_at_quantile(0.99),
+            max_us: s.max,
+        })
+        .collect();
+    StepResult {
+        target_rps,
+        duration_s,
+        requests,
+        achieved_rps: if duration_s > 0.0 {
+            requests as f64 / duration_s
+        } else {
+            0.0
+        },
+        bytes_sent,
+        bytes_received,
+        errors,
+        latency: LatencySummary::from_histogram(&latency),
+        service_time: LatencySummary::from_histogram(&service),
+        throughput_bps: stream.then(|| bytes_sent as f64 / step_duration.as_secs_f64()),
+        series,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_roundtrip_keeps_percentiles() {
+        let mut h = new_histogram();
+        for v in 1..=100_000u64 {
+            h.saturating_record(v * 7 % 250_000 + 1);
+        }
+        h.saturating_record(MAX_US * 2);
+        let s = LatencySummary::from_histogram(&h);
+        assert!(
+            s.histogram.starts_with("HISTFAAA"),
+            "{}",
+            &s.histogram[..10]
+        );
+        let back = s.decode_histogram().expect("decodes");
+        assert_eq!(back.len(), h.len());
+        for q in [0.5, 0.9, 0.99, 0.999, 0.9999, 1.0] {
+            assert_eq!(back.value_at_quantile(q), h.value_at_quantile(q), "q {q}");
+        }
+        assert_eq!(LatencySummary::from_histogram(&back), s);
+        assert_eq!(s.max_us, h.max());
+        assert!(s.max_us >= MAX_US && s.max_us < MAX_US + MAX_US / 500);
+    }
+
+    #[test]
+    fn merge_adds_counts() {
+        let mut a = new_histogram();
+        let mut b = new_histogram();
+        a.saturating_record(100);
+        b.saturating_record(1000);
+        b.saturating_record(1000);
+        let (a, b) = (
+            LatencySummary::from_histogram(&a),
+            LatencySummary::from_histogram(&b),
+        );
+        let m = LatencySummary::merge([&a, &b]).expect("merges");
+        assert_eq!(m.count, 3);
+        assert_eq!(m.p50_us, 1000);
+        let bad = LatencySummary {
+            histogram: "nope".into(),
+            ..a
+        };
+        assert!(bad.decode_histogram().is_err());
+    }
+
+    #[test]
+    fn empty_summary_is_zero() {
+        let s = LatencySummary::from_histogram(&new_histogram());
+        assert_eq!((s.count, s.p99_us, s.max_us, s.mean_us), (0, 0, 0, 0.0));
+        assert_eq!(s.decode_histogram().map(|h| h.len()).ok(), Some(0));
+    }
+}
