@@ -24,6 +24,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a scenario through every mode and write run.json, report.html, charts, summary.md.
+    Run(cmd::run::Args),
+    /// Re-render the report of a saved run.json.
+    Report(cmd::report::Args),
+    /// Compare two run.json of one scenario; exit 1 on a regression beyond the threshold.
+    Compare(cmd::compare::Args),
     /// Check a scenario (and the manifests it includes) without starting anything.
     Validate(cmd::validate::Args),
     /// Bring a scenario's cluster up and hold it until Ctrl-C.
@@ -42,6 +48,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     cmd::init_tracing();
     let result = match cli.command {
+        Command::Run(a) => cmd::run::run(a),
+        Command::Report(a) => cmd::report::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
         Command::Validate(a) => cmd::validate::run(a),
         Command::Up(a) => cmd::up::run(a),
         Command::Exec(a) => cmd::exec::run(a),

@@ -61,11 +61,11 @@ fn http_request(spec: &LoadSpec, close: bool) -> Vec<u8> {
     else {
         return Vec::new();
     };
-    let method = if spec.request_bytes > 0 {
+    let method = spec.method.as_deref().unwrap_or(if spec.request_bytes > 0 {
         "POST"
     } else {
         "GET"
-    };
+    });
     let mut r = format!("{method} {path} HTTP/1.1\r\n");
     let user_host = spec
         .headers
@@ -100,6 +100,9 @@ fn http_request(spec: &LoadSpec, close: bool) -> Vec<u8> {
             "Content-Type: application/octet-stream\r\nContent-Length: {}\r\n",
             spec.request_bytes
         ));
+    } else if matches!(method, "POST" | "PUT" | "PATCH") {
+        // A body-carrying method without a length would leave the server waiting for one.
+        r.push_str("Content-Length: 0\r\n");
     }
     if close {
         r.push_str("Connection: close\r\n");
@@ -498,5 +501,19 @@ mod tests {
              Content-Type: application/octet-stream\r\nContent-Length: 3\r\n\
              Connection: close\r\n\r\nxxx"
         );
+    }
+
+    #[test]
+    fn a_bodyless_post_says_its_length() {
+        let t = Target::parse("http://example:8080/pay").expect("parses");
+        let mut s = LoadSpec::new(t, Mode::Closed);
+        s.method = Some("POST".into());
+        let r = String::from_utf8(http_request(&s, false)).expect("utf8");
+        assert_eq!(
+            r,
+            "POST /pay HTTP/1.1\r\nHost: example:8080\r\nContent-Length: 0\r\n\r\n"
+        );
+        s.method = Some("post".into());
+        assert!(s.validate().is_err(), "lower-case method is refused");
     }
 }

@@ -247,6 +247,8 @@ pub struct LoadSpec {
     pub timeout: Duration,
     /// Extra HTTP request headers.
     pub headers: Vec<(String, String)>,
+    /// HTTP method; `None`: POST when there is a request body, else GET.
+    pub method: Option<String>,
 }
 
 impl LoadSpec {
@@ -263,6 +265,7 @@ impl LoadSpec {
             response_bytes: None,
             timeout: Duration::from_secs(10),
             headers: Vec::new(),
+            method: None,
         }
     }
 
@@ -320,6 +323,13 @@ impl LoadSpec {
         }
         if self.protocol == Protocol::TcpStream && self.request_bytes == 0 {
             return bad("tcp-stream needs a write size (request bytes) of at least 1".into());
+        }
+        if let Some(m) = &self.method
+            && (m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return bad(format!(
+                "method {m:?} is not an HTTP method; write it in capitals, e.g. GET or POST"
+            ));
         }
         for (k, v) in &self.headers {
             let token = !k.is_empty()

@@ -28,7 +28,8 @@ pub const DEFAULT_HEADLINE_RPS: f64 = 1000.0;
 pub struct RunResult {
     /// Always [`RUN_SCHEMA_VERSION`] when written by this version of meshsim.
     pub schema_version: u32,
-    /// The resolved scenario, as the runner ran it (defaults filled in).
+    /// The resolved scenario, as the runner ran it (defaults filled in), with the manifest
+    /// objects it applied: `{scenario, manifests, ignored}`.
     pub scenario: serde_json::Value,
     /// Istio / Gateway API manifests the scenario included, and what was used from them.
     #[serde(default)]
@@ -362,7 +363,7 @@ pub struct ProxyCost {
     pub count: u32,
     pub vcpu_total: f64,
     pub vcpu_per_proxy: f64,
-    /// Per proxy: from the components' own figures when all have one, else the mode's rate.
+    /// Per proxy: the mean of the busy components' own figures, else from the mode's rate.
     pub vcpu_per_1000rps: Option<f64>,
     /// Measured heap per proxy (average over the run).
     pub mib_per_proxy: f64,
@@ -511,7 +512,13 @@ impl RunResult {
 
     /// The scenario's `name` field, when it has one.
     pub fn scenario_name(&self) -> Option<&str> {
-        self.scenario.get("name").and_then(|v| v.as_str())
+        // The runner writes the resolved scenario with its manifests beside it
+        // (`{scenario, manifests, ignored}`); a bare scenario has the name at the top.
+        self.scenario
+            .get("scenario")
+            .and_then(|s| s.get("name"))
+            .or_else(|| self.scenario.get("name"))
+            .and_then(|v| v.as_str())
     }
 
     /// Modes present, in display order, each once.
@@ -651,11 +658,15 @@ fn summarize(
         }
         let n = cs.len() as f64;
         let vcpu_total: f64 = cs.iter().map(|c| c.vcpu_avg).sum();
-        let own: Option<Vec<f64>> = cs.iter().map(|c| c.vcpu_per_1000rps).collect();
-        let vcpu_per_1000rps = match own {
-            Some(v) => Some(v.iter().sum::<f64>() / n),
-            None if rps > 0.0 => Some(vcpu_total / n / (rps / 1000.0)),
-            None => None,
+        // A proxy's own figure is per 1000 rps of the traffic through it; idle proxies (no
+        // figure) would only dilute the average. Without any, the mode's rate stands in.
+        let own: Vec<f64> = cs.iter().filter_map(|c| c.vcpu_per_1000rps).collect();
+        let vcpu_per_1000rps = if !own.is_empty() {
+            Some(own.iter().sum::<f64>() / own.len() as f64)
+        } else if rps > 0.0 {
+            Some(vcpu_total / n / (rps / 1000.0))
+        } else {
+            None
         };
         let modeled: Vec<f64> = cs.iter().filter_map(|c| c.modeled_mib).collect();
         proxies.insert(

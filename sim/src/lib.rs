@@ -16,6 +16,8 @@
 //! - [`proxy`]: the proxy models (sidecar, ztunnel, waypoint), capture, telemetry, cost profiles
 //! - [`apps`]: the HTTP/1.1 echo, TCP echo and TCP sink servers
 //! - [`cluster`]: a running cluster: bring-up, the control socket, and `exec` into its pods
+//! - [`runner`]: `meshsim run`: every mode in turn (interleaved repeats), a metered load client
+//!   per flow in its source pod, meter series, stop on request keeping what was measured
 
 pub mod apps;
 pub mod cgroup;
@@ -28,6 +30,7 @@ pub mod netns;
 pub mod nft;
 pub mod profile;
 pub mod proxy;
+pub mod runner;
 pub mod sandbox;
 pub mod scenario;
 pub mod topology;

@@ -1,5 +1,8 @@
+pub mod compare;
 pub mod exec;
 pub mod load;
+pub mod report;
+pub mod run;
 pub mod schema;
 pub mod token;
 pub mod up;

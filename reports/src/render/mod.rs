@@ -15,6 +15,7 @@ use plotters::prelude::*;
 
 pub use charts::{ChartData, FONT_FAMILY, Line, ResourceBar, mode_color, percentile_label};
 pub use markdown::summary_markdown;
+pub(crate) use markdown::trim_num;
 
 use crate::hist::HistogramError;
 use crate::run::{ComponentKind, Mode, ModeResult, RunResult, median};

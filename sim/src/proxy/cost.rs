@@ -23,6 +23,8 @@ pub struct Burner {
     floors: Floors,
     /// Floor CPU owed since start, plus the component's CPU at start.
     owed_ns: AtomicU64,
+    /// The component's CPU when the burner started: `owed_ns` minus this is the floor owed.
+    start_ns: u64,
     pub active_connections: AtomicU64,
     pub peak_connections: AtomicU64,
 }
@@ -44,6 +46,7 @@ impl Burner {
             component,
             floors,
             owed_ns: AtomicU64::new(start),
+            start_ns: start,
             active_connections: AtomicU64::new(0),
             peak_connections: AtomicU64::new(0),
         })
@@ -89,6 +92,14 @@ impl Burner {
     pub fn memory_floor(&self) -> u64 {
         self.floors.memory_base.0
             + self.floors.memory_per_connection.0 * self.active_connections.load(Ordering::Relaxed)
+    }
+
+    /// CPU the profile's floors have charged so far, ns: what the proxy would have cost had
+    /// its model been free.
+    pub fn floor_owed_ns(&self) -> u64 {
+        self.owed_ns
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.start_ns)
     }
 
     pub fn component(&self) -> &Arc<Component> {

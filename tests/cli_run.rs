@@ -1,0 +1,440 @@
+//! `meshsim run`, `report` and `compare` as a user and a CI job meet them: real clusters in
+//! every mode, the files a run leaves, exit codes for SLOs and regressions, Ctrl-C keeping
+//! what was measured.
+//!
+//! Needs root or unprivileged user namespaces and nft; under `CI` a missing privilege is a
+//! failure. Runs are shortened with `--duration`/`--warmup` so the file stays within minutes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Runs bring whole clusters up; one at a time keeps their figures clean and the machine calm.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn meshsim() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_meshsim"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+fn can_run() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let userns = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--net", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let nft = Command::new("nft")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let ok = (root || userns) && nft;
+    assert!(
+        ok || !ci(),
+        "CI must run the run tests: need root or user namespaces and nft"
+    );
+    if !ok {
+        eprintln!("skipping: needs root or user namespaces and nft");
+    }
+    ok
+}
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn meshsim_cmd(args: &[&str]) -> Output {
+    let out = Command::new(meshsim())
+        .args(args)
+        .current_dir(repo())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("meshsim runs");
+    eprintln!(
+        "meshsim {}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn load(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("run.json is written"))
+        .expect("run.json is JSON")
+}
+
+fn modes(run: &Value) -> &Vec<Value> {
+    run["modes"].as_array().expect("modes")
+}
+
+fn mode<'a>(run: &'a Value, name: &str) -> &'a Value {
+    modes(run)
+        .iter()
+        .find(|m| m["mode"] == name)
+        .unwrap_or_else(|| panic!("mode {name} in run.json"))
+}
+
+/// A two-node scenario like quickstart, with a flow and SLOs a test can choose.
+fn scenario(dir: &Path, name: &str, slos: &str) -> PathBuf {
+    let text = format!(
+        r#"version: 1
+name: {name}
+seed: 7
+profile: istio-1.24
+modes: [no-mesh, sidecar]
+nodes: [{{name: node-1}}, {{name: node-2}}]
+workloads:
+  - {{name: client, nodes: [node-1]}}
+  - {{name: echo, nodes: [node-2], app: {{http: {{port: 8080, responseBytes: 1KiB}}}}}}
+services:
+  - {{name: echo, workload: echo, ports: [{{port: 8080}}]}}
+flows:
+  - {{name: web, from: client, to: "echo:8080", rate: 200, duration: 2s, warmup: 1s}}
+{slos}
+"#
+    );
+    let p = dir.join(format!("{name}.yaml"));
+    std::fs::write(&p, text).expect("write scenario");
+    p
+}
+
+#[test]
+fn quickstart_runs_every_mode_and_leaves_the_report() {
+    if !can_run() {
+        return;
+    }
+    let _g = lock();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out_dir = tmp.path().join("run");
+    let out = meshsim_cmd(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+        "--out",
+        out_dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "quickstart passes its SLOs");
+
+    for f in ["run.json", "report.html", "summary.md"] {
+        assert!(out_dir.join(f).is_file(), "{f} is written");
+    }
+    let pngs = std::fs::read_dir(&out_dir)
+        .expect("dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))
+        })
+        .count();
+    assert!(pngs >= 3, "a PNG per chart, found {pngs}");
+
+    // run.json reads back through the versioned loader, and holds what a user checks.
+    let typed = reports::RunResult::load(out_dir.join("run.json")).expect("valid run.json");
+    assert!(!typed.incomplete);
+    assert_eq!(typed.scenario_name(), Some("quickstart"));
+    let run = load(&out_dir.join("run.json"));
+    let names: Vec<&str> = modes(&run)
+        .iter()
+        .map(|m| m["mode"].as_str().expect("mode"))
+        .collect();
+    assert_eq!(
+        names,
+        ["no-mesh", "sidecar", "ambient", "ambient-waypoint"],
+        "every mode of the scenario, in order"
+    );
+    for m in modes(&run) {
+        let step = &m["flows"][0]["steps"][0];
+        let achieved = step["achieved_rps"].as_f64().expect("rps");
+        assert!(
+            (180.0..=220.0).contains(&achieved),
+            "{}: 200 rps asked, {achieved} achieved",
+            m["mode"]
+        );
+        assert_eq!(
+            step["errors"],
+            serde_json::json!({}),
+            "{}: no errors",
+            m["mode"]
+        );
+        assert!(
+            step["latency"]["histogram"]
+                .as_str()
+                .is_some_and(|h| h.starts_with("HISTF"))
+        );
+        // Every second is sampled for every component.
+        let client = m["components"]
+            .as_array()
+            .expect("components")
+            .iter()
+            .find(|c| c["kind"] == "load-client")
+            .expect("the load client is metered");
+        assert!(client["series"]["vcpu"].as_array().expect("series").len() >= 3);
+        assert!(!m["slo"].as_array().expect("slo").is_empty());
+    }
+    // Each mode has its own proxies, and the profile's floors show in their costs.
+    let kinds = |m: &str| -> Vec<String> {
+        let mut k: Vec<String> = mode(&run, m)["components"]
+            .as_array()
+            .expect("components")
+            .iter()
+            .map(|c| c["kind"].as_str().expect("kind").to_string())
+            .filter(|k| k != "app" && k != "load-client")
+            .collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    assert!(kinds("no-mesh").is_empty());
+    assert_eq!(kinds("sidecar"), ["sidecar"]);
+    assert_eq!(kinds("ambient"), ["ztunnel"]);
+    assert_eq!(kinds("ambient-waypoint"), ["waypoint", "ztunnel"]);
+    let sidecar = &mode(&run, "sidecar")["summary"]["proxies"]["sidecar"];
+    let per_1000 = sidecar["vcpu_per_1000rps"].as_f64().expect("figure");
+    assert!(
+        (0.15..0.4).contains(&per_1000),
+        "istio-1.24 makes a sidecar cost about 0.2 vCPU per 1000 rps, got {per_1000}"
+    );
+    assert!(sidecar["mib_modeled_per_proxy"].as_f64().expect("modeled") > 50.0);
+    assert_eq!(
+        run["environment"]["cores"].as_u64().map(|c| c > 0),
+        Some(true)
+    );
+    assert!(run["scenario"]["scenario"]["flows"].is_array());
+
+    let md = std::fs::read_to_string(out_dir.join("summary.md")).expect("summary");
+    assert!(
+        md.contains("ambient-waypoint") && md.contains("SLOs: all"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(out_dir.join("report.html")).expect("html");
+    assert!(html.contains("<svg"), "charts are inline SVG");
+    assert!(
+        !html.contains("src=\"http"),
+        "self-contained: nothing fetched"
+    );
+
+    // `report` re-renders from the saved result alone.
+    let again = tmp.path().join("again");
+    let out = meshsim_cmd(&[
+        "report",
+        out_dir.join("run.json").to_str().expect("utf8"),
+        "--out",
+        again.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(again.join("report.html").is_file() && again.join("summary.md").is_file());
+}
+
+#[test]
+fn an_slo_that_cannot_hold_fails_the_run_and_the_report_names_it() {
+    if !can_run() {
+        return;
+    }
+    let _g = lock();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let slos = r#"slos:
+  - {name: impossible-p50, flow: web, p50: 1us}
+  - {name: errors-ok, flow: web, maxErrorRate: 1%}"#;
+    let sc = scenario(tmp.path(), "tight", slos);
+    let out_dir = tmp.path().join("run");
+    let out = meshsim_cmd(&[
+        "run",
+        sc.to_str().expect("utf8"),
+        "--mode",
+        "sidecar",
+        "--out",
+        out_dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a failed SLO exits 1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SLO impossible-p50 failed in sidecar"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("errors-ok failed"));
+    let html = std::fs::read_to_string(out_dir.join("report.html")).expect("html");
+    assert!(html.contains("impossible-p50") && html.contains("FAIL"));
+    let md = std::fs::read_to_string(out_dir.join("summary.md")).expect("md");
+    assert!(md.contains("1 of 2 FAILED"), "{md}");
+}
+
+#[test]
+fn compare_tells_noise_from_a_slower_profile() {
+    if !can_run() {
+        return;
+    }
+    let _g = lock();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sc = scenario(tmp.path(), "cmp", "");
+    let sc = sc.to_str().expect("utf8");
+    let dir = |n: &str| tmp.path().join(n).to_str().expect("utf8").to_string();
+    let (fast, slow) = (dir("fast"), dir("slow"));
+    let out = meshsim_cmd(&[
+        "run",
+        sc,
+        "--mode",
+        "sidecar",
+        "--profile",
+        "native",
+        "--out",
+        &fast,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = meshsim_cmd(&[
+        "run",
+        sc,
+        "--mode",
+        "sidecar",
+        "--profile",
+        "istio-1.24",
+        "--out",
+        &slow,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let fast_json = format!("{fast}/run.json");
+    let slow_json = format!("{slow}/run.json");
+
+    let same = meshsim_cmd(&["compare", &fast_json, &fast_json]);
+    assert_eq!(same.status.code(), Some(0), "a run against itself");
+    let text = String::from_utf8_lossy(&same.stdout);
+    assert!(!text.contains("regressed |"), "{text}");
+
+    // istio-1.24 burns 200 µs per request per sidecar that the native profile does not.
+    let worse = meshsim_cmd(&["compare", &fast_json, &slow_json, "--threshold", "5%"]);
+    assert_eq!(
+        worse.status.code(),
+        Some(1),
+        "the slower profile is flagged"
+    );
+    let text = String::from_utf8_lossy(&worse.stdout);
+    assert!(text.contains("regressed"), "{text}");
+    assert!(text.contains("sidecar"), "{text}");
+
+    // Runs of different scenarios cannot be compared: an error, not a verdict.
+    let other = tmp.path().join("other.json");
+    let mut v = load(Path::new(&fast_json));
+    v["scenario"]["scenario"]["name"] = "another".into();
+    std::fs::write(&other, serde_json::to_string(&v).expect("json")).expect("write");
+    let differ = meshsim_cmd(&["compare", &fast_json, other.to_str().expect("utf8")]);
+    assert_eq!(differ.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&differ.stderr).contains("not of the same scenario"));
+}
+
+#[test]
+fn ctrl_c_keeps_what_was_measured_marked_incomplete() {
+    if !can_run() {
+        return;
+    }
+    let _g = lock();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sc = scenario(tmp.path(), "interrupted", "");
+    let out_dir = tmp.path().join("run");
+    let child = Command::new(meshsim())
+        .args([
+            "run",
+            sc.to_str().expect("utf8"),
+            "--duration",
+            "20s",
+            "--warmup",
+            "1s",
+            "--out",
+            out_dir.to_str().expect("utf8"),
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // no-mesh's 21 s of load are well under way after 8 s.
+    std::thread::sleep(Duration::from_secs(8));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("signal");
+    let t = Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(t.elapsed() < Duration::from_secs(5), "stops promptly");
+    assert_eq!(out.status.code(), Some(130), "interrupted");
+    let run = load(&out_dir.join("run.json"));
+    assert_eq!(run["incomplete"], true);
+    let m = modes(&run);
+    assert_eq!(m.len(), 1, "only no-mesh had started");
+    assert_eq!(m[0]["mode"], "no-mesh");
+    // The step in flight is dropped, not kept short; the meters' seconds are kept.
+    assert!(
+        m[0]["flows"][0]["steps"]
+            .as_array()
+            .expect("steps")
+            .is_empty()
+    );
+    assert!(
+        m[0]["components"][0]["series"]["vcpu"]
+            .as_array()
+            .expect("v")
+            .len()
+            >= 5
+    );
+    let html = std::fs::read_to_string(out_dir.join("report.html")).expect("html");
+    assert!(html.contains("Incomplete run"));
+}
+
+#[test]
+fn bad_input_is_one_clear_error_and_starts_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out_dir = tmp.path().join("never");
+    let out = meshsim_cmd(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--mode",
+        "mesh-of-dreams",
+        "--out",
+        out_dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("mesh-of-dreams") && e.contains("ambient-waypoint"),
+        "{e}"
+    );
+    assert!(!out_dir.exists(), "nothing was started or written");
+
+    let out = meshsim_cmd(&["run", "scenarios/quickstart.yaml", "--repeat", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--repeat"));
+
+    let out = meshsim_cmd(&["run", "scenarios/quickstart.yaml", "--profile", "istio-0.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("istio-1.24"));
+
+    let not_a_run = tmp.path().join("x.json");
+    std::fs::write(&not_a_run, "{\"hello\": 1}").expect("write");
+    for args in [
+        vec!["report", not_a_run.to_str().expect("utf8")],
+        vec![
+            "compare",
+            not_a_run.to_str().expect("utf8"),
+            "/nonexistent.json",
+        ],
+    ] {
+        let out = meshsim_cmd(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    let out = meshsim_cmd(&["compare", "a.json", "b.json", "--threshold", "lots"]);
+    assert_eq!(out.status.code(), Some(2));
+}
