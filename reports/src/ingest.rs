@@ -159,7 +159,6 @@ fn flow_result(f: &FlowOutput) -> FlowResult {
         .zip(&f.step_offsets_s)
         .map(|(s, offset)| {
             let measured_from = offset + f.warmup_s;
-            let end = measured_from + s.duration_s;
             StepResult {
                 target_rps: s.target_rps,
                 duration_s: s.duration_s,
@@ -172,11 +171,14 @@ fn flow_result(f: &FlowOutput) -> FlowResult {
                 errors: s.errors.clone(),
                 latency: latency(&s.latency),
                 service_time: latency(&s.service_time),
+                // The last second of a step is usually a sliver (the stragglers after its
+                // end); as a one-second sample it would read as a collapse of the rate.
                 series: s
                     .series
                     .iter()
+                    .filter(|i| i.second as f64 + 1.0 <= s.duration_s + 1e-6)
                     .map(|i| IntervalSample {
-                        t_s: (measured_from + i.second as f64 + 1.0).min(end),
+                        t_s: measured_from + i.second as f64 + 1.0,
                         requests: i.requests,
                         errors: i.errors,
                         p50_us: i.p50_us as f64,

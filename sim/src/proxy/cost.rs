@@ -6,7 +6,7 @@
 //! the profile's memory and what the model measurably holds is reported as *modeled*.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -23,6 +23,8 @@ pub struct Burner {
     floors: Floors,
     /// Floor CPU owed since start, plus the component's CPU at start.
     owed_ns: AtomicU64,
+    /// Set while one of the component's threads is burning.
+    burning: AtomicBool,
     /// The component's CPU when the burner started: `owed_ns` minus this is the floor owed.
     start_ns: u64,
     pub active_connections: AtomicU64,
@@ -47,6 +49,7 @@ impl Burner {
             floors,
             owed_ns: AtomicU64::new(start),
             start_ns: start,
+            burning: AtomicBool::new(false),
             active_connections: AtomicU64::new(0),
             peak_connections: AtomicU64::new(0),
         })
@@ -63,10 +66,21 @@ impl Burner {
             return;
         }
         let owed = self.owed_ns.fetch_add(ns, Ordering::Relaxed) + ns;
+        // One thread pays the deficit at a time: two workers seeing the same deficit at once
+        // would both burn it, and the proxy would cost more than its floor. A thread that
+        // finds another paying leaves its share to a later event.
+        if self
+            .burning
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
         let used = self.component.cpu_ns();
         if owed > used {
             burn((owed - used).min(MAX_BURN_NS));
         }
+        self.burning.store(false, Ordering::Release);
     }
 
     pub fn request(&self) {
