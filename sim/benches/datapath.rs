@@ -70,6 +70,7 @@ fn main() {
         .output_directory(&out_dir)
         .configure_from_args();
 
+    let mut bulk_cpu = Vec::new();
     for (mode, name) in PATHS {
         let cluster = Cluster::up_scenario(&loaded, mode, &profile, sandbox).expect("cluster up");
         let vip = |svc: &str| {
@@ -98,18 +99,24 @@ fn main() {
             .sample_size(10)
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(10));
+        let mut cpu = CpuUse::default();
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                client.run(async move {
+                let cpu0 = process_cpu_ns();
+                let took = client.run(async move {
                     let chunk = vec![0x5au8; CHUNK];
                     let t = Instant::now();
                     for _ in 0..iters {
                         push_bulk(sink, &chunk).await;
                     }
                     t.elapsed()
-                })
+                });
+                cpu.ns += process_cpu_ns() - cpu0;
+                cpu.iters += iters;
+                took
             })
         });
+        bulk_cpu.push((name, cpu));
         g.finish();
 
         let mut g = c.benchmark_group(RR_GROUP);
@@ -134,7 +141,33 @@ fn main() {
         drop(cluster);
     }
     c.final_summary();
-    summary(&out_dir);
+    summary(&out_dir, &bulk_cpu);
+}
+
+/// CPU the whole process (every component, and the kernel's network work done on their
+/// threads) used for the bulk transfers of one path, warm-up included.
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuUse {
+    ns: u64,
+    iters: u64,
+}
+
+impl CpuUse {
+    /// CPU milliseconds per GiB moved.
+    fn ms_per_gib(self) -> Option<f64> {
+        let gib = self.iters as f64 * BULK as f64 / (1u64 << 30) as f64;
+        (self.iters > 0).then(|| self.ns as f64 / 1e6 / gib)
+    }
+}
+
+fn process_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// A load-client component in the client pod: its thread is inside the pod's namespace, so
@@ -197,21 +230,25 @@ fn median_ns(dir: &Path, group: &str, name: &str) -> Option<f64> {
 }
 
 /// Prints the medians side by side, with each path's ratio to `direct`.
-fn summary(dir: &Path) {
+fn summary(dir: &Path, bulk_cpu: &[(&str, CpuUse)]) {
     println!("\ndata path over veth (medians of this run's estimates)");
     println!(
-        "{:<15} {:>14} {:>10} {:>16} {:>10}",
-        "path", "bulk", "vs direct", "rr 1 KiB", "vs direct"
+        "{:<15} {:>14} {:>10} {:>16} {:>10} {:>14}",
+        "path", "bulk", "vs direct", "rr 1 KiB", "vs direct", "bulk CPU/GiB"
     );
     let direct_bulk = median_ns(dir, BULK_GROUP, "direct");
     let direct_rr = median_ns(dir, RR_GROUP, "direct");
     for (_, name) in PATHS {
+        let cpu = bulk_cpu
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, c)| c.ms_per_gib());
         let bulk = median_ns(dir, BULK_GROUP, name);
         let rr = median_ns(dir, RR_GROUP, name);
         let mib_s = |ns: f64| BULK as f64 / (1 << 20) as f64 / (ns / 1e9);
         let cell = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         println!(
-            "{:<15} {:>14} {:>10} {:>16} {:>10}",
+            "{:<15} {:>14} {:>10} {:>16} {:>10} {:>14}",
             name,
             cell(bulk.map(|b| format!("{:.0} MiB/s", mib_s(b)))),
             // Throughput ratio: direct's time over this path's.
@@ -221,6 +258,7 @@ fn summary(dir: &Path) {
             ),
             cell(rr.map(|r| format!("{:.1} µs", r / 1e3))),
             cell(rr.zip(direct_rr).map(|(r, d)| format!("{:.2}x", r / d))),
+            cell(cpu.map(|c| format!("{c:.0} ms"))),
         );
     }
 }
