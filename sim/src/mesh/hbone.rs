@@ -369,7 +369,7 @@ impl TunnelRecv {
 /// What [`splice_bytes`] reads from the other side per call: it starts small (an idle or
 /// request/response connection holds little) and doubles while reads return at least that
 /// much (a bulk stream: fewer `recv` calls, DATA frames and wakeups per byte; measured over
-/// veth, 1 MiB reads cost ~10% less CPU per byte than 64 KiB ones), back to small after a
+/// veth, 1 MiB reads cost 10-15% less CPU per byte than 64 KiB ones), back to small after a
 /// shorter read (the stream went quiet or turned request/response).
 const SPLICE_MIN_READ: usize = SPLICE_BUFFER;
 const SPLICE_MAX_READ: usize = MAX_FRAME_SIZE as usize;
