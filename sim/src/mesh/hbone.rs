@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use futures::future::BoxFuture;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use rustls::{ClientConfig, ServerConfig};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::ca::{Ca, WorkloadCert};
@@ -52,6 +52,13 @@ pub const MAX_STREAMS_PER_CONNECTION: usize = 100;
 const SEND_BUFFER: usize = 4 * 1024 * 1024;
 /// Buffer per direction of [`splice`].
 const SPLICE_BUFFER: usize = 64 * 1024;
+/// Read buffer under each HBONE connection's TLS: rustls reads at most 4 KiB per call (its
+/// deframer's read size), so without it a 16 KiB record costs four `recv` calls; with it one
+/// `recv` fetches many records and rustls reads them from memory.
+const TLS_READ_BUFFER: usize = 64 * 1024;
+/// Encrypted bytes rustls may queue before a write waits for the socket (its default is
+/// 64 KiB): h2 hands over whole DATA frames, and a larger queue turns one into one `writev`.
+const TLS_SEND_BUFFER: usize = 1024 * 1024;
 /// Largest chunk one `poll_write` copies into a frame.
 const WRITE_CHUNK: usize = MAX_FRAME_SIZE as usize;
 
@@ -123,7 +130,7 @@ pub struct H2Stream {
     sent: u64,
     received: u64,
     write_closed: bool,
-    _slot: Option<StreamSlot>,
+    _slot: Option<Arc<StreamSlot>>,
 }
 
 impl H2Stream {
@@ -135,7 +142,7 @@ impl H2Stream {
             sent: 0,
             received: 0,
             write_closed: false,
-            _slot: slot,
+            _slot: slot.map(Arc::new),
         }
     }
 
@@ -263,6 +270,165 @@ where
     })
 }
 
+impl H2Stream {
+    /// Splits the tunnel into halves that move payload as [`Bytes`] (see [`splice_bytes`]).
+    /// Anything already received but not yet read comes first out of the receiving half; the
+    /// pool's stream slot is held until both halves are dropped.
+    pub fn into_split(self) -> (TunnelSend, TunnelRecv) {
+        (
+            TunnelSend {
+                send: self.send,
+                closed: self.write_closed,
+                _slot: self._slot.clone(),
+            },
+            TunnelRecv {
+                recv: self.recv,
+                pending: self.pending,
+                _slot: self._slot,
+            },
+        )
+    }
+}
+
+/// The sending half of a tunnel.
+pub struct TunnelSend {
+    send: SendStream<Bytes>,
+    closed: bool,
+    _slot: Option<Arc<StreamSlot>>,
+}
+
+impl TunnelSend {
+    /// Sends `data` in DATA frames as flow control allows, without copying it (frames are
+    /// slices of `data`).
+    pub async fn send(&mut self, mut data: Bytes) -> io::Result<()> {
+        if self.closed {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        while !data.is_empty() {
+            self.send.reserve_capacity(data.len().min(WRITE_CHUNK));
+            let cap = std::future::poll_fn(|cx| self.send.poll_capacity(cx)).await;
+            match cap {
+                None => return Err(io::ErrorKind::BrokenPipe.into()),
+                Some(Err(e)) => return Err(h2_to_io(e)),
+                Some(Ok(0)) => continue,
+                Some(Ok(cap)) => {
+                    let frame = data.split_to(cap.min(data.len()));
+                    self.send.send_data(frame, false).map_err(h2_to_io)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the stream (END_STREAM), as shutting down an [`H2Stream`]'s write side does.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if !self.closed {
+            self.closed = true;
+            self.send.send_data(Bytes::new(), true).map_err(h2_to_io)?;
+        }
+        Ok(())
+    }
+}
+
+/// The receiving half of a tunnel.
+pub struct TunnelRecv {
+    recv: RecvStream,
+    pending: Bytes,
+    _slot: Option<Arc<StreamSlot>>,
+}
+
+impl TunnelRecv {
+    /// The next payload received (a DATA frame's, as h2 buffered it), or `None` at the end of
+    /// the stream. Its flow-control capacity is released at once, as [`H2Stream`]'s reads
+    /// release what they take.
+    pub async fn recv(&mut self) -> io::Result<Option<Bytes>> {
+        loop {
+            let data = if self.pending.is_empty() {
+                match std::future::poll_fn(|cx| self.recv.poll_data(cx)).await {
+                    None => return Ok(None),
+                    Some(Ok(data)) => data,
+                    // The peer ending its side with NO_ERROR after its data is a clean close.
+                    Some(Err(e)) if e.reason() == Some(h2::Reason::NO_ERROR) => return Ok(None),
+                    Some(Err(e)) => return Err(h2_to_io(e)),
+                }
+            } else {
+                std::mem::take(&mut self.pending)
+            };
+            if data.is_empty() {
+                continue;
+            }
+            self.recv
+                .flow_control()
+                .release_capacity(data.len())
+                .map_err(h2_to_io)?;
+            return Ok(Some(data));
+        }
+    }
+}
+
+/// What [`splice_bytes`] reads from the other side per call: it starts small (an idle or
+/// request/response connection holds little) and doubles while reads return at least that
+/// much (a bulk stream: fewer `recv` calls, DATA frames and wakeups per byte; measured over
+/// veth, 1 MiB reads cost 10-15% less CPU per byte than 64 KiB ones), back to small after a
+/// shorter read (the stream went quiet or turned request/response).
+const SPLICE_MIN_READ: usize = SPLICE_BUFFER;
+const SPLICE_MAX_READ: usize = MAX_FRAME_SIZE as usize;
+
+/// Like [`splice`] (both ways until both directions end), but without copying the tunnel's
+/// payload in user space: what is read from `other` goes into DATA frames as it was read, and
+/// received frames are written to `other` straight from h2's buffers. `on_bytes` sees the size
+/// of each chunk that went through (either way) as it passes, e.g. to charge a cost floor. A
+/// direction that fails ends as if at EOF (its write side is shut down).
+pub async fn splice_bytes<T, F>(tunnel: H2Stream, other: T, on_bytes: F) -> Transferred
+where
+    T: AsyncRead + AsyncWrite + Send + 'static,
+    F: Fn(usize) + Send + Sync + 'static,
+{
+    let (mut tx, mut rx) = tunnel.into_split();
+    let (mut r, mut w) = tokio::io::split(other);
+    let on_bytes = Arc::new(on_bytes);
+    let charge = on_bytes.clone();
+    let to_tunnel = tokio::spawn(async move {
+        let mut buf = BytesMut::new();
+        let mut total = 0u64;
+        let mut want = SPLICE_MIN_READ;
+        loop {
+            // After a short read the rest of the allocation serves the next reads; a chunk
+            // still queued in h2 keeps its own slice alive.
+            buf.reserve(want);
+            let n = match r.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            want = if n >= SPLICE_MIN_READ {
+                (want * 2).min(SPLICE_MAX_READ)
+            } else {
+                SPLICE_MIN_READ
+            };
+            if tx.send(buf.split().freeze()).await.is_err() {
+                break;
+            }
+            total += n as u64;
+            charge(n);
+        }
+        let _ = tx.finish();
+        total
+    });
+    let mut from_tunnel = 0u64;
+    while let Ok(Some(data)) = rx.recv().await {
+        if w.write_all(&data).await.is_err() {
+            break;
+        }
+        from_tunnel += data.len() as u64;
+        on_bytes(data.len());
+    }
+    let _ = w.shutdown().await;
+    Transferred {
+        from_tunnel,
+        to_tunnel: to_tunnel.await.unwrap_or(0),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Server
 
@@ -354,7 +520,9 @@ where
     H: Fn(ConnectRequest) -> F + Send + Sync + 'static,
     F: Future<Output = Result<HboneAccept, StatusCode>> + Send + 'static,
 {
-    let (tls, peer) = tls::accept(io, config).await?;
+    let (mut tls, peer) =
+        tls::accept(BufReader::with_capacity(TLS_READ_BUFFER, io), config).await?;
+    tls.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
     let alpn = tls.get_ref().1.alpn_protocol();
     if alpn != Some(ALPN_H2) {
         return Err(HboneError::NoH2 {
@@ -689,8 +857,10 @@ impl HbonePool {
             .await
             .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
             .map_err(|source| HboneError::Connect { dst, source })?;
-        let (tls, _) =
+        let tcp = BufReader::with_capacity(TLS_READ_BUFFER, tcp);
+        let (mut tls, _) =
             tls::connect_io(tcp, dst, config, std::slice::from_ref(expected_peer)).await?;
+        tls.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
         let alpn = tls.get_ref().1.alpn_protocol();
         if alpn != Some(ALPN_H2) {
             return Err(HboneError::NoH2 {

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::component::Component;
+use crate::mesh::H2Stream;
+use crate::mesh::hbone;
 use crate::profile::Floors;
 
 /// Longest a single charge burns inline; a larger deficit is paid over the next events, so
@@ -157,6 +159,27 @@ where
     let down = pump(br, aw, burner).await;
     let up = up.await.unwrap_or(0);
     (up, down)
+}
+
+/// [`splice_charged`] for an HBONE tunnel: the tunnel's payload moves without user-space
+/// copies ([`hbone::splice_bytes`]), charged per KiB as it passes. Returns `(tunnel→other,
+/// other→tunnel)` byte counts.
+pub async fn splice_tunnel_charged<T>(
+    tunnel: H2Stream,
+    other: T,
+    burner: Option<Arc<Burner>>,
+) -> (u64, u64)
+where
+    T: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let burner = burner.filter(|b| !b.is_free());
+    let t = hbone::splice_bytes(tunnel, other, move |n| {
+        if let Some(b) = &burner {
+            b.bytes(n as u64);
+        }
+    })
+    .await;
+    (t.from_tunnel, t.to_tunnel)
 }
 
 async fn pump<R, W>(mut r: R, mut w: W, burner: Option<Arc<Burner>>) -> u64

@@ -20,7 +20,7 @@ use crate::mesh::hbone::{self, Baggage, Connector, HbonePool};
 use crate::mesh::{ConnectRequest, HboneAccept, Identity, tls};
 use crate::netns::NetNsRef;
 use crate::proxy::capture::{HBONE_PORT, INBOUND_PORT, OUTBOUND_PORT};
-use crate::proxy::cost::{Burner, splice_charged};
+use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
 use crate::proxy::http::{Peer, labels};
 use crate::proxy::policy::{self, Attrs, Decision, Layer};
 use crate::proxy::sock;
@@ -189,7 +189,7 @@ impl Ztunnel {
         match tunnel {
             Ok(t) => {
                 self.metrics.tcp_opened.get(&l).inc();
-                let (up, down) = splice_charged(conn, t, Some(self.burner.clone())).await;
+                let (down, up) = splice_tunnel_charged(t, conn, Some(self.burner.clone())).await;
                 self.metrics.tcp_received.get(&l).add(up);
                 self.metrics.tcp_sent.get(&l).add(down);
                 self.metrics.tcp_closed.get(&l).inc();
@@ -255,7 +255,7 @@ impl Ztunnel {
             };
             z.burner.connection_opened();
             z.metrics.tcp_opened.get(&l).inc();
-            let (received, sent) = splice_charged(tunnel, up, Some(z.burner.clone())).await;
+            let (received, sent) = splice_tunnel_charged(tunnel, up, Some(z.burner.clone())).await;
             z.metrics.tcp_received.get(&l).add(received);
             z.metrics.tcp_sent.get(&l).add(sent);
             z.metrics.tcp_closed.get(&l).inc();
