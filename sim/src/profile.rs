@@ -67,6 +67,18 @@ pub enum ProfileError {
     Unknown(String),
     #[error("bundled profile `{0}` is broken: {1} (a build problem; please report it)")]
     Broken(String, String),
+    #[error("cannot read the cost profile {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: not a valid cost profile: {message} (see sim/profiles/istio-1.24.yaml for the format)"
+    )]
+    Invalid {
+        path: std::path::PathBuf,
+        message: String,
+    },
 }
 
 /// Names of the bundled profiles.
@@ -75,12 +87,28 @@ pub fn names() -> Vec<&'static str> {
 }
 
 impl Profile {
+    /// A bundled profile by name, or a profile file of your own (a path ending in `.yaml` or
+    /// `.yml`, e.g. to ask "what if the sidecar cost twice as much").
     pub fn load(name: &str) -> Result<Profile, ProfileError> {
+        if name.ends_with(".yaml") || name.ends_with(".yml") {
+            return Self::load_file(std::path::Path::new(name));
+        }
         let (_, text) = BUNDLED
             .iter()
             .find(|(n, _)| *n == name)
             .ok_or_else(|| ProfileError::Unknown(name.to_string()))?;
         serde_saphyr::from_str(text).map_err(|e| ProfileError::Broken(name.into(), e.to_string()))
+    }
+
+    pub fn load_file(path: &std::path::Path) -> Result<Profile, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_saphyr::from_str(&text).map_err(|e| ProfileError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 
     /// The floors of one proxy kind (none: no floor).
@@ -109,5 +137,32 @@ mod tests {
                 .to_string()
                 .contains("istio-1.24")
         );
+    }
+
+    #[test]
+    fn a_profile_file_of_ones_own_loads_and_a_bad_one_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("slow.yaml");
+        std::fs::write(
+            &good,
+            "name: slow\ndescription: twice istio\nproxies:\n  sidecar:\n    cpuPerRequest: 400us\n",
+        )
+        .unwrap();
+        let p = Profile::load(good.to_str().unwrap()).unwrap();
+        assert_eq!(p.floors("sidecar").cpu_per_request.0.as_micros(), 400);
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "name: x\ndescription: y\nproxies:\n  sidecar:\n    cpuPerReqest: 1us\n",
+        )
+        .unwrap();
+        let e = Profile::load(bad.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.yaml") && e.contains("cpuPerReqest"), "{e}");
+        let e = Profile::load("/nonexistent/p.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/p.yaml"), "{e}");
     }
 }

@@ -25,7 +25,8 @@ pub struct Args {
     /// Default: the scenario's `modes`.
     #[arg(long = "mode")]
     pub modes: Vec<String>,
-    /// Cost profile (e.g. istio-1.24, native). Default: the scenario's `profile`.
+    /// Cost profile: a bundled name (istio-1.24, native) or a profile file (.yaml) of your own.
+    /// Default: the scenario's `profile`.
     #[arg(long)]
     pub profile: Option<String>,
     /// Where to write the results. Default: runs/<scenario>-<date>-<time>.
