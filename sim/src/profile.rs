@@ -59,6 +59,36 @@ pub struct Floors {
     pub memory_base: Size,
     #[serde(default)]
     pub memory_per_connection: Size,
+    /// Share (0..=1) of `cpuPerRequest` paid before the request goes on; the rest is paid on
+    /// the same worker right after the response is handed back. Envoy spends much of its
+    /// per-request CPU off the request's path (Istio's published latency for two sidecars is
+    /// well below their CPU per request), so an all-inline floor would overstate latency.
+    /// Default 1: all of it on the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_cpu_on_path: Option<f64>,
+}
+
+/// The line (1-based) of the `requestCpuOnPath` a [`Profile::validate`] message is about: the
+/// first one after the line that opens its proxy kind.
+fn line_of_share(text: &str, message: &str) -> Option<usize> {
+    let kind = message.strip_prefix("proxies.")?.split('.').next()?;
+    let mut in_kind = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t == format!("{kind}:") {
+            in_kind = true;
+        } else if in_kind && t.starts_with("requestCpuOnPath:") {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+impl Floors {
+    /// [`Floors::request_cpu_on_path`], defaulted.
+    pub fn on_path_share(&self) -> f64 {
+        self.request_cpu_on_path.unwrap_or(1.0)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +127,11 @@ impl Profile {
             .iter()
             .find(|(n, _)| *n == name)
             .ok_or_else(|| ProfileError::Unknown(name.to_string()))?;
-        serde_saphyr::from_str(text).map_err(|e| ProfileError::Broken(name.into(), e.to_string()))
+        let p: Profile = serde_saphyr::from_str(text)
+            .map_err(|e| ProfileError::Broken(name.into(), e.to_string()))?;
+        p.validate()
+            .map_err(|message| ProfileError::Broken(name.into(), message))?;
+        Ok(p)
     }
 
     pub fn load_file(path: &std::path::Path) -> Result<Profile, ProfileError> {
@@ -105,10 +139,32 @@ impl Profile {
             path: path.to_path_buf(),
             source,
         })?;
-        serde_saphyr::from_str(&text).map_err(|e| ProfileError::Invalid {
+        let p: Profile = serde_saphyr::from_str(&text).map_err(|e| ProfileError::Invalid {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })
+        })?;
+        p.validate().map_err(|message| ProfileError::Invalid {
+            path: path.to_path_buf(),
+            message: match line_of_share(&text, &message) {
+                Some(line) => format!("line {line}: {message}"),
+                None => message,
+            },
+        })?;
+        Ok(p)
+    }
+
+    /// What serde cannot check: values in range. The message starts with the field's path.
+    fn validate(&self) -> Result<(), String> {
+        for (kind, f) in &self.proxies {
+            if let Some(share) = f.request_cpu_on_path
+                && !(0.0..=1.0).contains(&share)
+            {
+                return Err(format!(
+                    "proxies.{kind}.requestCpuOnPath: {share} is not a share between 0 and 1 (0: all of cpuPerRequest after the response, 1: all before forwarding)"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The floors of one proxy kind (none: no floor).
@@ -164,5 +220,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/p.yaml"), "{e}");
+        let out_of_range = dir.path().join("share.yaml");
+        std::fs::write(
+            &out_of_range,
+            "name: x\ndescription: y\nproxies:\n  ztunnel:\n    cpuPerKiB: 1us\n  sidecar:\n    cpuPerRequest: 1us\n    requestCpuOnPath: 1.5\n",
+        )
+        .unwrap();
+        let e = Profile::load(out_of_range.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("share.yaml")
+                && e.contains("line 8")
+                && e.contains("proxies.sidecar.requestCpuOnPath"),
+            "{e}"
+        );
     }
 }

@@ -85,8 +85,24 @@ impl Burner {
         self.burning.store(false, Ordering::Release);
     }
 
-    pub fn request(&self) {
-        self.charge(self.floors.cpu_per_request.0.as_nanos() as u64);
+    /// A request arrived: pays the profile's on-path share of its CPU now, before it goes on.
+    /// The rest is paid when the returned guard drops — hold it until the response is handed
+    /// back (early returns included).
+    pub fn request_started(self: &Arc<Self>) -> RequestCost {
+        let (on_path, after) = self.request_split();
+        self.charge(on_path);
+        RequestCost {
+            burner: self.clone(),
+            after,
+        }
+    }
+
+    /// `cpuPerRequest` split into (before forwarding, after the response), ns.
+    fn request_split(&self) -> (u64, u64) {
+        let total = self.floors.cpu_per_request.0.as_nanos() as u64;
+        let on_path = (total as f64 * self.floors.on_path_share()).round() as u64;
+        let on_path = on_path.min(total);
+        (on_path, total - on_path)
     }
 
     pub fn connection_opened(&self) {
@@ -120,6 +136,28 @@ impl Burner {
 
     pub fn component(&self) -> &Arc<Component> {
         &self.component
+    }
+}
+
+/// The part of a request's CPU floor paid after its response: on drop, on the same worker
+/// once the current task yields (after the response is written), so it delays later work on
+/// that worker — queueing and CPU quotas still see it — but not this response.
+#[must_use = "the request's after-response CPU is paid when this drops"]
+pub struct RequestCost {
+    burner: Arc<Burner>,
+    after: u64,
+}
+
+impl Drop for RequestCost {
+    fn drop(&mut self) {
+        if self.after == 0 {
+            return;
+        }
+        // Outside a runtime (a proxy shutting down) there is no later to pay it in.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (burner, after) = (self.burner.clone(), self.after);
+            rt.spawn(async move { burner.charge(after) });
+        }
     }
 }
 
@@ -205,4 +243,51 @@ where
     }
     let _ = w.shutdown().await;
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::ComponentKind;
+    use crate::netns::NetNs;
+    use crate::scenario::Dur;
+
+    fn burner(share: Option<f64>) -> Arc<Burner> {
+        let ns = Arc::new(NetNs::current("host").expect("this thread's netns"));
+        let floors = Floors {
+            cpu_per_request: Dur(std::time::Duration::from_micros(200)),
+            request_cpu_on_path: share,
+            ..Floors::default()
+        };
+        Burner::new(
+            Component::new("sidecar", ComponentKind::Sidecar, ns),
+            floors,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_after_response_share_is_paid_once_the_response_is_out() {
+        let b = burner(Some(0.25));
+        let cost = b.request_started();
+        assert_eq!(b.floor_owed_ns(), 50_000, "a quarter before forwarding");
+        drop(cost);
+        assert_eq!(
+            b.floor_owed_ns(),
+            50_000,
+            "the rest waits for the task to yield"
+        );
+        tokio::task::yield_now().await;
+        assert_eq!(b.floor_owed_ns(), 200_000, "and is paid after it");
+
+        let all_inline = burner(None);
+        let cost = all_inline.request_started();
+        assert_eq!(
+            all_inline.floor_owed_ns(),
+            200_000,
+            "default: all on the path"
+        );
+        drop(cost);
+        tokio::task::yield_now().await;
+        assert_eq!(all_inline.floor_owed_ns(), 200_000, "and nothing twice");
+    }
 }

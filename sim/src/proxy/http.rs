@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 
+use crate::proxy::cost::RequestCost;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
@@ -126,6 +127,19 @@ pub fn unavailable() -> Response<Body> {
         StatusCode::SERVICE_UNAVAILABLE,
         "upstream connect error or disconnect/reset before headers",
     )
+}
+
+/// Holds `cost` until `r`'s body has been sent (or dropped), so the request's after-response
+/// CPU is paid once the whole response is out — relaying a body can take another task hop
+/// after the head, and a burn in between would sit on the response's path.
+pub fn pay_after_body(r: Response<Body>, cost: RequestCost) -> Response<Body> {
+    r.map(|b| {
+        b.map_frame(move |f| {
+            let _held = &cost;
+            f
+        })
+        .boxed()
+    })
 }
 
 pub fn boxed(r: Response<Incoming>) -> Response<Body> {

@@ -149,7 +149,7 @@ impl Sidecar {
 
     async fn forward_out(&self, req: Request<Incoming>, svc: usize, target: u16) -> Response<Body> {
         let started = Instant::now();
-        self.burner.request();
+        let cost = self.burner.request_started();
         let info: &ServiceInfo = &self.plan.services[svc];
         let me = Peer::of(&self.plan.workloads[self.me]);
         let Some(ep) = self.plan.pick_endpoint(svc) else {
@@ -180,7 +180,7 @@ impl Sidecar {
             Some(resp.status().as_u16()),
         );
         http::record_request(&self.metrics, &l, started);
-        resp
+        http::pay_after_body(resp, cost)
     }
 
     async fn inbound(self: Arc<Self>, conn: TcpStream, peer: SocketAddr) {
@@ -256,7 +256,7 @@ impl Sidecar {
         port: u16,
     ) -> Response<Body> {
         let started = Instant::now();
-        self.burner.request();
+        let cost = self.burner.request_started();
         let me = &self.plan.workloads[self.me];
         let svc = self
             .plan
@@ -294,7 +294,7 @@ impl Sidecar {
             Some(resp.status().as_u16()),
         );
         http::record_request(&self.metrics, &l, started);
-        resp
+        http::pay_after_body(resp, cost)
     }
 }
 

@@ -161,7 +161,7 @@ impl Waypoint {
         src: Peer,
     ) -> Response<Body> {
         let started = Instant::now();
-        self.burner.request();
+        let cost = self.burner.request_started();
         let info = &self.plan.services[svc];
         let ep = self.plan.pick_endpoint(svc);
         let mut h = http::http_attrs(&req);
@@ -216,6 +216,6 @@ impl Waypoint {
             Some(resp.status().as_u16()),
         );
         http::record_request(&self.metrics, &l, started);
-        resp
+        http::pay_after_body(resp, cost)
     }
 }
