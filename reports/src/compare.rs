@@ -312,6 +312,10 @@ fn judge(f: Figure, mode: Mode, threshold_pct: f64) -> ComparisonRow {
 }
 
 /// Compare `new` against `base`. Errors when the runs are not of the same scenario.
+/// Steal share above which `compare` notes that a run came from a contended host (the
+/// runner's own warning uses the same threshold).
+const STEAL_NOTE: f64 = 0.05;
+
 pub fn compare(
     base: &RunResult,
     new: &RunResult,
@@ -345,6 +349,28 @@ pub fn compare(
     }
     if new.incomplete {
         notes.push("the new run was interrupted (incomplete)".into());
+    }
+    for (which, run) in [("base", base), ("new", new)] {
+        let worst = run
+            .modes
+            .iter()
+            .filter_map(|m| m.host_steal_share.map(|s| (s, m)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((s, m)) = worst
+            && s > STEAL_NOTE
+        {
+            notes.push(format!(
+                "the {which} run was measured on a contended host: the hypervisor took {:.1}% of \
+                 the busy CPU time (steal) during {}{}; its CPU and latency figures are inflated",
+                s * 100.0,
+                m.mode,
+                if run.repeats_of(m.mode).len() > 1 {
+                    format!(" (repeat {})", m.repeat + 1)
+                } else {
+                    String::new()
+                }
+            ));
+        }
     }
     if base.profile.name != new.profile.name {
         notes.push(format!(

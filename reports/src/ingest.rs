@@ -131,6 +131,7 @@ fn mode_result(m: &ModeOutput) -> ModeResult {
         components_vcpu_sum: components.iter().map(|c| c.vcpu_avg).sum(),
         components,
         process_vcpu_avg: mean(&m.meter.process_vcpu),
+        host_steal_share: m.meter.host_steal_share,
         saturation_warnings: m.warnings.clone(),
         slo: Vec::new(),
         summary: Default::default(),

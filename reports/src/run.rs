@@ -137,7 +137,12 @@ pub struct ModeResult {
     pub process_vcpu_avg: f64,
     /// Sum of `components[].vcpu_avg`; far below `process_vcpu_avg` means unattributed work.
     pub components_vcpu_sum: f64,
-    /// The machine was saturated (or close): latency then measures contention, not the mesh.
+    /// Share of the machine's busy CPU time the hypervisor gave to other tenants while this
+    /// mode ran (steal, from `/proc/stat`); absent where the kernel does not report it.
+    #[serde(default)]
+    pub host_steal_share: Option<f64>,
+    /// The machine was saturated (or close) or its host contended: latency then measures
+    /// contention, not the mesh.
     #[serde(default)]
     pub saturation_warnings: Vec<String>,
     #[serde(default)]

@@ -265,6 +265,7 @@ fn sample_mode(mode: Mode, repeat: u32, rng: &mut Rng, slow: f64) -> ModeResult 
         components,
         process_vcpu_avg: components_vcpu_sum * 1.04,
         components_vcpu_sum,
+        host_steal_share: Some(0.01),
         saturation_warnings,
         slo,
         summary: ModeSummary::default(),

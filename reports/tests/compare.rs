@@ -15,6 +15,30 @@ fn a_run_against_itself_is_all_within_noise() {
 }
 
 #[test]
+fn a_run_from_a_contended_host_is_noted() {
+    let base = sample_run(1, 1.0);
+    let mut new = sample_run(1, 1.0);
+    new.modes[2].host_steal_share = Some(0.14);
+    let c = compare(&base, &new, 5.0).unwrap();
+    let md = c.markdown();
+    assert!(
+        md.contains("the new run was measured on a contended host")
+            && md.contains(&format!(
+                "14.0% of the busy CPU time (steal) during {}",
+                new.modes[2].mode
+            )),
+        "{md}"
+    );
+    assert!(
+        !md.contains("the base run was measured on a contended host"),
+        "{md}"
+    );
+    // 1% steal (what the sample runs carry) is a quiet host: no note.
+    let quiet = compare(&base, &base, 5.0).unwrap();
+    assert!(!quiet.markdown().contains("contended"));
+}
+
+#[test]
 fn slower_run_is_flagged_as_regression() {
     let base = sample_run(1, 1.0);
     let new = sample_run(2, 1.5);

@@ -6,7 +6,8 @@ use reports::testing::{sample_run, sample_run_with_repeats};
 #[test]
 fn writes_report_pngs_and_summary() {
     let dir = tempfile::tempdir().unwrap();
-    let run = sample_run(11, 1.0);
+    let mut run = sample_run(11, 1.0);
+    run.modes[1].host_steal_share = Some(0.12);
     let files = render_all(&run, dir.path()).unwrap();
     let names: Vec<String> = files
         .iter()
@@ -56,6 +57,10 @@ fn writes_report_pngs_and_summary() {
     // The failing SLO is named in the banner above the headline.
     let banner = html.find("SLO verdicts failed").unwrap();
     assert!(banner < headline && html[banner..headline].contains("sidecar-cpu"));
+
+    // How contended the host was shows in the environment and beside the mode it hit.
+    assert!(html.contains("1.0% to 12.0% of the busy CPU time"));
+    assert!(html.contains("host steal 12.0%"));
 
     let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
     assert!(md.contains("| mode | added p50 |"));

@@ -7,6 +7,8 @@
 //!   jemalloc as the program's global allocator (the `meshsim` binary has it); without it,
 //!   memory is reported as not measured rather than as zero.
 //! - The process total is sampled beside the components' sum, so unattributed work shows.
+//! - The host's steal time (`/proc/stat`) over the run: on a shared VM the hypervisor gives
+//!   the cores to other tenants, and then every figure comes from a contended machine.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -185,6 +187,10 @@ pub struct MeterReport {
     /// Set when in some interval the components together used more than 85% of the cores:
     /// latency then measures contention on this machine, not the mesh.
     pub saturation_warning: Option<String>,
+    /// Share of the machine's busy CPU time that the hypervisor gave to other tenants while
+    /// the meter ran (steal); `None` where `/proc/stat` has no steal column.
+    #[serde(default)]
+    pub host_steal_share: Option<f64>,
 }
 
 impl MeterReport {
@@ -263,6 +269,7 @@ fn sample_loop(
     let start = Instant::now();
     let mut last: Vec<Reading> = components.iter().map(|c| read(c)).collect();
     let mut last_proc = process_cpu_ns();
+    let host_start = HostTicks::read();
     let mut last_t = Instant::now();
     let mut next = last_t + interval;
     let mut sums = Vec::new();
@@ -316,7 +323,71 @@ fn sample_loop(
         heap_measured,
         meter_vcpu: thread_cpu_s() / start.elapsed().as_secs_f64().max(1e-9),
         saturation_warning: saturation_warning(&sums, cores),
+        host_steal_share: host_start
+            .zip(HostTicks::read())
+            .and_then(|(a, b)| b.steal_share_since(&a)),
     }
+}
+
+/// Steal share above which a run is flagged as measured on a contended host.
+pub const STEAL_WARNING: f64 = 0.05;
+
+/// The machine-wide CPU counters of `/proc/stat` (ticks), as far as the steal share needs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostTicks {
+    /// Ticks the cores ran anything, steal included.
+    pub busy: u64,
+    /// Ticks the hypervisor ran other guests while this one had work (steal).
+    pub steal: u64,
+}
+
+impl HostTicks {
+    pub fn read() -> Option<HostTicks> {
+        Self::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// From the aggregate `cpu` line: user nice system idle iowait irq softirq steal ...
+    pub fn parse(proc_stat: &str) -> Option<HostTicks> {
+        let line = proc_stat.lines().find(|l| l.starts_with("cpu "))?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let &[user, nice, system, _idle, _iowait, irq, softirq, steal, ..] = v.as_slice() else {
+            return None;
+        };
+        Some(HostTicks {
+            busy: user + nice + system + irq + softirq + steal,
+            steal,
+        })
+    }
+
+    /// Steal over busy time between two readings; `None` when the cores did nothing.
+    pub fn steal_share_since(&self, earlier: &HostTicks) -> Option<f64> {
+        let busy = self.busy.checked_sub(earlier.busy)?;
+        let steal = self.steal.checked_sub(earlier.steal)?;
+        (busy > 0).then(|| steal as f64 / busy as f64)
+    }
+}
+
+/// The contended-host guard: a warning when the hypervisor took more than [`STEAL_WARNING`]
+/// of the busy time. Steal itself is not charged to threads (paravirtual time accounting),
+/// but the neighbours it signals share caches and cores, so CPU per request and latency
+/// both come out higher and noisier than on a quiet machine.
+pub fn steal_warning(share: Option<f64>) -> Option<String> {
+    let s = share?;
+    (s > STEAL_WARNING).then(|| {
+        format!(
+            "the host was contended: the hypervisor gave {:.1}% of this machine's busy CPU time \
+             to other tenants (steal, over {:.0}%), so CPU per request and latency come out \
+             higher and noisier than on a quiet machine; compare with --repeat or rerun when \
+             the host is quiet",
+            s * 100.0,
+            STEAL_WARNING * 100.0
+        )
+    })
 }
 
 /// The saturation guard: a warning when, in any interval, the components together used more
@@ -347,6 +418,31 @@ mod tests {
         let w = saturation_warning(&[0.5, 1.75, 0.2], 2).expect("flagged");
         assert!(w.contains("1.75 of 2 cores in interval 1"), "{w}");
         assert!(saturation_warning(&[], 2).is_none());
+    }
+
+    #[test]
+    fn steal_is_read_from_proc_stat_and_flagged_above_5_percent() {
+        let a = HostTicks::parse(
+            "cpu  100 0 50 9000 3 0 10 40 0 0\ncpu0 50 0 25 4500 1 0 5 20 0 0\nintr 1\n",
+        )
+        .expect("parsed");
+        assert_eq!(
+            a,
+            HostTicks {
+                busy: 200,
+                steal: 40
+            }
+        );
+        let b = HostTicks::parse("cpu  250 0 100 9100 3 0 10 60 0 0\n").expect("parsed");
+        let share = b.steal_share_since(&a).expect("busy");
+        assert!((share - 20.0 / 220.0).abs() < 1e-12, "{share}");
+        assert!(steal_warning(Some(0.04)).is_none());
+        assert!(steal_warning(None).is_none());
+        let w = steal_warning(Some(share)).expect("flagged");
+        assert!(w.contains("9.1% of this machine's busy CPU time"), "{w}");
+        // No steal column (old kernels) or no work between readings: no figure, no warning.
+        assert!(HostTicks::parse("cpu  1 2 3 4\n").is_none());
+        assert!(a.steal_share_since(&a).is_none());
     }
 
     #[test]

@@ -728,6 +728,7 @@ fn run_mode(
     }
 
     let mut warnings: Vec<String> = report.saturation_warning.iter().cloned().collect();
+    warnings.extend(crate::meter::steal_warning(report.host_steal_share));
     for f in &out_flows {
         for s in &f.steps {
             if let Some(t) = s.target_rps

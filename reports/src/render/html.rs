@@ -158,6 +158,25 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
     }
     dl("started", env.started_at.clone());
     dl("seed", run.seed.to_string());
+    let steal: Vec<f64> = run
+        .modes
+        .iter()
+        .filter_map(|m| m.host_steal_share)
+        .collect();
+    if let (Some(lo), Some(hi)) = (
+        steal.iter().copied().reduce(f64::min),
+        steal.iter().copied().reduce(f64::max),
+    ) {
+        dl(
+            "host steal",
+            format!(
+                "{:.1}% to {:.1}% of the busy CPU time, across modes (CPU the hypervisor gave to \
+                 other tenants; above 5% the figures come from a contended host)",
+                lo * 100.0,
+                hi * 100.0
+            ),
+        );
+    }
     h.push_str("</dl>\n");
 
     let _ = writeln!(
@@ -223,7 +242,7 @@ fn status_banners(h: &mut String, run: &RunResult) {
         .flat_map(|m| m.saturation_warnings.iter().map(move |w| (m, w)))
         .collect();
     if !warnings.is_empty() {
-        h.push_str("<div class=\"banner warn\"><b>The machine was saturated</b>: where this happened, latency measures contention rather than the mesh.<ul>");
+        h.push_str("<div class=\"banner warn\"><b>Contention</b>: where this happened, the figures measure contention on this machine or its host rather than the mesh.<ul>");
         for (m, w) in warnings {
             let _ = write!(
                 h,
@@ -328,12 +347,15 @@ fn details(h: &mut String, run: &RunResult) {
     for m in run.sorted_modes() {
         let _ = writeln!(
             h,
-            "<details><summary>{}{}{} — process {} vCPU, components {} vCPU</summary>",
+            "<details><summary>{}{}{} — process {} vCPU, components {} vCPU{}</summary>",
             swatch(m.mode),
             m.mode,
             repeat_suffix(run, m.repeat),
             fmt::vcpu(m.process_vcpu_avg),
-            fmt::vcpu(m.components_vcpu_sum)
+            fmt::vcpu(m.components_vcpu_sum),
+            m.host_steal_share
+                .map(|s| format!(", host steal {:.1}%", s * 100.0))
+                .unwrap_or_default()
         );
         h.push_str("<h3>Flows</h3>\n<table><tr><th>flow</th><th>rate</th><th>achieved</th><th>requests</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th class=\"l\">errors</th></tr>\n");
         for f in &m.flows {

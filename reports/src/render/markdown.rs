@@ -73,7 +73,7 @@ pub fn summary_markdown(run: &RunResult) -> String {
         .collect();
     if !warnings.is_empty() {
         s.push_str(
-            "**Saturation warnings** (latency there measures contention, not the mesh):\n\n",
+            "**Contention warnings** (figures there measure contention on this machine or its host, not the mesh):\n\n",
         );
         for w in warnings {
             let _ = writeln!(s, "- {}", cell(&w));
