@@ -312,10 +312,6 @@ fn judge(f: Figure, mode: Mode, threshold_pct: f64) -> ComparisonRow {
 }
 
 /// Compare `new` against `base`. Errors when the runs are not of the same scenario.
-/// Steal share above which `compare` notes that a run came from a contended host (the
-/// runner's own warning uses the same threshold).
-const STEAL_NOTE: f64 = 0.05;
-
 pub fn compare(
     base: &RunResult,
     new: &RunResult,
@@ -357,7 +353,7 @@ pub fn compare(
             .filter_map(|m| m.host_steal_share.map(|s| (s, m)))
             .max_by(|a, b| a.0.total_cmp(&b.0));
         if let Some((s, m)) = worst
-            && s > STEAL_NOTE
+            && s > sim::meter::STEAL_WARNING
         {
             notes.push(format!(
                 "the {which} run was measured on a contended host: the hypervisor took {:.1}% of \

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::scenario::yaml::LocIndex;
 use crate::scenario::{Dur, Size};
 
 /// The profiles meshsim ships, by name.
@@ -68,22 +69,6 @@ pub struct Floors {
     pub request_cpu_on_path: Option<f64>,
 }
 
-/// The line (1-based) of the `requestCpuOnPath` a [`Profile::validate`] message is about: the
-/// first one after the line that opens its proxy kind.
-fn line_of_share(text: &str, message: &str) -> Option<usize> {
-    let kind = message.strip_prefix("proxies.")?.split('.').next()?;
-    let mut in_kind = false;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t == format!("{kind}:") {
-            in_kind = true;
-        } else if in_kind && t.starts_with("requestCpuOnPath:") {
-            return Some(i + 1);
-        }
-    }
-    None
-}
-
 impl Floors {
     /// [`Floors::request_cpu_on_path`], defaulted.
     pub fn on_path_share(&self) -> f64 {
@@ -129,8 +114,9 @@ impl Profile {
             .ok_or_else(|| ProfileError::Unknown(name.to_string()))?;
         let p: Profile = serde_saphyr::from_str(text)
             .map_err(|e| ProfileError::Broken(name.into(), e.to_string()))?;
-        p.validate()
-            .map_err(|message| ProfileError::Broken(name.into(), message))?;
+        p.validate().map_err(|(path, message)| {
+            ProfileError::Broken(name.into(), format!("{path}: {message}"))
+        })?;
         Ok(p)
     }
 
@@ -143,24 +129,28 @@ impl Profile {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        p.validate().map_err(|message| ProfileError::Invalid {
-            path: path.to_path_buf(),
-            message: match line_of_share(&text, &message) {
-                Some(line) => format!("line {line}: {message}"),
-                None => message,
-            },
-        })?;
+        p.validate()
+            .map_err(|(field, message)| ProfileError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "line {}: {field}: {message}",
+                    LocIndex::build(&text, 0).value_loc(&field).line
+                ),
+            })?;
         Ok(p)
     }
 
-    /// What serde cannot check: values in range. The message starts with the field's path.
-    fn validate(&self) -> Result<(), String> {
+    /// What serde cannot check: values in range. The error is (field path, message).
+    fn validate(&self) -> Result<(), (String, String)> {
         for (kind, f) in &self.proxies {
             if let Some(share) = f.request_cpu_on_path
                 && !(0.0..=1.0).contains(&share)
             {
-                return Err(format!(
-                    "proxies.{kind}.requestCpuOnPath: {share} is not a share between 0 and 1 (0: all of cpuPerRequest after the response, 1: all before forwarding)"
+                return Err((
+                    format!("proxies.{kind}.requestCpuOnPath"),
+                    format!(
+                        "{share} is not a share between 0 and 1 (0: all of cpuPerRequest after the response, 1: all before forwarding)"
+                    ),
                 ));
             }
         }

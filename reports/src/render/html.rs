@@ -171,9 +171,10 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
             "host steal",
             format!(
                 "{:.1}% to {:.1}% of the busy CPU time, across modes (CPU the hypervisor gave to \
-                 other tenants; above 5% the figures come from a contended host)",
+                 other tenants; above {:.0}% the figures come from a contended host)",
                 lo * 100.0,
-                hi * 100.0
+                hi * 100.0,
+                sim::meter::STEAL_WARNING * 100.0
             ),
         );
     }
