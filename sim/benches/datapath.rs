@@ -15,7 +15,9 @@
 //! Benchmarks, per path: `bulk_64MiB/*`, 64 MiB one way to the sink on a new connection (the
 //! client half-closes and waits for the close that the sink's EOF sends back, so the time
 //! covers delivery, not just buffering); `rr_1k/*`, a 1 KiB message echoed back on an open
-//! connection. At the end the medians are printed side by side with their ratio to `direct`.
+//! connection. At the end the medians are printed side by side with their ratio to `direct`,
+//! with the process's CPU per GiB (bulk) and per round trip (rr): what a path's proxies add to
+//! the CPU of a round trip is the second's difference to `direct`.
 //!
 //! Not root: prints why and exits 0 (1 under `CI`), like the sandboxed tests.
 
@@ -71,6 +73,7 @@ fn main() {
         .configure_from_args();
 
     let mut bulk_cpu = Vec::new();
+    let mut rr_cpu = Vec::new();
     for (mode, name) in PATHS {
         let cluster = Cluster::up_scenario(&loaded, mode, &profile, sandbox).expect("cluster up");
         let vip = |svc: &str| {
@@ -128,12 +131,19 @@ fn main() {
             s.set_nodelay(true).expect("nodelay");
             s
         })));
+        let mut cpu = CpuUse::default();
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let conn = conn.clone();
-                client.run(async move { round_trips(&mut *conn.lock().await, iters).await })
+                let cpu0 = process_cpu_ns();
+                let took =
+                    client.run(async move { round_trips(&mut *conn.lock().await, iters).await });
+                cpu.ns += process_cpu_ns() - cpu0;
+                cpu.iters += iters;
+                took
             })
         });
+        rr_cpu.push((name, cpu));
         g.finish();
         // Components stop before their namespaces go; the next mode builds the same names.
         drop(conn);
@@ -141,11 +151,11 @@ fn main() {
         drop(cluster);
     }
     c.final_summary();
-    summary(&out_dir, &bulk_cpu);
+    summary(&out_dir, &bulk_cpu, &rr_cpu);
 }
 
 /// CPU the whole process (every component, and the kernel's network work done on their
-/// threads) used for the bulk transfers of one path, warm-up included.
+/// threads) used for one path's iterations, warm-up included.
 #[derive(Debug, Default, Clone, Copy)]
 struct CpuUse {
     ns: u64,
@@ -157,6 +167,11 @@ impl CpuUse {
     fn ms_per_gib(self) -> Option<f64> {
         let gib = self.iters as f64 * BULK as f64 / (1u64 << 30) as f64;
         (self.iters > 0).then(|| self.ns as f64 / 1e6 / gib)
+    }
+
+    /// CPU microseconds per iteration (per round trip in `rr_1k`).
+    fn us_per_iter(self) -> Option<f64> {
+        (self.iters > 0).then(|| self.ns as f64 / 1e3 / self.iters as f64)
     }
 }
 
@@ -229,26 +244,36 @@ fn median_ns(dir: &Path, group: &str, name: &str) -> Option<f64> {
     v["median"]["point_estimate"].as_f64()
 }
 
-/// Prints the medians side by side, with each path's ratio to `direct`.
-fn summary(dir: &Path, bulk_cpu: &[(&str, CpuUse)]) {
+/// Prints the medians side by side, with each path's ratio to `direct`; `rr CPU` is the
+/// process's CPU per round trip (client, proxies, server and the kernel's work on their
+/// threads), and `+ proxies` what the path's proxies added to it over `direct`.
+fn summary(dir: &Path, bulk_cpu: &[(&str, CpuUse)], rr_cpu: &[(&str, CpuUse)]) {
     println!("\ndata path over veth (medians of this run's estimates)");
     println!(
-        "{:<15} {:>14} {:>10} {:>16} {:>10} {:>14}",
-        "path", "bulk", "vs direct", "rr 1 KiB", "vs direct", "bulk CPU/GiB"
+        "{:<15} {:>14} {:>10} {:>16} {:>10} {:>14} {:>10} {:>11}",
+        "path", "bulk", "vs direct", "rr 1 KiB", "vs direct", "bulk CPU/GiB", "rr CPU", "+ proxies"
     );
     let direct_bulk = median_ns(dir, BULK_GROUP, "direct");
     let direct_rr = median_ns(dir, RR_GROUP, "direct");
+    let per_rr = |name: &str| {
+        rr_cpu
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, c)| c.us_per_iter())
+    };
+    let direct_rr_cpu = per_rr("direct");
     for (_, name) in PATHS {
         let cpu = bulk_cpu
             .iter()
             .find(|(n, _)| *n == name)
             .and_then(|(_, c)| c.ms_per_gib());
+        let rr_cpu = per_rr(name);
         let bulk = median_ns(dir, BULK_GROUP, name);
         let rr = median_ns(dir, RR_GROUP, name);
         let mib_s = |ns: f64| BULK as f64 / (1 << 20) as f64 / (ns / 1e9);
         let cell = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         println!(
-            "{:<15} {:>14} {:>10} {:>16} {:>10} {:>14}",
+            "{:<15} {:>14} {:>10} {:>16} {:>10} {:>14} {:>10} {:>11}",
             name,
             cell(bulk.map(|b| format!("{:.0} MiB/s", mib_s(b)))),
             // Throughput ratio: direct's time over this path's.
@@ -259,6 +284,13 @@ fn summary(dir: &Path, bulk_cpu: &[(&str, CpuUse)]) {
             cell(rr.map(|r| format!("{:.1} µs", r / 1e3))),
             cell(rr.zip(direct_rr).map(|(r, d)| format!("{:.2}x", r / d))),
             cell(cpu.map(|c| format!("{c:.0} ms"))),
+            cell(rr_cpu.map(|c| format!("{c:.1} µs"))),
+            cell(
+                rr_cpu
+                    .zip(direct_rr_cpu)
+                    .filter(|_| name != "direct")
+                    .map(|(c, d)| format!("{:+.1} µs", c - d))
+            ),
         );
     }
 }

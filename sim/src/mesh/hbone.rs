@@ -373,6 +373,9 @@ impl TunnelRecv {
 /// shorter read (the stream went quiet or turned request/response).
 const SPLICE_MIN_READ: usize = SPLICE_BUFFER;
 const SPLICE_MAX_READ: usize = MAX_FRAME_SIZE as usize;
+/// A request/response stream reads into what is left of its last allocation until less than
+/// this is left.
+const SPLICE_REFILL_BELOW: usize = 8 * 1024;
 
 /// Like [`splice`] (both ways until both directions end), but without copying the tunnel's
 /// payload in user space: what is read from `other` goes into DATA frames as it was read, and
@@ -393,9 +396,13 @@ where
         let mut total = 0u64;
         let mut want = SPLICE_MIN_READ;
         loop {
-            // After a short read the rest of the allocation serves the next reads; a chunk
-            // still queued in h2 keeps its own slice alive.
-            buf.reserve(want);
+            // After a short read the rest of the allocation serves the next reads (a chunk
+            // still queued in h2 keeps its own slice alive). Reserving `want` every time would
+            // defeat that: the previous chunk is usually still queued when the next read
+            // starts, so each request would pay a fresh 64 KiB allocation.
+            if want > SPLICE_MIN_READ || buf.capacity() < SPLICE_REFILL_BELOW {
+                buf.reserve(want);
+            }
             let n = match r.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
