@@ -368,6 +368,20 @@ pub fn compare(
             ));
         }
     }
+    if let (Some((b, ..)), Some((n, ..))) = (base.host_round_trip_us(), new.host_round_trip_us())
+        && let Some(d) = sim::hostprobe::drift(b, n)
+    {
+        notes.push(format!(
+            "the host ran {} in the new run: a 1 KiB loopback round trip took {n:.0} µs against \
+             {b:.0} µs in the base (median of the probes before each mode); CPU and latency \
+             changes of that order may be the host's, not meshsim's",
+            if d > 0.0 {
+                format!("{:.0}% slower", d * 100.0)
+            } else {
+                format!("{:.0}% faster", -d * 100.0)
+            }
+        ));
+    }
     if base.profile.name != new.profile.name {
         notes.push(format!(
             "cost profiles differ: base `{}`, new `{}`; CPU and memory figures include the profile's floors",

@@ -8,9 +8,9 @@ use sim::runner::{ComponentFacts, FlowOutput, ModeOutput, RunOutput};
 use sim::scenario::{Dur, Loaded, Slo};
 
 use crate::run::{
-    ComponentKind, ComponentResult, ComponentSeries, Environment, FlowResult, IntervalSample,
-    LatencySummary, ManifestRecord, Mode, ModeResult, ProfileInfo, RUN_SCHEMA_VERSION, RunResult,
-    SloVerdict, StepResult,
+    ComponentKind, ComponentResult, ComponentSeries, Environment, FlowResult, HostProbe,
+    IntervalSample, LatencySummary, ManifestRecord, Mode, ModeResult, ProfileInfo,
+    RUN_SCHEMA_VERSION, RunResult, SloVerdict, StepResult,
 };
 
 /// Below this many requests per second a component is idle: "vCPU per 1000 rps" of it would
@@ -132,6 +132,10 @@ fn mode_result(m: &ModeOutput) -> ModeResult {
         components,
         process_vcpu_avg: mean(&m.meter.process_vcpu),
         host_steal_share: m.meter.host_steal_share,
+        host_probe: m.host_probe.map(|p| HostProbe {
+            round_trip_us: p.round_trip_us,
+            cpu_per_round_trip_us: p.cpu_per_round_trip_us,
+        }),
         saturation_warnings: m.warnings.clone(),
         slo: Vec::new(),
         summary: Default::default(),

@@ -89,6 +89,17 @@ pub struct Environment {
     pub hostname: Option<String>,
 }
 
+/// The host's speed before a mode: two threads echoing 1 KiB over loopback TCP, with nothing
+/// of meshsim running. Runs made on one machine are comparable when these agree.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostProbe {
+    /// Median time of one round trip, µs.
+    pub round_trip_us: f64,
+    /// CPU both threads spent per round trip, µs.
+    pub cpu_per_round_trip_us: f64,
+}
+
 /// The data-plane modes, in the order reports show them.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
@@ -141,6 +152,10 @@ pub struct ModeResult {
     /// mode ran (steal, from `/proc/stat`); absent where the kernel does not report it.
     #[serde(default)]
     pub host_steal_share: Option<f64>,
+    /// How fast the host ran 1 KiB loopback round trips just before this mode (see
+    /// `sim::hostprobe`); absent in runs from before meshsim measured it, or if the probe failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_probe: Option<HostProbe>,
     /// The machine was saturated (or close) or its host contended: latency then measures
     /// contention, not the mesh.
     #[serde(default)]
@@ -532,6 +547,19 @@ impl RunResult {
         v.sort();
         v.dedup();
         v
+    }
+
+    /// The host probes' round trips across the run's modes: (median, lowest, highest) in µs;
+    /// `None` when no mode recorded one.
+    pub fn host_round_trip_us(&self) -> Option<(f64, f64, f64)> {
+        let v: Vec<f64> = self
+            .modes
+            .iter()
+            .filter_map(|m| m.host_probe.map(|p| p.round_trip_us))
+            .collect();
+        let lo = v.iter().copied().reduce(f64::min)?;
+        let hi = v.iter().copied().reduce(f64::max)?;
+        Some((median(v)?, lo, hi))
     }
 
     /// All repeats of a mode, by repeat index.

@@ -11,9 +11,9 @@ use serde_json::json;
 
 use crate::hist;
 use crate::run::{
-    ComponentKind, ComponentResult, ComponentSeries, Environment, FlowResult, IntervalSample,
-    LatencySummary, Mode, ModeResult, ModeSummary, ProfileInfo, RUN_SCHEMA_VERSION, RunResult,
-    SloVerdict, StepResult,
+    ComponentKind, ComponentResult, ComponentSeries, Environment, FlowResult, HostProbe,
+    IntervalSample, LatencySummary, Mode, ModeResult, ModeSummary, ProfileInfo, RUN_SCHEMA_VERSION,
+    RunResult, SloVerdict, StepResult,
 };
 
 /// Rate steps of the sample scenario, rps.
@@ -266,6 +266,10 @@ fn sample_mode(mode: Mode, repeat: u32, rng: &mut Rng, slow: f64) -> ModeResult 
         process_vcpu_avg: components_vcpu_sum * 1.04,
         components_vcpu_sum,
         host_steal_share: Some(0.01),
+        host_probe: Some(HostProbe {
+            round_trip_us: 48.0 + 2.0 * repeat as f64,
+            cpu_per_round_trip_us: 41.0,
+        }),
         saturation_warnings,
         slo,
         summary: ModeSummary::default(),

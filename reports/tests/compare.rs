@@ -39,6 +39,45 @@ fn a_run_from_a_contended_host_is_noted() {
 }
 
 #[test]
+fn a_run_on_a_slower_host_day_is_noted_with_both_speeds() {
+    let base = sample_run(1, 1.0);
+    let mut new = sample_run(1, 1.0);
+    for m in &mut new.modes {
+        if let Some(p) = m.host_probe.as_mut() {
+            p.round_trip_us = 96.0;
+        }
+    }
+    let md = compare(&base, &new, 5.0).unwrap().markdown();
+    assert!(
+        md.contains("the host ran 100% slower in the new run")
+            && md.contains("took 96 µs against 48 µs"),
+        "{md}"
+    );
+    let back = compare(&new, &base, 5.0).unwrap().markdown();
+    assert!(
+        back.contains("the host ran 50% faster in the new run"),
+        "{back}"
+    );
+    // Within 20% is the same host: no note. Runs from before the probe carry none at all.
+    assert!(
+        !compare(&base, &base, 5.0)
+            .unwrap()
+            .markdown()
+            .contains("the host ran")
+    );
+    let mut old = sample_run(1, 1.0);
+    for m in &mut old.modes {
+        m.host_probe = None;
+    }
+    assert!(
+        !compare(&old, &new, 5.0)
+            .unwrap()
+            .markdown()
+            .contains("the host ran")
+    );
+}
+
+#[test]
 fn slower_run_is_flagged_as_regression() {
     let base = sample_run(1, 1.0);
     let new = sample_run(2, 1.5);

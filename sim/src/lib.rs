@@ -10,6 +10,7 @@
 //! - [`nft`]: nftables rule sets (service DNAT) applied inside a namespace
 //! - [`component`]: a component instance (app replica, proxy, load client) on its own threads
 //! - [`meter`]: CPU and heap per component, sampled into time series; the saturation guard
+//! - [`hostprobe`]: how fast the host runs loopback round trips, measured before each mode
 //! - [`cgroup`]: CPU quotas (`resources.limits.cpu`) with cgroups, when root
 //! - [`profile`]: cost profiles (per-proxy cost floors from published Istio figures)
 //! - [`mesh`]: mesh security and transport: SPIFFE identities, the CA, mTLS, HBONE tunnels
@@ -23,6 +24,7 @@ pub mod apps;
 pub mod cgroup;
 pub mod cluster;
 pub mod component;
+pub mod hostprobe;
 pub mod manifest;
 pub mod mesh;
 pub mod meter;

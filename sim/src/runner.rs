@@ -204,6 +204,8 @@ pub struct ModeOutput {
     /// Time to build the cluster and start its components.
     pub bring_up: Duration,
     pub warnings: Vec<String>,
+    /// The host's speed just before this mode's cluster came up; `None` if the probe failed.
+    pub host_probe: Option<crate::hostprobe::HostProbe>,
 }
 
 #[derive(Debug, Clone)]
@@ -542,6 +544,21 @@ fn run_mode(
     mode: Mode,
     repeat: u32,
 ) -> Result<ModeOutput, RunError> {
+    // Before the cluster exists, so nothing of meshsim's competes with the probe.
+    let host_probe = match crate::hostprobe::probe() {
+        Ok(p) => {
+            tracing::info!(
+                round_trip_us = p.round_trip_us,
+                cpu_us = p.cpu_per_round_trip_us,
+                "host probe"
+            );
+            Some(p)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the host probe failed; this mode records no host speed");
+            None
+        }
+    };
     let t0 = Instant::now();
     let cluster = Cluster::up_scenario(loaded, mode, profile, sandbox)
         .map_err(|source| RunError::Cluster { mode, source })?;
@@ -758,6 +775,7 @@ fn run_mode(
         complete,
         bring_up,
         warnings,
+        host_probe,
     })
 }
 

@@ -178,6 +178,21 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
             ),
         );
     }
+    if let Some((mid, lo, hi)) = run.host_round_trip_us() {
+        dl(
+            "host speed",
+            format!(
+                "1 KiB loopback round trip in {mid:.0} µs (median; {lo:.0} to {hi:.0} µs across \
+                 modes), probed before each mode with nothing else running{}",
+                if hi > lo * (1.0 + sim::hostprobe::DRIFT_NOTE) {
+                    ": the host's speed drifted during the run, so compare modes across \
+                     repeats (--repeat)"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
     h.push_str("</dl>\n");
 
     let _ = writeln!(
@@ -357,6 +372,9 @@ fn details(h: &mut String, run: &RunResult) {
             m.host_steal_share
                 .map(|s| format!(", host steal {:.1}%", s * 100.0))
                 .unwrap_or_default()
+                + &m.host_probe
+                    .map(|p| format!(", host round trip {:.0} µs", p.round_trip_us))
+                    .unwrap_or_default()
         );
         h.push_str("<h3>Flows</h3>\n<table><tr><th>flow</th><th>rate</th><th>achieved</th><th>requests</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th class=\"l\">errors</th></tr>\n");
         for f in &m.flows {

@@ -105,6 +105,15 @@ pub fn summary_markdown(run: &RunResult) -> String {
         "\nAdded latency is over no-mesh on the headline step of the first flow. \
          Modeled MiB is what the cost profile adds beyond what the lean models allocate.\n",
     );
+    // CPU per request follows the host's speed: a reader comparing with another day's run
+    // needs this line to tell the host's drift from meshsim's.
+    if let Some((mid, lo, hi)) = run.host_round_trip_us() {
+        let _ = writeln!(
+            s,
+            "Host speed: a 1 KiB loopback round trip took {mid:.0} µs (median; {lo:.0} to \
+             {hi:.0} µs in the probes before each mode)."
+        );
+    }
     s
 }
 
