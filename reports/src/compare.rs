@@ -9,8 +9,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::run::{ComponentKind, Mode, ModeResult, RunResult};
+use crate::run::{ComponentKind, HostProbe, Mode, ModeResult, RunResult};
 use crate::stats;
+
+/// One figure of a host probe.
+type ProbeFigure = fn(&HostProbe) -> Option<f64>;
 
 /// Significance level for runs with repeats.
 pub const P_THRESHOLD: f64 = 0.05;
@@ -368,19 +371,36 @@ pub fn compare(
             ));
         }
     }
-    if let (Some((b, ..)), Some((n, ..))) = (base.host_round_trip_us(), new.host_round_trip_us())
-        && let Some(d) = sim::hostprobe::drift(b, n)
-    {
-        notes.push(format!(
-            "the host ran {} in the new run: a 1 KiB loopback round trip took {n:.0} µs against \
-             {b:.0} µs in the base (median of the probes before each mode); CPU and latency \
-             changes of that order may be the host's, not meshsim's",
-            if d > 0.0 {
-                format!("{:.0}% slower", d * 100.0)
-            } else {
-                format!("{:.0}% faster", -d * 100.0)
-            }
-        ));
+    // The raw speed, and what a cross-CPU wake-up costs: proxies' CPU per request follows both.
+    let probes: [(&str, ProbeFigure); 2] = [
+        ("a 1 KiB loopback round trip on one CPU took", |p| {
+            Some(p.one_cpu.round_trip_us)
+        }),
+        ("a round trip across two CPUs cost", |p| {
+            p.two_cpus.map(|t| t.cpu_per_round_trip_us)
+        }),
+    ];
+    for (what, pick) in probes {
+        if let (Some((b, ..)), Some((n, ..))) =
+            (base.host_probe_range(pick), new.host_probe_range(pick))
+            && let Some(d) = sim::hostprobe::drift(b, n)
+        {
+            notes.push(format!(
+                "the host ran {} in the new run: {what} {n:.0} µs{} against {b:.0} µs in the \
+                 base (medians of the probes before each mode); CPU and latency changes of that \
+                 order may be the host's, not meshsim's",
+                if d > 0.0 {
+                    format!("{:.0}% slower", d * 100.0)
+                } else {
+                    format!("{:.0}% faster", -d * 100.0)
+                },
+                if what.ends_with("cost") {
+                    " of CPU"
+                } else {
+                    ""
+                }
+            ));
+        }
     }
     if base.profile.name != new.profile.name {
         notes.push(format!(

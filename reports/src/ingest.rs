@@ -9,7 +9,7 @@ use sim::scenario::{Dur, Loaded, Slo};
 
 use crate::run::{
     ComponentKind, ComponentResult, ComponentSeries, Environment, FlowResult, HostProbe,
-    IntervalSample, LatencySummary, ManifestRecord, Mode, ModeResult, ProfileInfo,
+    IntervalSample, LatencySummary, ManifestRecord, Mode, ModeResult, PingPong, ProfileInfo,
     RUN_SCHEMA_VERSION, RunResult, SloVerdict, StepResult,
 };
 
@@ -132,9 +132,15 @@ fn mode_result(m: &ModeOutput) -> ModeResult {
         components,
         process_vcpu_avg: mean(&m.meter.process_vcpu),
         host_steal_share: m.meter.host_steal_share,
-        host_probe: m.host_probe.map(|p| HostProbe {
-            round_trip_us: p.round_trip_us,
-            cpu_per_round_trip_us: p.cpu_per_round_trip_us,
+        host_probe: m.host_probe.map(|p| {
+            let pp = |x: sim::hostprobe::PingPong| PingPong {
+                round_trip_us: x.round_trip_us,
+                cpu_per_round_trip_us: x.cpu_per_round_trip_us,
+            };
+            HostProbe {
+                one_cpu: pp(p.one_cpu),
+                two_cpus: p.two_cpus.map(pp),
+            }
         }),
         saturation_warnings: m.warnings.clone(),
         slo: Vec::new(),

@@ -89,11 +89,23 @@ pub struct Environment {
     pub hostname: Option<String>,
 }
 
-/// The host's speed before a mode: two threads echoing 1 KiB over loopback TCP, with nothing
-/// of meshsim running. Runs made on one machine are comparable when these agree.
+/// The host's speed before a mode, with nothing of meshsim running (see `sim::hostprobe`).
+/// Runs made on one machine are comparable when these agree.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostProbe {
+    /// 1 KiB loopback round trips between two threads on one CPU: the host's raw speed.
+    pub one_cpu: PingPong,
+    /// The same across two CPUs, waking a thread on the other CPU each way (on a VM, what
+    /// proxies pay per request and what a shared host makes swing); absent on one CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub two_cpus: Option<PingPong>,
+}
+
+/// 1 KiB round trips between two threads.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PingPong {
     /// Median time of one round trip, µs.
     pub round_trip_us: f64,
     /// CPU both threads spent per round trip, µs.
@@ -549,13 +561,16 @@ impl RunResult {
         v
     }
 
-    /// The host probes' round trips across the run's modes: (median, lowest, highest) in µs;
-    /// `None` when no mode recorded one.
-    pub fn host_round_trip_us(&self) -> Option<(f64, f64, f64)> {
+    /// One host-probe figure across the run's modes: (median, lowest, highest); `None` when
+    /// no mode recorded it.
+    pub fn host_probe_range(
+        &self,
+        pick: impl Fn(&HostProbe) -> Option<f64>,
+    ) -> Option<(f64, f64, f64)> {
         let v: Vec<f64> = self
             .modes
             .iter()
-            .filter_map(|m| m.host_probe.map(|p| p.round_trip_us))
+            .filter_map(|m| m.host_probe.as_ref().and_then(&pick))
             .collect();
         let lo = v.iter().copied().reduce(f64::min)?;
         let hi = v.iter().copied().reduce(f64::max)?;

@@ -12,8 +12,8 @@ use serde_json::json;
 use crate::hist;
 use crate::run::{
     ComponentKind, ComponentResult, ComponentSeries, Environment, FlowResult, HostProbe,
-    IntervalSample, LatencySummary, Mode, ModeResult, ModeSummary, ProfileInfo, RUN_SCHEMA_VERSION,
-    RunResult, SloVerdict, StepResult,
+    IntervalSample, LatencySummary, Mode, ModeResult, ModeSummary, PingPong, ProfileInfo,
+    RUN_SCHEMA_VERSION, RunResult, SloVerdict, StepResult,
 };
 
 /// Rate steps of the sample scenario, rps.
@@ -267,8 +267,14 @@ fn sample_mode(mode: Mode, repeat: u32, rng: &mut Rng, slow: f64) -> ModeResult 
         components_vcpu_sum,
         host_steal_share: Some(0.01),
         host_probe: Some(HostProbe {
-            round_trip_us: 48.0 + 2.0 * repeat as f64,
-            cpu_per_round_trip_us: 41.0,
+            one_cpu: PingPong {
+                round_trip_us: 18.0 + repeat as f64,
+                cpu_per_round_trip_us: 18.5,
+            },
+            two_cpus: Some(PingPong {
+                round_trip_us: 90.0,
+                cpu_per_round_trip_us: 120.0 + 4.0 * repeat as f64,
+            }),
         }),
         saturation_warnings,
         slo,

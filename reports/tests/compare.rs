@@ -41,23 +41,38 @@ fn a_run_from_a_contended_host_is_noted() {
 #[test]
 fn a_run_on_a_slower_host_day_is_noted_with_both_speeds() {
     let base = sample_run(1, 1.0);
-    let mut new = sample_run(1, 1.0);
-    for m in &mut new.modes {
+    let mut slower = sample_run(1, 1.0);
+    for m in &mut slower.modes {
         if let Some(p) = m.host_probe.as_mut() {
-            p.round_trip_us = 96.0;
+            p.one_cpu.round_trip_us = 36.0;
         }
     }
-    let md = compare(&base, &new, 5.0).unwrap().markdown();
+    let md = compare(&base, &slower, 5.0).unwrap().markdown();
     assert!(
         md.contains("the host ran 100% slower in the new run")
-            && md.contains("took 96 µs against 48 µs"),
+            && md.contains("round trip on one CPU took 36 µs against 18 µs"),
         "{md}"
     );
-    let back = compare(&new, &base, 5.0).unwrap().markdown();
+    let back = compare(&slower, &base, 5.0).unwrap().markdown();
     assert!(
         back.contains("the host ran 50% faster in the new run"),
         "{back}"
     );
+
+    // Same raw speed, but waking a thread on the other CPU costs half again as much.
+    let mut wakeups = sample_run(1, 1.0);
+    for m in &mut wakeups.modes {
+        if let Some(t) = m.host_probe.as_mut().and_then(|p| p.two_cpus.as_mut()) {
+            t.cpu_per_round_trip_us = 180.0;
+        }
+    }
+    let md = compare(&base, &wakeups, 5.0).unwrap().markdown();
+    assert!(
+        md.contains("the host ran 50% slower in the new run: a round trip across two CPUs cost 180 µs of CPU against 120 µs"),
+        "{md}"
+    );
+    assert!(!md.contains("on one CPU took"), "{md}");
+
     // Within 20% is the same host: no note. Runs from before the probe carry none at all.
     assert!(
         !compare(&base, &base, 5.0)
@@ -70,7 +85,7 @@ fn a_run_on_a_slower_host_day_is_noted_with_both_speeds() {
         m.host_probe = None;
     }
     assert!(
-        !compare(&old, &new, 5.0)
+        !compare(&old, &slower, 5.0)
             .unwrap()
             .markdown()
             .contains("the host ran")

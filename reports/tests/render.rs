@@ -61,15 +61,19 @@ fn writes_report_pngs_and_summary() {
     // How contended the host was shows in the environment and beside the mode it hit.
     assert!(html.contains("1.0% to 12.0% of the busy CPU time"));
     assert!(html.contains("host steal 12.0%"));
-    // So does the host's speed: the sample's probes took 48 µs in every mode.
-    assert!(html.contains("1 KiB loopback round trip in 48 µs (median; 48 to 48 µs"));
+    // So does the host's speed: the sample's probes took 18 µs on one CPU, 90 µs across two.
+    assert!(html.contains("1 KiB loopback round trip in 18 µs on one CPU (18 to 18 µs"));
+    assert!(html.contains("90 µs across two CPUs (90 to 90 µs) at 120 µs of CPU per round trip"));
     assert!(!html.contains("speed drifted"));
-    assert!(html.contains("host round trip 48 µs"));
+    assert!(html.contains("host round trip 18 µs on one CPU, 90 µs across two"));
 
     let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
     assert!(md.contains("| mode | added p50 |"));
     assert!(md.contains("**FAIL**") && md.contains("sidecar-cpu"));
-    assert!(md.contains("Host speed: a 1 KiB loopback round trip took 48 µs"));
+    assert!(md.contains(
+        "Host speed: a 1 KiB loopback round trip took 18 µs on one CPU and 90 µs across two \
+         (120 µs of CPU)"
+    ));
 }
 
 #[test]
@@ -77,11 +81,11 @@ fn a_host_whose_speed_drifted_during_the_run_is_said_so() {
     let dir = tempfile::tempdir().unwrap();
     let mut run = sample_run(11, 1.0);
     if let Some(p) = run.modes[3].host_probe.as_mut() {
-        p.round_trip_us = 96.0;
+        p.one_cpu.round_trip_us = 36.0;
     }
     render_all(&run, dir.path()).unwrap();
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-    assert!(html.contains("48 to 96 µs across modes"), "range");
+    assert!(html.contains("18 to 36 µs across modes"), "range");
     assert!(html.contains("speed drifted during the run, so compare modes across repeats"));
 }
 

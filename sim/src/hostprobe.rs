@@ -4,9 +4,16 @@
 //! 1 KiB round trip over veth took 71–75 µs on one day and 151 µs on another, and a proxy
 //! whose CPU is mostly kernel network work and wake-ups (ztunnel) follows it. A nightly
 //! comparison must be able to tell "meshsim got slower" from "the host got slower", so every
-//! mode starts with a short probe of the host itself: 1 KiB round trips over loopback TCP
-//! between two threads on one CPU (system calls, the TCP stack, softirq and a thread switch
-//! each way), with no mesh, no cluster and no load running.
+//! mode starts with a short probe of the host itself, with no mesh, no cluster and no load
+//! running: 1 KiB round trips over loopback TCP between two threads,
+//!
+//! - both on one CPU: system calls, the TCP stack and a thread switch each way, i.e. the
+//!   host's raw speed, steady from one second to the next (17–21 µs on the project's VM);
+//! - on two CPUs: the same plus waking a thread on the other CPU each way, which on a VM
+//!   means an inter-processor interrupt and, when that vCPU was idle, the hypervisor
+//!   scheduling it again. This is what a proxy pays twice per request at moderate load, and
+//!   what swings on a shared host (73–112 µs, and 53–186 µs of CPU per round trip, in eight
+//!   probes half a second apart).
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -31,25 +38,38 @@ pub const DRIFT_NOTE: f64 = 0.20;
 /// What one probe measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HostProbe {
-    /// Median time of one 1 KiB round trip, µs.
+    /// Both threads on one CPU.
+    pub one_cpu: PingPong,
+    /// The threads on two CPUs; `None` on a single-CPU machine (or where pinning failed).
+    pub two_cpus: Option<PingPong>,
+}
+
+/// 1 KiB round trips between two threads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PingPong {
+    /// Median time of one round trip, µs.
     pub round_trip_us: f64,
     /// CPU both threads spent per round trip (user and kernel, softirq included), µs.
     pub cpu_per_round_trip_us: f64,
 }
 
 /// Probes the host over loopback (no traffic leaves it), in the calling thread's network
-/// namespace.
+/// namespace: about 0.3 s.
 pub fn probe() -> io::Result<HostProbe> {
-    probe_on(one_cpu())
+    let cpus = allowed_cpus();
+    let first = cpus.first().copied();
+    let one_cpu = ping_pong(first, first)?;
+    let two_cpus = match cpus.get(1) {
+        Some(&second) => Some(ping_pong(first, Some(second))?),
+        None => None,
+    };
+    Ok(HostProbe { one_cpu, two_cpus })
 }
 
-/// The probe with both threads on `cpu` when given. Two threads ping-ponging on two vCPUs
-/// measure mostly how fast the hypervisor wakes an idle vCPU, which swings from one second to
-/// the next (six probes a second apart on the project's VM: 16 to 97 µs unpinned, 17 to 21 µs
-/// pinned); on one CPU each wake-up is local and the figure is the host's speed at system
-/// calls, TCP and context switches.
-fn probe_on(cpu: Option<usize>) -> io::Result<HostProbe> {
-    let pin = move || {
+/// Round trips between a client thread on `client_cpu` and an echo thread on `echo_cpu` (each
+/// unpinned when `None`).
+fn ping_pong(client_cpu: Option<usize>, echo_cpu: Option<usize>) -> io::Result<PingPong> {
+    let pin = move |cpu: Option<usize>| {
         if let Some(c) = cpu {
             let mut set = CpuSet::new();
             // Best effort: unpinned, the probe still measures, only less steadily.
@@ -63,7 +83,7 @@ fn probe_on(cpu: Option<usize>) -> io::Result<HostProbe> {
     let echo = thread::Builder::new()
         .name("host-probe-echo".into())
         .spawn(move || -> io::Result<u64> {
-            pin();
+            pin(echo_cpu);
             let (mut s, _) = listener.accept()?;
             s.set_nodelay(true)?;
             s.set_read_timeout(Some(STALL))?;
@@ -80,7 +100,7 @@ fn probe_on(cpu: Option<usize>) -> io::Result<HostProbe> {
         })?;
     let client = thread::Builder::new().name("host-probe".into()).spawn(
         move || -> io::Result<(Vec<u64>, u64)> {
-            pin();
+            pin(client_cpu);
             let mut s = TcpStream::connect(addr)?;
             s.set_nodelay(true)?;
             s.set_read_timeout(Some(STALL))?;
@@ -110,7 +130,7 @@ fn probe_on(cpu: Option<usize>) -> io::Result<HostProbe> {
     let echo_cpu = echo_cpu?;
     let mid = times.len() / 2;
     let median = *times.select_nth_unstable(mid).1;
-    Ok(HostProbe {
+    Ok(PingPong {
         round_trip_us: median as f64 / 1e3,
         cpu_per_round_trip_us: (client_cpu + echo_cpu) as f64 / 1e3 / (WARMUP + ROUND_TRIPS) as f64,
     })
@@ -120,10 +140,14 @@ fn joined<T>(r: thread::Result<io::Result<T>>) -> io::Result<T> {
     r.unwrap_or_else(|_| Err(io::Error::other("a host probe thread panicked")))
 }
 
-/// The lowest-numbered CPU this process may run on.
-fn one_cpu() -> Option<usize> {
-    let set = sched_getaffinity(Pid::from_raw(0)).ok()?;
-    (0..CpuSet::count()).find(|&c| set.is_set(c).unwrap_or(false))
+/// The CPUs this process may run on, lowest first.
+fn allowed_cpus() -> Vec<usize> {
+    match sched_getaffinity(Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The calling thread's CPU time (user and kernel), ns.
@@ -154,18 +178,26 @@ mod tests {
     #[test]
     fn probe_measures_round_trips_and_their_cpu() {
         let p = probe().expect("loopback probe");
-        // A round trip costs two system calls each side at the very least, and is over long
-        // before the stall limit; its CPU is spent by the two threads, so it is positive.
-        assert!(
-            p.round_trip_us > 1.0 && p.round_trip_us < 1e6,
-            "round trip {} µs",
-            p.round_trip_us
-        );
-        assert!(
-            p.cpu_per_round_trip_us > 0.5,
-            "cpu {} µs",
-            p.cpu_per_round_trip_us
-        );
+        let mut measured = vec![p.one_cpu];
+        if allowed_cpus().len() > 1 {
+            measured.push(p.two_cpus.expect("two CPUs to probe across"));
+        } else {
+            assert!(p.two_cpus.is_none());
+        }
+        for m in measured {
+            // A round trip costs two system calls on each side at the very least and is over
+            // long before the stall limit; the two threads spend CPU on it.
+            assert!(
+                m.round_trip_us > 1.0 && m.round_trip_us < 1e6,
+                "round trip {} µs",
+                m.round_trip_us
+            );
+            assert!(
+                m.cpu_per_round_trip_us > 0.5,
+                "cpu {} µs",
+                m.cpu_per_round_trip_us
+            );
+        }
     }
 
     #[test]

@@ -548,8 +548,9 @@ fn run_mode(
     let host_probe = match crate::hostprobe::probe() {
         Ok(p) => {
             tracing::info!(
-                round_trip_us = p.round_trip_us,
-                cpu_us = p.cpu_per_round_trip_us,
+                one_cpu_us = p.one_cpu.round_trip_us,
+                two_cpus_us = p.two_cpus.map(|t| t.round_trip_us),
+                two_cpus_cpu_us = p.two_cpus.map(|t| t.cpu_per_round_trip_us),
                 "host probe"
             );
             Some(p)

@@ -178,20 +178,31 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
             ),
         );
     }
-    if let Some((mid, lo, hi)) = run.host_round_trip_us() {
-        dl(
-            "host speed",
-            format!(
-                "1 KiB loopback round trip in {mid:.0} µs (median; {lo:.0} to {hi:.0} µs across \
-                 modes), probed before each mode with nothing else running{}",
-                if hi > lo * (1.0 + sim::hostprobe::DRIFT_NOTE) {
-                    ": the host's speed drifted during the run, so compare modes across \
-                     repeats (--repeat)"
-                } else {
-                    ""
-                }
-            ),
+    if let Some((mid, lo, hi)) = run.host_probe_range(|p| Some(p.one_cpu.round_trip_us)) {
+        let mut text = format!(
+            "1 KiB loopback round trip in {mid:.0} µs on one CPU ({lo:.0} to {hi:.0} µs across \
+             modes)"
         );
+        if let (Some((t, tlo, thi)), Some((c, ..))) = (
+            run.host_probe_range(|p| p.two_cpus.map(|t| t.round_trip_us)),
+            run.host_probe_range(|p| p.two_cpus.map(|t| t.cpu_per_round_trip_us)),
+        ) {
+            let _ = write!(
+                text,
+                ", {t:.0} µs across two CPUs ({tlo:.0} to {thi:.0} µs) at {c:.0} µs of CPU per \
+                 round trip: waking a thread on another CPU, which proxies pay on every request"
+            );
+        }
+        text.push_str("; medians of probes made before each mode with nothing else running");
+        // Against the median: one probe's jitter is a few percent, a drifting host more.
+        let drift = 1.0 + sim::hostprobe::DRIFT_NOTE;
+        if hi > mid * drift || lo * drift < mid {
+            text.push_str(
+                ". The host's speed drifted during the run, so compare modes across repeats \
+                 (--repeat)",
+            );
+        }
+        dl("host speed", text);
     }
     h.push_str("</dl>\n");
 
@@ -373,7 +384,13 @@ fn details(h: &mut String, run: &RunResult) {
                 .map(|s| format!(", host steal {:.1}%", s * 100.0))
                 .unwrap_or_default()
                 + &m.host_probe
-                    .map(|p| format!(", host round trip {:.0} µs", p.round_trip_us))
+                    .map(|p| format!(
+                        ", host round trip {:.0} µs on one CPU{}",
+                        p.one_cpu.round_trip_us,
+                        p.two_cpus
+                            .map(|t| format!(", {:.0} µs across two", t.round_trip_us))
+                            .unwrap_or_default()
+                    ))
                     .unwrap_or_default()
         );
         h.push_str("<h3>Flows</h3>\n<table><tr><th>flow</th><th>rate</th><th>achieved</th><th>requests</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th class=\"l\">errors</th></tr>\n");

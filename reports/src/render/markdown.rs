@@ -107,11 +107,16 @@ pub fn summary_markdown(run: &RunResult) -> String {
     );
     // CPU per request follows the host's speed: a reader comparing with another day's run
     // needs this line to tell the host's drift from meshsim's.
-    if let Some((mid, lo, hi)) = run.host_round_trip_us() {
+    if let Some((mid, ..)) = run.host_probe_range(|p| Some(p.one_cpu.round_trip_us)) {
+        let two = run
+            .host_probe_range(|p| p.two_cpus.map(|t| t.round_trip_us))
+            .zip(run.host_probe_range(|p| p.two_cpus.map(|t| t.cpu_per_round_trip_us)))
+            .map(|((t, ..), (c, ..))| format!(" and {t:.0} µs across two ({c:.0} µs of CPU)"))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "Host speed: a 1 KiB loopback round trip took {mid:.0} µs (median; {lo:.0} to \
-             {hi:.0} µs in the probes before each mode)."
+            "Host speed: a 1 KiB loopback round trip took {mid:.0} µs on one CPU{two} \
+             (medians of the probes before each mode)."
         );
     }
     s
