@@ -186,7 +186,7 @@ fn quickstart_runs_every_mode_and_leaves_the_report() {
         assert!(!m["slo"].as_array().expect("slo").is_empty());
         // The host's speed was probed before the mode, so another day's run can be read
         // against this one.
-        for probe in ["one_cpu", "two_cpus"] {
+        for probe in ["back_to_back", "paced"] {
             let rtt = m["host_probe"][probe]["round_trip_us"]
                 .as_f64()
                 .unwrap_or_else(|| panic!("{}: host probe {probe}", m["mode"]));

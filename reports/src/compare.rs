@@ -371,13 +371,14 @@ pub fn compare(
             ));
         }
     }
-    // The raw speed, and what a cross-CPU wake-up costs: proxies' CPU per request follows both.
+    // The raw speed, and what a request costs starting from an idle CPU: proxies' CPU per
+    // request at moderate load follows the second.
     let probes: [(&str, ProbeFigure); 2] = [
-        ("a 1 KiB loopback round trip on one CPU took", |p| {
-            Some(p.one_cpu.round_trip_us)
+        ("a 1 KiB loopback round trip took", |p| {
+            Some(p.back_to_back.round_trip_us)
         }),
-        ("a round trip across two CPUs cost", |p| {
-            p.two_cpus.map(|t| t.cpu_per_round_trip_us)
+        ("one round trip per millisecond cost", |p| {
+            Some(p.paced.cpu_per_round_trip_us)
         }),
     ];
     for (what, pick) in probes {

@@ -138,8 +138,8 @@ fn mode_result(m: &ModeOutput) -> ModeResult {
                 cpu_per_round_trip_us: x.cpu_per_round_trip_us,
             };
             HostProbe {
-                one_cpu: pp(p.one_cpu),
-                two_cpus: p.two_cpus.map(pp),
+                back_to_back: pp(p.back_to_back),
+                paced: pp(p.paced),
             }
         }),
         saturation_warnings: m.warnings.clone(),

@@ -94,12 +94,12 @@ pub struct Environment {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostProbe {
-    /// 1 KiB loopback round trips between two threads on one CPU: the host's raw speed.
-    pub one_cpu: PingPong,
-    /// The same across two CPUs, waking a thread on the other CPU each way (on a VM, what
-    /// proxies pay per request and what a shared host makes swing); absent on one CPU.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub two_cpus: Option<PingPong>,
+    /// 1 KiB loopback round trips back to back between two threads on one CPU: the host's
+    /// raw speed.
+    pub back_to_back: PingPong,
+    /// The same, one round trip per millisecond with the CPU idle in between, as a proxy sees
+    /// requests at moderate load: what each request costs starting from an idle CPU.
+    pub paced: PingPong,
 }
 
 /// 1 KiB round trips between two threads.

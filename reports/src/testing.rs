@@ -267,14 +267,14 @@ fn sample_mode(mode: Mode, repeat: u32, rng: &mut Rng, slow: f64) -> ModeResult 
         components_vcpu_sum,
         host_steal_share: Some(0.01),
         host_probe: Some(HostProbe {
-            one_cpu: PingPong {
+            back_to_back: PingPong {
                 round_trip_us: 18.0 + repeat as f64,
                 cpu_per_round_trip_us: 18.5,
             },
-            two_cpus: Some(PingPong {
-                round_trip_us: 90.0,
-                cpu_per_round_trip_us: 120.0 + 4.0 * repeat as f64,
-            }),
+            paced: PingPong {
+                round_trip_us: 30.0,
+                cpu_per_round_trip_us: 66.0 + 2.0 * repeat as f64,
+            },
         }),
         saturation_warnings,
         slo,

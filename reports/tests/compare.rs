@@ -44,13 +44,13 @@ fn a_run_on_a_slower_host_day_is_noted_with_both_speeds() {
     let mut slower = sample_run(1, 1.0);
     for m in &mut slower.modes {
         if let Some(p) = m.host_probe.as_mut() {
-            p.one_cpu.round_trip_us = 36.0;
+            p.back_to_back.round_trip_us = 36.0;
         }
     }
     let md = compare(&base, &slower, 5.0).unwrap().markdown();
     assert!(
         md.contains("the host ran 100% slower in the new run")
-            && md.contains("round trip on one CPU took 36 µs against 18 µs"),
+            && md.contains("a 1 KiB loopback round trip took 36 µs against 18 µs"),
         "{md}"
     );
     let back = compare(&slower, &base, 5.0).unwrap().markdown();
@@ -59,19 +59,22 @@ fn a_run_on_a_slower_host_day_is_noted_with_both_speeds() {
         "{back}"
     );
 
-    // Same raw speed, but waking a thread on the other CPU costs half again as much.
-    let mut wakeups = sample_run(1, 1.0);
-    for m in &mut wakeups.modes {
-        if let Some(t) = m.host_probe.as_mut().and_then(|p| p.two_cpus.as_mut()) {
-            t.cpu_per_round_trip_us = 180.0;
+    // Same raw speed, but a request starting from an idle CPU costs half again as much.
+    let mut cold = sample_run(1, 1.0);
+    for m in &mut cold.modes {
+        if let Some(p) = m.host_probe.as_mut() {
+            p.paced.cpu_per_round_trip_us = 99.0;
         }
     }
-    let md = compare(&base, &wakeups, 5.0).unwrap().markdown();
+    let md = compare(&base, &cold, 5.0).unwrap().markdown();
     assert!(
-        md.contains("the host ran 50% slower in the new run: a round trip across two CPUs cost 180 µs of CPU against 120 µs"),
+        md.contains(
+            "the host ran 50% slower in the new run: one round trip per millisecond cost 99 µs \
+             of CPU against 66 µs"
+        ),
         "{md}"
     );
-    assert!(!md.contains("on one CPU took"), "{md}");
+    assert!(!md.contains("round trip took"), "{md}");
 
     // Within 20% is the same host: no note. Runs from before the probe carry none at all.
     assert!(

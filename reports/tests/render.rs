@@ -61,18 +61,19 @@ fn writes_report_pngs_and_summary() {
     // How contended the host was shows in the environment and beside the mode it hit.
     assert!(html.contains("1.0% to 12.0% of the busy CPU time"));
     assert!(html.contains("host steal 12.0%"));
-    // So does the host's speed: the sample's probes took 18 µs on one CPU, 90 µs across two.
-    assert!(html.contains("1 KiB loopback round trip in 18 µs on one CPU (18 to 18 µs"));
-    assert!(html.contains("90 µs across two CPUs (90 to 90 µs) at 120 µs of CPU per round trip"));
+    // So does the host's speed: the sample's probes took 18 µs back to back, and 66 µs of CPU
+    // per round trip paced.
+    assert!(html.contains("1 KiB loopback round trip in 18 µs back to back (18 to 18 µs"));
+    assert!(html.contains("as a proxy at moderate load sees requests, 66 µs of CPU each"));
     assert!(!html.contains("speed drifted"));
-    assert!(html.contains("host round trip 18 µs on one CPU, 90 µs across two"));
+    assert!(html.contains("host round trip 18 µs (66 µs of CPU paced)"));
 
     let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
     assert!(md.contains("| mode | added p50 |"));
     assert!(md.contains("**FAIL**") && md.contains("sidecar-cpu"));
     assert!(md.contains(
-        "Host speed: a 1 KiB loopback round trip took 18 µs on one CPU and 90 µs across two \
-         (120 µs of CPU)"
+        "Host speed: a 1 KiB loopback round trip took 18 µs back to back, and 66 µs of CPU at \
+         one per millisecond"
     ));
 }
 
@@ -81,7 +82,7 @@ fn a_host_whose_speed_drifted_during_the_run_is_said_so() {
     let dir = tempfile::tempdir().unwrap();
     let mut run = sample_run(11, 1.0);
     if let Some(p) = run.modes[3].host_probe.as_mut() {
-        p.one_cpu.round_trip_us = 36.0;
+        p.back_to_back.round_trip_us = 36.0;
     }
     render_all(&run, dir.path()).unwrap();
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();

@@ -548,9 +548,8 @@ fn run_mode(
     let host_probe = match crate::hostprobe::probe() {
         Ok(p) => {
             tracing::info!(
-                one_cpu_us = p.one_cpu.round_trip_us,
-                two_cpus_us = p.two_cpus.map(|t| t.round_trip_us),
-                two_cpus_cpu_us = p.two_cpus.map(|t| t.cpu_per_round_trip_us),
+                round_trip_us = p.back_to_back.round_trip_us,
+                paced_cpu_us = p.paced.cpu_per_round_trip_us,
                 "host probe"
             );
             Some(p)

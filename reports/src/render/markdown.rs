@@ -107,16 +107,14 @@ pub fn summary_markdown(run: &RunResult) -> String {
     );
     // CPU per request follows the host's speed: a reader comparing with another day's run
     // needs this line to tell the host's drift from meshsim's.
-    if let Some((mid, ..)) = run.host_probe_range(|p| Some(p.one_cpu.round_trip_us)) {
-        let two = run
-            .host_probe_range(|p| p.two_cpus.map(|t| t.round_trip_us))
-            .zip(run.host_probe_range(|p| p.two_cpus.map(|t| t.cpu_per_round_trip_us)))
-            .map(|((t, ..), (c, ..))| format!(" and {t:.0} µs across two ({c:.0} µs of CPU)"))
-            .unwrap_or_default();
+    if let (Some((mid, ..)), Some((paced, ..))) = (
+        run.host_probe_range(|p| Some(p.back_to_back.round_trip_us)),
+        run.host_probe_range(|p| Some(p.paced.cpu_per_round_trip_us)),
+    ) {
         let _ = writeln!(
             s,
-            "Host speed: a 1 KiB loopback round trip took {mid:.0} µs on one CPU{two} \
-             (medians of the probes before each mode)."
+            "Host speed: a 1 KiB loopback round trip took {mid:.0} µs back to back, and \
+             {paced:.0} µs of CPU at one per millisecond (medians of the probes before each mode)."
         );
     }
     s
