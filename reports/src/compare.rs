@@ -373,33 +373,28 @@ pub fn compare(
     }
     // The raw speed, and what a request costs starting from an idle CPU: proxies' CPU per
     // request at moderate load follows the second.
-    let probes: [(&str, ProbeFigure); 2] = [
-        ("a 1 KiB loopback round trip took", |p| {
+    let probes: [(&str, &str, ProbeFigure); 2] = [
+        ("a 1 KiB loopback round trip took", "", |p| {
             Some(p.back_to_back.round_trip_us)
         }),
-        ("one round trip per millisecond cost", |p| {
+        ("one round trip per millisecond cost", " of CPU", |p| {
             Some(p.paced.cpu_per_round_trip_us)
         }),
     ];
-    for (what, pick) in probes {
+    for (what, unit, pick) in probes {
         if let (Some((b, ..)), Some((n, ..))) =
             (base.host_probe_range(pick), new.host_probe_range(pick))
             && let Some(d) = sim::hostprobe::drift(b, n)
         {
+            let how = if d > 0.0 {
+                format!("{:.0}% slower", d * 100.0)
+            } else {
+                format!("{:.0}% faster", -d * 100.0)
+            };
             notes.push(format!(
-                "the host ran {} in the new run: {what} {n:.0} µs{} against {b:.0} µs in the \
-                 base (medians of the probes before each mode); CPU and latency changes of that \
-                 order may be the host's, not meshsim's",
-                if d > 0.0 {
-                    format!("{:.0}% slower", d * 100.0)
-                } else {
-                    format!("{:.0}% faster", -d * 100.0)
-                },
-                if what.ends_with("cost") {
-                    " of CPU"
-                } else {
-                    ""
-                }
+                "the host ran {how} in the new run: {what} {n:.0} µs{unit} against {b:.0} µs in \
+                 the base (medians of the probes before each mode); CPU and latency changes of \
+                 that order may be the host's, not meshsim's"
             ));
         }
     }

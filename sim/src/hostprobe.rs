@@ -10,10 +10,11 @@
 //! - **back to back**: system calls, the TCP stack and a thread switch each way with warm
 //!   caches, the host's raw speed (17–21 µs on the project's VM);
 //! - **paced**, one round trip per millisecond with the CPU idle in between, as a proxy sees
-//!   requests at moderate load: the same work then costs about three times the CPU (64–69 µs
-//!   per round trip on the project's VM), since every round trip starts from an idle, and on
-//!   a shared host cache-cold, CPU. This is why a proxy's CPU per request at 1000 rps is
-//!   higher than in a closed-loop benchmark, and what a busier host makes worse.
+//!   requests at moderate load: each round trip then starts from an idle, and on a shared
+//!   host cache-cold, CPU, woken by the timer that paces it, and costs about three times the
+//!   CPU (53–79 µs on the project's VM, the timer's wake-up included). This is why a proxy's
+//!   CPU per request at 1000 rps is higher than in a closed-loop benchmark (ztunnel's: about
+//!   twice), and what a busier host makes worse.
 //!
 //! Both threads share one CPU: across two vCPUs the figure mostly measures how the guest
 //! idles (with `cpuidle-haltpoll` polling off, 71 µs per round trip; on, 15 µs), which moved

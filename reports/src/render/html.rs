@@ -230,6 +230,7 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
 /// Probes before the modes of one run further apart than this factor mean the host's speed
 /// changed during the run.
 const WITHIN_RUN_DRIFT: f64 = 1.5;
+
 fn strip_xml_decl(svg: &str) -> &str {
     match svg.find("<svg") {
         Some(i) => &svg[i..],
