@@ -38,15 +38,20 @@ fn a_run_from_a_contended_host_is_noted() {
     assert!(!quiet.markdown().contains("contended"));
 }
 
+/// The sample run with every mode's host probe changed by `f`.
+fn with_probes(f: impl Fn(&mut reports::run::HostProbe)) -> reports::RunResult {
+    let mut run = sample_run(1, 1.0);
+    run.modes
+        .iter_mut()
+        .filter_map(|m| m.host_probe.as_mut())
+        .for_each(f);
+    run
+}
+
 #[test]
 fn a_run_on_a_slower_host_day_is_noted_with_both_speeds() {
     let base = sample_run(1, 1.0);
-    let mut slower = sample_run(1, 1.0);
-    for m in &mut slower.modes {
-        if let Some(p) = m.host_probe.as_mut() {
-            p.back_to_back.round_trip_us = 36.0;
-        }
-    }
+    let slower = with_probes(|p| p.back_to_back.round_trip_us = 36.0);
     let md = compare(&base, &slower, 5.0).unwrap().markdown();
     assert!(
         md.contains("the host ran 100% slower in the new run")
@@ -60,12 +65,7 @@ fn a_run_on_a_slower_host_day_is_noted_with_both_speeds() {
     );
 
     // Same raw speed, but a request starting from an idle CPU costs half again as much.
-    let mut cold = sample_run(1, 1.0);
-    for m in &mut cold.modes {
-        if let Some(p) = m.host_probe.as_mut() {
-            p.paced.cpu_per_round_trip_us = 99.0;
-        }
-    }
+    let cold = with_probes(|p| p.paced.cpu_per_round_trip_us = 99.0);
     let md = compare(&base, &cold, 5.0).unwrap().markdown();
     assert!(
         md.contains(

@@ -105,7 +105,7 @@ fn main() {
         let mut cpu = CpuUse::default();
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let cpu0 = process_cpu_ns();
+                let cpu0 = sim::meter::process_cpu_ns();
                 let took = client.run(async move {
                     let chunk = vec![0x5au8; CHUNK];
                     let t = Instant::now();
@@ -114,7 +114,7 @@ fn main() {
                     }
                     t.elapsed()
                 });
-                cpu.ns += process_cpu_ns() - cpu0;
+                cpu.ns += sim::meter::process_cpu_ns() - cpu0;
                 cpu.iters += iters;
                 took
             })
@@ -135,10 +135,10 @@ fn main() {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let conn = conn.clone();
-                let cpu0 = process_cpu_ns();
+                let cpu0 = sim::meter::process_cpu_ns();
                 let took =
                     client.run(async move { round_trips(&mut *conn.lock().await, iters).await });
-                cpu.ns += process_cpu_ns() - cpu0;
+                cpu.ns += sim::meter::process_cpu_ns() - cpu0;
                 cpu.iters += iters;
                 took
             })
@@ -173,16 +173,6 @@ impl CpuUse {
     fn us_per_iter(self) -> Option<f64> {
         (self.iters > 0).then(|| self.ns as f64 / 1e3 / self.iters as f64)
     }
-}
-
-fn process_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// A load-client component in the client pod: its thread is inside the pod's namespace, so

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 
+use crate::meter::current_thread_cpu_ns;
+
 const BACK_TO_BACK: usize = 2000;
 const PACED: usize = 400;
 const WARMUP: usize = 100;
@@ -95,7 +97,7 @@ fn ping_pong(
             let (mut s, _) = listener.accept()?;
             s.set_nodelay(true)?;
             s.set_read_timeout(Some(STALL))?;
-            let cpu0 = thread_cpu_ns();
+            let cpu0 = current_thread_cpu_ns();
             let mut buf = [0u8; MESSAGE];
             loop {
                 match s.read_exact(&mut buf) {
@@ -104,7 +106,7 @@ fn ping_pong(
                     Err(e) => return Err(e),
                 }
             }
-            Ok(thread_cpu_ns().saturating_sub(cpu0))
+            Ok(current_thread_cpu_ns().saturating_sub(cpu0))
         })?;
     let client = thread::Builder::new().name("host-probe".into()).spawn(
         move || -> io::Result<(Vec<u64>, u64)> {
@@ -115,7 +117,7 @@ fn ping_pong(
             let msg = [0x5au8; MESSAGE];
             let mut back = [0u8; MESSAGE];
             let mut times = Vec::with_capacity(timed);
-            let cpu0 = thread_cpu_ns();
+            let cpu0 = current_thread_cpu_ns();
             for i in 0..warmup + timed {
                 let t = Instant::now();
                 s.write_all(&msg)?;
@@ -127,7 +129,7 @@ fn ping_pong(
                     thread::sleep(g);
                 }
             }
-            Ok((times, thread_cpu_ns().saturating_sub(cpu0)))
+            Ok((times, current_thread_cpu_ns().saturating_sub(cpu0)))
         },
     )?;
     let client = joined(client.join());
@@ -159,17 +161,6 @@ fn allowed_cpus() -> Vec<usize> {
             .collect(),
         Err(_) => Vec::new(),
     }
-}
-
-/// The calling thread's CPU time (user and kernel), ns.
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// How much slower (positive) or faster (negative) `new` ran than `base`, as a share, when

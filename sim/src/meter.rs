@@ -94,16 +94,21 @@ pub fn process_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn thread_cpu_s() -> f64 {
+/// CPU time of the calling thread in ns (user and kernel).
+pub fn current_thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: plain syscall writing into a valid timespec.
     if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
-        return 0.0;
+        return 0;
     }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn thread_cpu_s() -> f64 {
+    current_thread_cpu_ns() as f64 / 1e9
 }
 
 /// One component's meter readings at one instant.

@@ -183,9 +183,10 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
             "1 KiB loopback round trip in {mid:.0} µs back to back ({lo:.0} to {hi:.0} µs across \
              modes)"
         );
+        let paced = run.host_probe_range(|p| Some(p.paced.cpu_per_round_trip_us));
         if let (Some((c, ..)), Some((pc, plo, phi))) = (
             run.host_probe_range(|p| Some(p.back_to_back.cpu_per_round_trip_us)),
-            run.host_probe_range(|p| Some(p.paced.cpu_per_round_trip_us)),
+            paced,
         ) {
             let _ = write!(
                 text,
@@ -197,7 +198,6 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
         // Single probes jitter by up to ±15% on a shared VM (compare judges medians, which are
         // steadier): only a wider spread says the host changed under the run.
         let spread = |(_, lo, hi): (f64, f64, f64)| hi > lo * WITHIN_RUN_DRIFT;
-        let paced = run.host_probe_range(|p| Some(p.paced.cpu_per_round_trip_us));
         if spread((mid, lo, hi)) || paced.is_some_and(spread) {
             text.push_str(
                 ". The host's speed drifted during the run, so compare modes across repeats \

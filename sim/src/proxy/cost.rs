@@ -33,16 +33,6 @@ pub struct Burner {
     pub peak_connections: AtomicU64,
 }
 
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 impl Burner {
     pub fn new(component: Arc<Component>, floors: Floors) -> Arc<Burner> {
         let start = component.cpu_ns();
@@ -179,7 +169,7 @@ fn burn(ns: u64) {
 }
 
 fn thread_cpu_now_or_zero() -> u64 {
-    thread_cpu_ns()
+    crate::meter::current_thread_cpu_ns()
 }
 
 /// Copies both ways between `a` and `b` until both directions end, charging `burner` per
