@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use scenario::{Dur, Loaded, Slo};
 use sim::runner::{ComponentFacts, FlowOutput, ModeOutput, RunOutput};
-use sim::scenario::{Dur, Loaded, Slo};
 
 use crate::run::{
     ComponentKind, ComponentResult, ComponentSeries, Environment, FlowResult, HostProbe,
@@ -24,12 +24,12 @@ pub struct BuildInfo {
     pub commit: Option<String>,
 }
 
-pub fn mode(m: sim::scenario::Mode) -> Mode {
+pub fn mode(m: scenario::Mode) -> Mode {
     match m {
-        sim::scenario::Mode::NoMesh => Mode::NoMesh,
-        sim::scenario::Mode::Sidecar => Mode::Sidecar,
-        sim::scenario::Mode::Ambient => Mode::Ambient,
-        sim::scenario::Mode::AmbientWaypoint => Mode::AmbientWaypoint,
+        scenario::Mode::NoMesh => Mode::NoMesh,
+        scenario::Mode::Sidecar => Mode::Sidecar,
+        scenario::Mode::Ambient => Mode::Ambient,
+        scenario::Mode::AmbientWaypoint => Mode::AmbientWaypoint,
     }
 }
 

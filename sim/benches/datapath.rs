@@ -27,10 +27,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
+use scenario::Mode;
+use scenario::profile::Profile;
 use sim::cluster::Cluster;
 use sim::component::{Component, ComponentKind, ComponentRuntime};
-use sim::profile::Profile;
-use sim::scenario::Mode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -65,7 +65,7 @@ fn main() {
         }
     };
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/datapath.yaml");
-    let loaded = sim::scenario::load(&scenario).expect("datapath scenario");
+    let loaded = scenario::load(&scenario).expect("datapath scenario");
     let profile = Profile::load("native").expect("profile native");
     let out_dir = criterion_dir();
     let mut c = Criterion::default()
@@ -105,7 +105,7 @@ fn main() {
         let mut cpu = CpuUse::default();
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let cpu0 = sim::meter::process_cpu_ns();
+                let cpu0 = sim::os::process_cpu_ns();
                 let took = client.run(async move {
                     let chunk = vec![0x5au8; CHUNK];
                     let t = Instant::now();
@@ -114,7 +114,7 @@ fn main() {
                     }
                     t.elapsed()
                 });
-                cpu.ns += sim::meter::process_cpu_ns() - cpu0;
+                cpu.ns += sim::os::process_cpu_ns() - cpu0;
                 cpu.iters += iters;
                 took
             })
@@ -135,10 +135,10 @@ fn main() {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let conn = conn.clone();
-                let cpu0 = sim::meter::process_cpu_ns();
+                let cpu0 = sim::os::process_cpu_ns();
                 let took =
                     client.run(async move { round_trips(&mut *conn.lock().await, iters).await });
-                cpu.ns += sim::meter::process_cpu_ns() - cpu0;
+                cpu.ns += sim::os::process_cpu_ns() - cpu0;
                 cpu.iters += iters;
                 took
             })

@@ -102,7 +102,7 @@ impl CpuCgroup {
 
     /// Moves the calling thread into the group.
     pub fn add_current_thread(&self) -> io::Result<()> {
-        let tid = crate::component::gettid();
+        let tid = crate::os::gettid();
         let file = if self.v2 { "cgroup.threads" } else { "tasks" };
         fs::write(self.path.join(file), tid.to_string())
     }

@@ -241,13 +241,13 @@ impl Cluster {
     /// Brings a loaded scenario's cluster up in `mode`, with the cost profile's floors on the
     /// proxies. The one entry point `up` and `run` share.
     pub fn up_scenario(
-        loaded: &crate::scenario::Loaded,
-        mode: crate::scenario::Mode,
-        profile: &crate::profile::Profile,
+        loaded: &scenario::Loaded,
+        mode: scenario::Mode,
+        profile: &scenario::profile::Profile,
         sandbox: Sandbox,
     ) -> Result<Cluster, ClusterError> {
         let decls = crate::mesh::control::waypoints(loaded, mode);
-        let mut spec = loaded.cluster_spec();
+        let mut spec = crate::topology::cluster_spec(loaded);
         crate::mesh::control::add_waypoint_pods(&mut spec, &decls);
         // Service DNAT stays on in mesh modes too: captured traffic never reaches it, and a
         // pod the mesh does not capture (a waypoint) still finds services.
@@ -257,7 +257,7 @@ impl Cluster {
         };
         let enforce = sandbox.is_real_root();
         let mut cluster = Cluster::up(&spec, sandbox, &opts)?;
-        if mode != crate::scenario::Mode::NoMesh {
+        if mode != scenario::Mode::NoMesh {
             cluster.start_mesh(loaded, mode, profile, &spec, &decls, enforce)?;
         }
         Ok(cluster)
@@ -265,9 +265,9 @@ impl Cluster {
 
     fn start_mesh(
         &mut self,
-        loaded: &crate::scenario::Loaded,
-        mode: crate::scenario::Mode,
-        profile: &crate::profile::Profile,
+        loaded: &scenario::Loaded,
+        mode: scenario::Mode,
+        profile: &scenario::profile::Profile,
         spec: &ClusterSpec,
         decls: &[crate::mesh::control::WaypointDecl],
         enforce: bool,
@@ -291,14 +291,14 @@ impl Cluster {
                 nft::apply(&pod.ns, &capture_rules)?;
             }
         }
-        let cpu = |s: &crate::scenario::ProxySettings| {
+        let cpu = |s: &scenario::ProxySettings| {
             s.cpu_limit
                 .as_deref()
-                .and_then(|c| crate::manifest::parse_cpu(c).ok())
+                .and_then(|c| scenario::manifest::parse_cpu(c).ok())
         };
         let proxies = &loaded.scenario.proxies;
         let mut started: Vec<StartedProxy> = Vec::new();
-        if mode == crate::scenario::Mode::Sidecar {
+        if mode == scenario::Mode::Sidecar {
             for (i, (w, pod)) in plan.workloads.iter().zip(&self.topology.pods).enumerate() {
                 let c = Component::with_limit(
                     format!("sidecar-{}", w.pod),

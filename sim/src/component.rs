@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::cgroup::CpuCgroup;
 use crate::netns::NetNsRef;
+use crate::os::{gettid, heap, thread_cpu_ns};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -74,29 +75,6 @@ impl fmt::Debug for Component {
     }
 }
 
-/// CPU time a thread of this process has run, in nanoseconds: the scheduler's
-/// `sum_exec_runtime`, the first field of `/proc/self/task/<tid>/schedstat`. Read through the
-/// thread's CPU clock (one syscall, no file to open: metering hundreds of threads each second
-/// stays far below 1% of a core); the schedstat file is the fallback.
-pub fn thread_cpu_ns(tid: i32) -> Option<u64> {
-    // The kernel's per-thread scheduler clock id: MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED).
-    let clock = ((!(tid as libc::clockid_t)) << 3) | 4 | 2;
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: plain syscall writing into a valid timespec.
-    if unsafe { libc::clock_gettime(clock, &mut ts) } == 0 {
-        return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
-    }
-    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
-
-pub fn gettid() -> i32 {
-    nix::unistd::gettid().as_raw()
-}
-
 impl Component {
     pub fn new(name: impl Into<String>, kind: ComponentKind, netns: NetNsRef) -> Arc<Component> {
         Self::with_limit(name, kind, netns, None, false)
@@ -130,7 +108,7 @@ impl Component {
             name,
             kind,
             netns,
-            arena: crate::meter::heap::create_arena(),
+            arena: heap::create_arena(),
             limit,
             threads: Mutex::new(Vec::new()),
             exited_cpu_ns: AtomicU64::new(0),
@@ -155,7 +133,7 @@ impl Component {
     pub fn adopt_current_thread(&self) {
         self.register_current_thread();
         if let Some(a) = self.arena {
-            crate::meter::heap::bind_thread(a);
+            heap::bind_thread(a);
         }
         if let Some(g) = self.limit.as_ref().and_then(|l| l.cgroup.as_ref())
             && let Err(e) = g.add_current_thread()

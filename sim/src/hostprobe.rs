@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 
-use crate::meter::current_thread_cpu_ns;
+use crate::os::current_thread_cpu_ns;
 
 const BACK_TO_BACK: usize = 2000;
 const PACED: usize = 400;

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cluster::{Cluster, ClusterError};
 use crate::component::{Component, ComponentKind, ComponentRuntime};
 use crate::meter::{Meter, MeterReport};
-use crate::profile::Profile;
 use crate::sandbox::Sandbox;
-use crate::scenario::{Flow, FlowProtocol, Loaded, Mode};
+use scenario::profile::Profile;
+use scenario::{Flow, FlowProtocol, Loaded, Mode};
 
 /// How often the meters sample: the resolution of every time series of a run.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
@@ -850,7 +850,7 @@ mod tests {
     use super::*;
 
     fn loaded(yaml: &str) -> Loaded {
-        crate::scenario::load_str(std::path::Path::new("t.yaml"), yaml).expect("valid")
+        scenario::load_str(std::path::Path::new("t.yaml"), yaml).expect("valid")
     }
 
     const SCENARIO: &str = r#"

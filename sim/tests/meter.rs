@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sim::component::{Component, ComponentKind};
-use sim::meter::{Meter, heap};
+use sim::meter::Meter;
 use sim::netns::NetNs;
+use sim::os::heap;
 
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -19,6 +19,6 @@ pub fn init_tracing() {
 }
 
 /// Loads and validates a scenario. Errors name file, line and field.
-pub fn load_scenario(path: &std::path::Path) -> anyhow::Result<sim::scenario::Loaded> {
-    Ok(sim::scenario::load(path)?)
+pub fn load_scenario(path: &std::path::Path) -> anyhow::Result<scenario::Loaded> {
+    Ok(scenario::load(path)?)
 }

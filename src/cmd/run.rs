@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use nix::sys::signal::{SigSet, Signal};
+use scenario::Mode;
 use sim::runner::{Event, RunOptions};
-use sim::scenario::Mode;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .profile
         .clone()
         .unwrap_or_else(|| loaded.scenario.profile.clone());
-    let profile = sim::profile::Profile::load(&profile_name)?;
+    let profile = scenario::profile::Profile::load(&profile_name)?;
     sim::runner::check(&loaded, &opts)?;
     warn_unjudgeable_slos(&loaded, &opts);
     sim::nft::check_installed()?;
@@ -174,7 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// An `addedP99` SLO needs no-mesh in the run; say so up front rather than skip it silently.
-fn warn_unjudgeable_slos(loaded: &sim::scenario::Loaded, opts: &RunOptions) {
+fn warn_unjudgeable_slos(loaded: &scenario::Loaded, opts: &RunOptions) {
     let modes: Vec<Mode> = sim::runner::schedule(loaded, opts)
         .into_iter()
         .map(|(m, _)| m)
@@ -232,7 +232,7 @@ struct BarState {
     rates: std::collections::BTreeMap<String, f64>,
 }
 
-fn progress_bar(loaded: &sim::scenario::Loaded, opts: &RunOptions, total: usize) -> Option<Bar> {
+fn progress_bar(loaded: &scenario::Loaded, opts: &RunOptions, total: usize) -> Option<Bar> {
     let tty = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     if !tty {
         return None;

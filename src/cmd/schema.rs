@@ -6,7 +6,7 @@ pub struct Args {}
 pub fn run(_a: Args) -> anyhow::Result<ExitCode> {
     println!(
         "{}",
-        serde_json::to_string_pretty(&sim::scenario::json_schema())?
+        serde_json::to_string_pretty(&scenario::json_schema())?
     );
     Ok(ExitCode::SUCCESS)
 }

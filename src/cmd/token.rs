@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sim::proxy::jwt::SigningKey;
+use scenario::jwt::SigningKey;
 
 #[derive(clap::Args)]
 pub struct Args {

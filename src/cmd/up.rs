@@ -22,8 +22,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Everything the user can get wrong is checked before anything starts.
     let loaded = super::load_scenario(&args.scenario)?;
-    let mode: sim::scenario::Mode = args.mode.parse().map_err(anyhow::Error::msg)?;
-    let profile = sim::profile::Profile::load(&loaded.scenario.profile)?;
+    let mode: scenario::Mode = args.mode.parse().map_err(anyhow::Error::msg)?;
+    let profile = scenario::profile::Profile::load(&loaded.scenario.profile)?;
     sim::nft::check_installed()?;
 
     // The sandbox must be entered while this process has one thread; and Ctrl-C / SIGTERM are

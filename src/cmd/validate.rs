@@ -15,7 +15,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut code = 0u8;
     let mut out = std::io::stdout().lock();
     for path in &args.scenarios {
-        match sim::scenario::load(path) {
+        match scenario::load(path) {
             Ok(l) => {
                 let s = &l.scenario;
                 let pods: u32 = s.workloads.iter().map(|w| w.replicas).sum();
@@ -41,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     writeln!(out, "  note: {i}")?;
                 }
             }
-            Err(sim::scenario::ScenarioError::Invalid(diags)) => {
+            Err(scenario::ScenarioError::Invalid(diags)) => {
                 code = code.max(1);
                 for d in &diags {
                     eprintln!("{d}");

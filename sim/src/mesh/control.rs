@@ -10,16 +10,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::manifest::{
+use crate::mesh::policy;
+use crate::mesh::{Ca, Identity, WorkloadCert};
+use crate::topology::{ClusterSpec, PodSpec, Topology};
+use scenario::jwt::{Issuer, Jwks};
+use scenario::manifest::{
     self, AuthorizationPolicy, MtlsMode, Object, PeerAuthentication, RequestAuthentication,
     WaypointFor,
 };
-use crate::mesh::{Ca, Identity, WorkloadCert};
-use crate::profile::{Floors, Profile};
-use crate::proxy::jwt::{Issuer, Jwks};
-use crate::proxy::policy;
-use crate::scenario::{Loaded, Mode};
-use crate::topology::{ClusterSpec, PodSpec, Topology};
+use scenario::profile::{Floors, Profile};
+use scenario::{Loaded, Mode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {

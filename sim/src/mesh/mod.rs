@@ -7,6 +7,9 @@
 //! - [`ca`]: the mesh CA (istiod's role), issuing workload certificates
 //! - [`tls`]: TLS 1.3 mTLS configs that authenticate peers by SPIFFE URI SAN; plain mTLS
 //!   `accept`/`connect` for the sidecar model
+//! - [`policy`]: AuthorizationPolicy evaluation (L4 at ztunnel, L7 at sidecars and waypoints),
+//!   and which policies select or target a workload, service or gateway
+//! - [`control`]: the control plane (istiod's model): certificates and what each proxy knows
 //! - [`hbone`]: HTTP/2 CONNECT tunnels over mTLS (port 15008): the server, the pooled
 //!   client, the tunnel stream, and the `forwarded`/`baggage` headers
 //!
@@ -18,6 +21,7 @@ pub mod ca;
 pub mod control;
 pub mod hbone;
 pub mod identity;
+pub mod policy;
 pub mod tls;
 
 pub use ca::{Ca, CaError, WorkloadCert};

@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::component::Component;
 use crate::mesh::H2Stream;
 use crate::mesh::hbone;
-use crate::profile::Floors;
+use scenario::profile::Floors;
 
 /// Longest a single charge burns inline; a larger deficit is paid over the next events, so
 /// one request never stalls for long.
@@ -169,7 +169,7 @@ fn burn(ns: u64) {
 }
 
 fn thread_cpu_now_or_zero() -> u64 {
-    crate::meter::current_thread_cpu_ns()
+    crate::os::current_thread_cpu_ns()
 }
 
 /// Copies both ways between `a` and `b` until both directions end, charging `burner` per
@@ -240,7 +240,7 @@ mod tests {
     use super::*;
     use crate::component::ComponentKind;
     use crate::netns::NetNs;
-    use crate::scenario::Dur;
+    use scenario::Dur;
 
     fn burner(share: Option<f64>) -> Arc<Burner> {
         let ns = Arc::new(NetNs::current("host").expect("this thread's netns"));

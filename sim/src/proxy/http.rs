@@ -16,9 +16,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::mesh::control::{MeshPlan, ServiceInfo, WorkloadInfo};
-use crate::proxy::jwt::{self, Issuer};
-use crate::proxy::policy::HttpAttrs;
+use crate::mesh::policy::HttpAttrs;
 use crate::proxy::telemetry::{Labels, ProxyMetrics};
+use scenario::jwt::{self, Issuer};
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
 

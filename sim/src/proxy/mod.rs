@@ -6,16 +6,12 @@
 //! - [`admin`]: the 15020/15021 admin ports and the merged metrics endpoint
 //! - [`capture`]: the in-pod nftables capture rules (15001 outbound, 15006 inbound)
 //! - [`sock`]: marked sockets, sockets made inside a pod's namespace, `SO_ORIGINAL_DST`
-//! - [`policy`]: AuthorizationPolicy evaluation (L4 at ztunnel, L7 at sidecars and waypoints)
-//! - [`jwt`]: JWT validation against a JWKS (RequestAuthentication)
 //! - [`telemetry`]: Istio's standard metrics and their Prometheus text
 
 pub mod admin;
 pub mod capture;
 pub mod cost;
 pub mod http;
-pub mod jwt;
-pub mod policy;
 pub mod sidecar;
 pub mod sock;
 pub mod telemetry;

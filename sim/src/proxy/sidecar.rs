@@ -19,16 +19,16 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::component::{Component, ComponentRuntime};
-use crate::manifest::AuthorizationPolicy;
 use crate::mesh::control::{MeshPlan, ServiceInfo};
+use crate::mesh::policy::{self, Attrs, Decision, Layer};
 use crate::mesh::tls;
 use crate::proxy::capture::{INBOUND_PORT, OUTBOUND_PORT};
 use crate::proxy::cost::{Burner, splice_charged};
 use crate::proxy::http::{self, Body, Peer, UpstreamPool};
-use crate::proxy::jwt::Issuer;
-use crate::proxy::policy::{self, Attrs, Decision, Layer};
 use crate::proxy::sock;
 use crate::proxy::telemetry::ProxyMetrics;
+use scenario::jwt::Issuer;
+use scenario::manifest::AuthorizationPolicy;
 
 const ALPN_HTTP1: &[u8] = b"http/1.1";
 

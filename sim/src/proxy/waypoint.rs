@@ -16,15 +16,15 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::component::{Component, ComponentRuntime};
-use crate::manifest::AuthorizationPolicy;
 use crate::mesh::hbone::{self, Baggage, Connector, HbonePool};
+use crate::mesh::policy::{self, Attrs, Decision, Layer};
 use crate::mesh::{ConnectRequest, HboneAccept, tls};
 use crate::proxy::capture::HBONE_PORT;
 use crate::proxy::cost::{Burner, splice_charged};
 use crate::proxy::http::{self, Body, Peer, UpstreamPool};
-use crate::proxy::policy::{self, Attrs, Decision, Layer};
 use crate::proxy::sock;
 use crate::proxy::telemetry::ProxyMetrics;
+use scenario::manifest::AuthorizationPolicy;
 
 struct Waypoint {
     plan: Arc<crate::mesh::control::MeshPlan>,

@@ -14,17 +14,17 @@ use http::StatusCode;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::component::{Component, ComponentRuntime};
-use crate::manifest::{Action, AuthorizationPolicy};
 use crate::mesh::control::{MeshPlan, ServiceInfo, WorkloadInfo};
 use crate::mesh::hbone::{self, Baggage, Connector, HbonePool};
+use crate::mesh::policy::{self, Attrs, Decision, Layer};
 use crate::mesh::{ConnectRequest, HboneAccept, Identity, tls};
 use crate::netns::NetNsRef;
 use crate::proxy::capture::{HBONE_PORT, INBOUND_PORT, OUTBOUND_PORT};
 use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
 use crate::proxy::http::{Peer, labels};
-use crate::proxy::policy::{self, Attrs, Decision, Layer};
 use crate::proxy::sock;
 use crate::proxy::telemetry::ProxyMetrics;
+use scenario::manifest::{Action, AuthorizationPolicy};
 
 /// ztunnel's worker threads (its default is 2).
 pub const ZTUNNEL_WORKERS: usize = 2;

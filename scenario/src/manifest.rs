@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::units::Size;
-use crate::scenario::yaml::{Diagnostic, Document, LocIndex, parse_doc, split_documents};
+use crate::units::Size;
+use crate::yaml::{Diagnostic, Document, LocIndex, parse_doc, split_documents};
 
 /// Where an object was read from, so later checks (a policy naming a missing service) point
 /// at the right line.

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::manifest::{
+use scenario::manifest::{
     Action, AuthorizationPolicy, Condition, Operation, ROOT_NAMESPACE, RequestAuthentication, Rule,
     Source, TargetRef, WorkloadSelector,
 };

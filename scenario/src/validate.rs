@@ -4,8 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{App, Diagnostic, FlowProtocol, Loaded, Mode, PortProtocol, Rate};
+use crate::format::{App, FlowProtocol, Mode, PortProtocol};
+use crate::loaded::Loaded;
 use crate::manifest::{self, Object, ROOT_NAMESPACE, TargetRef, USE_WAYPOINT, WAYPOINT_CLASS};
+use crate::units::Rate;
+use crate::yaml::Diagnostic;
 
 /// Ports the proxies own inside a pod; an app cannot listen on them.
 pub const RESERVED_PORTS: &[u16] = &[15000, 15001, 15006, 15008, 15020, 15021, 15053, 15090];
@@ -54,13 +57,13 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
     let mut c = Ctx { l, out: Vec::new() };
     let s = &l.scenario;
 
-    if s.version != super::FORMAT_VERSION {
+    if s.version != crate::format::FORMAT_VERSION {
         c.err(
             "version",
             format!(
                 "scenario format version {} is not supported; this meshsim reads version {}",
                 s.version,
-                super::FORMAT_VERSION
+                crate::format::FORMAT_VERSION
             ),
         );
     }
@@ -69,15 +72,10 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
     } else if s.name.len() > 40 {
         c.err("name", "is longer than 40 characters; shorten it");
     }
-    if crate::profile::Profile::load(&s.profile).is_err() {
-        c.err(
-            "profile",
-            format!(
-                "unknown cost profile `{}`; use one of: {}",
-                s.profile,
-                crate::profile::names().join(", ")
-            ),
-        );
+    let base = l.path.parent().unwrap_or(std::path::Path::new("."));
+    // A file of one's own shows why it did not load (its parse error, or that it is missing).
+    if let Err(e) = crate::profile::Profile::load_relative(&s.profile, base) {
+        c.err("profile", e.to_string());
     }
     if s.modes.is_empty() {
         c.err(
@@ -690,7 +688,7 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
                         ));
                     }
                     if let Some(inline) = &rule.jwks
-                        && let Err(e) = crate::proxy::jwt::Jwks::parse(inline)
+                        && let Err(e) = crate::jwt::Jwks::parse(inline)
                     {
                         c.out.push(
                             o.origin

@@ -1,30 +1,12 @@
-//! Scenario format v1: what a user writes to describe a cluster, its load and its goals.
-//!
-//! - [`units`]: durations, sizes, fractions and rates as people write them
-//! - [`yaml`]: YAML with places: field paths ↔ line and column, multi-document files
-//! - [`validate`]: the checks after parsing (references, ranges, what can be built)
-//! - [`resolve`]: a loaded scenario → the [`ClusterSpec`](crate::topology::ClusterSpec) to build
-//!
-//! Loading reads the scenario file and every manifest and JWKS file it names, parses them with
-//! unknown fields refused, then validates the whole. Every problem found is reported (file,
-//! line, column, field path), not only the first; nothing is started by loading.
-
-pub mod resolve;
-pub mod units;
-pub mod validate;
-pub mod yaml;
+//! The scenario format v1: what a user writes to describe a cluster, its load and its goals.
+//! Types only; [`crate::load`] reads them from YAML and [`crate::validate`] checks them.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{self, Ignored, Located, Object};
-pub use units::{Dur, Fraction, Rate, Size};
-pub use yaml::Diagnostic;
-use yaml::{LocIndex, split_documents};
+use crate::units::{Dur, Fraction, Rate, Size};
 
 /// The scenario format version this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -46,8 +28,9 @@ pub struct Scenario {
     /// The data-plane modes to compare, in order.
     #[serde(default = "default_modes")]
     pub modes: Vec<Mode>,
-    /// Cost profile: `native` (the models' own cost) or `istio-1.24` (Istio's published costs
-    /// as floors). See `sim/profiles/`.
+    /// Cost profile: `native` (the models' own cost), `istio-1.24` (Istio's published costs
+    /// as floors; see `scenario/profiles/`), or a profile file of your own (`.yaml`, relative
+    /// to this file).
     #[serde(default = "default_profile")]
     pub profile: String,
     /// The cluster's nodes.
@@ -428,230 +411,4 @@ impl Flow {
             None => Some((host, None, port)),
         }
     }
-}
-
-/// A scenario read from disk with everything it refers to.
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    pub path: PathBuf,
-    pub scenario: Scenario,
-    /// The manifests, in the order the scenario lists them.
-    pub manifests: Vec<LoadedManifest>,
-    /// JWKS documents by `jwksUri` (from the scenario's `jwks:` map).
-    pub jwks: BTreeMap<String, String>,
-    /// Kinds read and not modeled, to tell the user.
-    pub ignored: Vec<Ignored>,
-    pub(crate) index: Arc<LocIndex>,
-}
-
-#[derive(Debug, Clone)]
-pub struct LoadedManifest {
-    pub path: PathBuf,
-    pub objects: Vec<Located>,
-}
-
-impl Loaded {
-    /// Every modeled manifest object, in file order.
-    pub fn objects(&self) -> impl Iterator<Item = &Located> {
-        self.manifests.iter().flat_map(|m| m.objects.iter())
-    }
-
-    /// The resolved scenario and manifests as JSON (written into every result).
-    pub fn resolved_json(&self) -> serde_json::Value {
-        let manifests: Vec<serde_json::Value> = self
-            .manifests
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "path": m.path.display().to_string(),
-                    "objects": m.objects.iter().map(|o| o.object.to_json()).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "scenario": self.scenario,
-            "manifests": manifests,
-            "ignored": self.ignored,
-        })
-    }
-
-    /// Labels of a namespace: the scenario's, then a manifest `Namespace` of the same name.
-    pub fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
-        let mut labels = self
-            .scenario
-            .namespaces
-            .iter()
-            .find(|n| n.name == ns)
-            .map(|n| n.labels.clone())
-            .unwrap_or_default();
-        for o in self.objects() {
-            if let Object::Namespace(n) = &o.object
-                && n.metadata.name == ns
-            {
-                labels.extend(n.metadata.labels.clone());
-            }
-        }
-        labels
-    }
-
-    /// Namespaces the cluster has: `default`, the scenario's, and manifest `Namespace`s.
-    pub fn namespace_names(&self) -> Vec<String> {
-        let mut names = vec!["default".to_string()];
-        names.extend(self.scenario.namespaces.iter().map(|n| n.name.clone()));
-        for o in self.objects() {
-            if let Object::Namespace(n) = &o.object {
-                names.push(n.metadata.name.clone());
-            }
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        names.retain(|n| seen.insert(n.clone()));
-        names
-    }
-}
-
-/// Why a scenario could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ScenarioError {
-    #[error("cannot read scenario {}: {source}; check the path", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}", render_problems(.0))]
-    Invalid(Vec<Diagnostic>),
-}
-
-fn render_problems(d: &[Diagnostic]) -> String {
-    let mut s = format!(
-        "{} problem{} found:",
-        d.len(),
-        if d.len() == 1 { "" } else { "s" }
-    );
-    for x in d {
-        s.push_str("\n  ");
-        s.push_str(&x.to_string());
-    }
-    s
-}
-
-impl ScenarioError {
-    pub fn diagnostics(&self) -> &[Diagnostic] {
-        match self {
-            ScenarioError::Invalid(d) => d,
-            ScenarioError::Read { .. } => &[],
-        }
-    }
-}
-
-/// Reads, parses and validates a scenario and everything it names.
-pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    load_str(path, &text)
-}
-
-/// Like [`load`], with the scenario's text given (the path still locates manifests).
-pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ScenarioError> {
-    let docs = split_documents(text);
-    let doc = match docs.as_slice() {
-        [d] => d.clone(),
-        [] => {
-            return Err(ScenarioError::Invalid(vec![Diagnostic {
-                file: path.to_path_buf(),
-                line: 1,
-                column: 1,
-                path: String::new(),
-                message: "the file is empty; a scenario needs at least `version`, `name`, `nodes` and `workloads`".into(),
-            }]));
-        }
-        [_, second, ..] => {
-            return Err(ScenarioError::Invalid(vec![Diagnostic {
-                file: path.to_path_buf(),
-                line: second.line_offset,
-                column: 1,
-                path: String::new(),
-                message: "a scenario is one YAML document; put Istio objects in a manifest file listed under `manifests:`".into(),
-            }]));
-        }
-    };
-    let index = Arc::new(LocIndex::build(doc.text, doc.line_offset));
-    let scenario: Scenario =
-        yaml::parse_doc(path, &doc, &index).map_err(|d| ScenarioError::Invalid(vec![d]))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let at = |p: &str, m: String| {
-        let l = index.value_loc(p);
-        Diagnostic {
-            file: path.to_path_buf(),
-            line: l.line,
-            column: l.column,
-            path: p.to_string(),
-            message: m,
-        }
-    };
-
-    let mut problems = Vec::new();
-    let mut manifests = Vec::new();
-    let mut ignored = Vec::new();
-    for (i, m) in scenario.manifests.iter().enumerate() {
-        let mpath = base.join(m);
-        match std::fs::read_to_string(&mpath) {
-            Err(e) => problems.push(at(
-                &format!("manifests[{i}]"),
-                format!("cannot read manifest {}: {e}", mpath.display()),
-            )),
-            Ok(mtext) => {
-                let (file, errs) = manifest::parse_file(&mpath, &mtext);
-                problems.extend(errs);
-                ignored.extend(file.ignored);
-                manifests.push(LoadedManifest {
-                    path: mpath,
-                    objects: file.objects,
-                });
-            }
-        }
-    }
-    let mut jwks = BTreeMap::new();
-    for (uri, p) in &scenario.jwks {
-        let jpath = base.join(p);
-        let field = format!("jwks[{uri:?}]");
-        match std::fs::read_to_string(&jpath) {
-            Err(e) => problems.push(at(
-                &field,
-                format!("cannot read JWKS file {}: {e}", jpath.display()),
-            )),
-            Ok(t) => match crate::proxy::jwt::Jwks::parse(&t) {
-                Ok(_) => {
-                    jwks.insert(uri.clone(), t);
-                }
-                Err(e) => problems.push(at(
-                    &field,
-                    format!("{} is not a usable JWKS: {e}", jpath.display()),
-                )),
-            },
-        }
-    }
-    let loaded = Loaded {
-        path: path.to_path_buf(),
-        scenario,
-        manifests,
-        jwks,
-        ignored,
-        index,
-    };
-    problems.extend(validate::validate(&loaded));
-    if problems.is_empty() {
-        Ok(loaded)
-    } else {
-        problems.sort();
-        problems.dedup();
-        Err(ScenarioError::Invalid(problems))
-    }
-}
-
-/// The JSON Schema of the scenario format, generated from the types.
-pub fn json_schema() -> serde_json::Value {
-    let schema = schemars::schema_for!(Scenario);
-    serde_json::to_value(schema).unwrap_or(serde_json::Value::Null)
 }

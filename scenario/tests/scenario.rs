@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sim::scenario::{self, Diagnostic, Mode, ScenarioError};
+use scenario::{self, Diagnostic, Mode, ScenarioError};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -82,19 +82,9 @@ fn every_bundled_scenario_is_valid() {
 }
 
 #[test]
-fn quickstart_places_client_and_echo_on_different_nodes() {
+fn the_resolved_scenario_carries_the_defaults_a_user_left_out() {
     let l = scenario::load(&repo().join("scenarios/quickstart.yaml")).unwrap();
-    let spec = l.cluster_spec();
-    let names: Vec<_> = spec
-        .pods
-        .iter()
-        .map(|p| (p.name.as_str(), p.node))
-        .collect();
-    assert_eq!(names, [("client-0", 0), ("echo-0", 1), ("echo-1", 1)]);
-    assert_eq!(spec.services[0].endpoints, [1, 2]);
-    assert_eq!(spec.services[0].ports[0].protocol, "http");
     assert_eq!(l.scenario.modes, Mode::ALL);
-    // The resolved scenario carries the defaults a user left out.
     let j = l.resolved_json();
     assert_eq!(j["scenario"]["flows"][0]["connections"], 4);
 }
@@ -117,13 +107,15 @@ fn the_guides_manifests_parse_and_resolve() {
     let gw = l
         .objects()
         .find_map(|o| match &o.object {
-            sim::manifest::Object::Gateway(g) if g.metadata.name == "high-traffic-waypoint" => {
+            scenario::manifest::Object::Gateway(g)
+                if g.metadata.name == "high-traffic-waypoint" =>
+            {
                 Some(g.clone())
             }
             _ => None,
         })
         .unwrap();
-    let pc = sim::manifest::proxy_config(&gw).unwrap();
+    let pc = scenario::manifest::proxy_config(&gw).unwrap();
     assert_eq!(pc.concurrency, Some(4));
     let limits = pc.resources.unwrap().limits.unwrap();
     assert_eq!(limits.cpu.unwrap().0, 1000);
@@ -315,6 +307,6 @@ fn the_committed_json_schema_is_current() {
     assert!(
         committed == generated,
         "scenarios/scenario.schema.json is out of date with the scenario types; regenerate it with \
-         `MESHSIM_BLESS=1 cargo test -p meshsim-sim --test scenario`"
+         `MESHSIM_BLESS=1 cargo test -p meshsim-scenario --test scenario`"
     );
 }

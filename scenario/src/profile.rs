@@ -1,4 +1,4 @@
-//! Cost profiles (`sim/profiles/*.yaml`): per-proxy cost floors taken from published Istio
+//! Cost profiles (`scenario/profiles/*.yaml`): per-proxy cost floors taken from published Istio
 //! figures, with their sources. Bundled into the binary so a run never depends on the
 //! working directory.
 
@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::yaml::LocIndex;
-use crate::scenario::{Dur, Size};
+use crate::units::{Dur, Size};
+use crate::yaml::LocIndex;
 
 /// The profiles meshsim ships, by name.
 pub const BUNDLED: &[(&str, &str)] = &[
@@ -88,12 +88,17 @@ pub enum ProfileError {
         source: std::io::Error,
     },
     #[error(
-        "{path}: not a valid cost profile: {message} (see sim/profiles/istio-1.24.yaml for the format)"
+        "{path}: not a valid cost profile: {message} (see scenario/profiles/istio-1.24.yaml for the format)"
     )]
     Invalid {
         path: std::path::PathBuf,
         message: String,
     },
+}
+
+/// Whether a profile name is a file of one's own rather than a bundled profile.
+fn is_file_name(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
 }
 
 /// Names of the bundled profiles.
@@ -105,7 +110,7 @@ impl Profile {
     /// A bundled profile by name, or a profile file of your own (a path ending in `.yaml` or
     /// `.yml`, e.g. to ask "what if the sidecar cost twice as much").
     pub fn load(name: &str) -> Result<Profile, ProfileError> {
-        if name.ends_with(".yaml") || name.ends_with(".yml") {
+        if is_file_name(name) {
             return Self::load_file(std::path::Path::new(name));
         }
         let (_, text) = BUNDLED
@@ -118,6 +123,15 @@ impl Profile {
             ProfileError::Broken(name.into(), format!("{path}: {message}"))
         })?;
         Ok(p)
+    }
+
+    /// A profile as a scenario names it: a bundled name, or a file path taken relative to the
+    /// scenario's directory (as manifests and JWKS files are).
+    pub fn load_relative(name: &str, base: &std::path::Path) -> Result<Profile, ProfileError> {
+        if is_file_name(name) {
+            return Self::load_file(&base.join(name));
+        }
+        Self::load(name)
     }
 
     pub fn load_file(path: &std::path::Path) -> Result<Profile, ProfileError> {
