@@ -9,7 +9,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +42,8 @@ enum Command {
     Schema(cmd::schema::Args),
     /// Make test JWT keys, their JWKS and signed tokens (for RequestAuthentication).
     Token(cmd::token::Args),
+    /// Print a shell completion script: `meshsim completions bash > /etc/bash_completion.d/meshsim`.
+    Completions(cmd::completions::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Load(a) => cmd::load::run(a),
         Command::Schema(a) => cmd::schema::run(a),
         Command::Token(a) => cmd::token::run(a),
+        Command::Completions(a) => cmd::completions::run(a, Cli::command()),
     };
     match result {
         Ok(code) => code,

@@ -39,7 +39,7 @@ fn a_bad_target_gives_one_clear_error() {
         assert!(lines[0].contains(says), "{stderr}");
         assert!(lines[0].contains("http://HOST:PORT/PATH"), "{stderr}");
     }
-    let (code, _, stderr) = load(&["http://127.0.0.1:1/", "--mode", "open"]);
+    let (code, _, stderr) = load(&["http://127.0.0.1:1/", "--loop", "open"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("needs --rate"), "{stderr}");
 }

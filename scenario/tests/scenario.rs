@@ -310,3 +310,29 @@ fn the_committed_json_schema_is_current() {
          `MESHSIM_BLESS=1 cargo test -p meshsim-scenario --test scenario`"
     );
 }
+
+#[test]
+fn a_profile_file_is_found_beside_the_scenario_and_a_broken_one_says_why() {
+    let text = format!("{BASE}profile: costs/slow.yaml\n");
+    let good =
+        "name: slow\ndescription: twice istio\nproxies:\n  sidecar:\n    cpuPerRequest: 400us\n";
+    // The loader runs from the test's working directory, not the scenario's: the profile is
+    // still found, relative to the scenario file (as manifests are).
+    let (_dir, r) = load(&[("sub/s.yaml", &text), ("sub/costs/slow.yaml", good)]);
+    let l = r.expect("valid");
+    let p = l.profile().expect("the profile loads");
+    assert_eq!(p.floors("sidecar").cpu_per_request.0.as_micros(), 400);
+
+    let broken = "name: slow\ndescription: x\nproxies:\n  sidecar:\n    cpuPerReqest: 1us\n";
+    let d = one(&[("sub/s.yaml", &text), ("sub/costs/slow.yaml", broken)]);
+    assert_eq!(d.path, "profile");
+    assert!(
+        d.message.contains("costs/slow.yaml") && d.message.contains("cpuPerReqest"),
+        "the parse error, not 'unknown profile': {d}"
+    );
+    let d = one(&[("s.yaml", &format!("{BASE}profile: istio-9.99\n"))]);
+    assert!(
+        d.message.contains("unknown cost profile `istio-9.99`") && d.message.contains("native"),
+        "{d}"
+    );
+}

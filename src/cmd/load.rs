@@ -2,7 +2,7 @@
 //!
 //! With `--rate` the load is an open loop at that rate (wrk2-style: latency counts from each
 //! request's intended send time); without it, a closed loop where every connection sends back
-//! to back (wrk-style saturation). `--mode` says it explicitly.
+//! to back (wrk-style saturation). `--loop` says it explicitly.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -23,8 +23,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     pub rate: Vec<f64>,
     /// open (needs --rate) or closed (back to back). Default: open with --rate, else closed.
-    #[arg(long, value_enum)]
-    pub mode: Option<ModeArg>,
+    #[arg(long = "loop", value_enum)]
+    pub loop_kind: Option<ModeArg>,
     /// Default: http1 for http://, tcp-rr for tcp://.
     #[arg(long, value_enum)]
     pub protocol: Option<ProtocolArg>,
@@ -74,14 +74,14 @@ pub enum ProtocolArg {
 
 fn spec_from(a: &Args) -> anyhow::Result<LoadSpec> {
     let target = Target::parse(&a.target)?;
-    let mode = match (a.mode, a.rate.is_empty()) {
+    let mode = match (a.loop_kind, a.rate.is_empty()) {
         (None | Some(ModeArg::Open), false) => Mode::Open {
             rates: a.rate.clone(),
         },
         (None | Some(ModeArg::Closed), true) => Mode::Closed,
         (Some(ModeArg::Open), true) => anyhow::bail!("an open loop needs --rate, e.g. --rate 1000"),
         (Some(ModeArg::Closed), false) => {
-            anyhow::bail!("--rate is for the open loop: drop it, or drop --mode closed")
+            anyhow::bail!("--rate is for the open loop: drop it, or drop --loop closed")
         }
     };
     let mut spec = LoadSpec::new(target, mode);

@@ -1,4 +1,5 @@
 pub mod compare;
+pub mod completions;
 pub mod exec;
 pub mod load;
 pub mod report;
@@ -21,4 +22,29 @@ pub fn init_tracing() {
 /// Loads and validates a scenario. Errors name file, line and field.
 pub fn load_scenario(path: &std::path::Path) -> anyhow::Result<scenario::Loaded> {
     Ok(scenario::load(path)?)
+}
+
+/// A data-plane mode on the command line: the values are listed in `--help` and offered by
+/// shell completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DataPlane {
+    /// Pod -> service VIP (nftables DNAT) -> pod; no proxies.
+    NoMesh,
+    /// A sidecar in every pod, mTLS between them.
+    Sidecar,
+    /// A ztunnel per node (HBONE), plus the waypoints the manifests declare.
+    Ambient,
+    /// Ambient with a waypoint for every namespace that has a server.
+    AmbientWaypoint,
+}
+
+impl From<DataPlane> for scenario::Mode {
+    fn from(d: DataPlane) -> scenario::Mode {
+        match d {
+            DataPlane::NoMesh => scenario::Mode::NoMesh,
+            DataPlane::Sidecar => scenario::Mode::Sidecar,
+            DataPlane::Ambient => scenario::Mode::Ambient,
+            DataPlane::AmbientWaypoint => scenario::Mode::AmbientWaypoint,
+        }
+    }
 }

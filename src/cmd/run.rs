@@ -21,10 +21,9 @@ use sim::runner::{Event, RunOptions};
 pub struct Args {
     /// Scenario file (YAML), e.g. scenarios/quickstart.yaml.
     pub scenario: PathBuf,
-    /// Mode to run (repeatable, in order): no-mesh, sidecar, ambient, ambient-waypoint.
-    /// Default: the scenario's `modes`.
-    #[arg(long = "mode")]
-    pub modes: Vec<String>,
+    /// Data-plane mode to run (repeatable, in order). Default: the scenario's `modes`.
+    #[arg(long = "mode", value_enum)]
+    pub modes: Vec<super::DataPlane>,
     /// Cost profile: a bundled name (istio-1.24, native) or a profile file (.yaml) of your own.
     /// Default: the scenario's `profile`.
     #[arg(long)]
@@ -48,18 +47,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Everything the user can get wrong is checked before any cluster starts.
     let loaded = super::load_scenario(&args.scenario)?;
     let mut opts = RunOptions::new();
-    for m in &args.modes {
-        opts.modes
-            .push(m.parse::<Mode>().map_err(anyhow::Error::msg)?);
-    }
+    opts.modes = args.modes.iter().map(|&m| Mode::from(m)).collect();
     opts.repeat = args.repeat;
     opts.duration = args.duration;
     opts.warmup = args.warmup;
-    let profile_name = args
-        .profile
-        .clone()
-        .unwrap_or_else(|| loaded.scenario.profile.clone());
-    let profile = scenario::profile::Profile::load(&profile_name)?;
+    // `--profile` is the user's (a file relative to where they are); the scenario's is taken
+    // relative to the scenario file.
+    let profile = match &args.profile {
+        Some(p) => scenario::profile::Profile::load(p)?,
+        None => loaded.profile()?,
+    };
     sim::runner::check(&loaded, &opts)?;
     warn_unjudgeable_slos(&loaded, &opts);
     sim::nft::check_installed()?;
@@ -84,8 +81,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .spawn(move || {
             if let Ok(sig) = signals.wait() {
                 eprintln!(
-                    "\n{sig}: stopping after this step; what was measured is kept \
-                     (again to abort at once)"
+                    "\n{sig}: stopping now; the step in flight is dropped (its window would be \
+                     short), every finished step and mode is kept (again to abort at once)"
                 );
                 stop.store(true, Ordering::Relaxed);
             }

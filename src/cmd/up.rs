@@ -11,9 +11,13 @@ use sim::cluster::{Cluster, ClusterInfo};
 pub struct Args {
     /// Scenario file (YAML), e.g. scenarios/quickstart.yaml.
     pub scenario: PathBuf,
-    /// Data-plane mode: no-mesh, sidecar, ambient or ambient-waypoint.
-    #[arg(long, default_value = "no-mesh")]
-    pub mode: String,
+    /// Data-plane mode.
+    #[arg(long, value_enum, default_value = "no-mesh")]
+    pub mode: super::DataPlane,
+    /// Cost profile: a bundled name (istio-1.24, native) or a profile file (.yaml) of your own.
+    /// Default: the scenario's `profile`.
+    #[arg(long)]
+    pub profile: Option<String>,
     /// Host loopback port serving every proxy's metrics merged (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub metrics_port: u16,
@@ -22,8 +26,11 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Everything the user can get wrong is checked before anything starts.
     let loaded = super::load_scenario(&args.scenario)?;
-    let mode: scenario::Mode = args.mode.parse().map_err(anyhow::Error::msg)?;
-    let profile = scenario::profile::Profile::load(&loaded.scenario.profile)?;
+    let mode = scenario::Mode::from(args.mode);
+    let profile = match &args.profile {
+        Some(p) => scenario::profile::Profile::load(p)?,
+        None => loaded.profile()?,
+    };
     sim::nft::check_installed()?;
 
     // The sandbox must be entered while this process has one thread; and Ctrl-C / SIGTERM are

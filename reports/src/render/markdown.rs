@@ -122,7 +122,8 @@ pub fn summary_markdown(run: &RunResult) -> String {
 
 pub(crate) fn repeat_suffix(run: &RunResult, repeat: u32) -> String {
     if run.repeats > 1 {
-        format!(" #{repeat}")
+        // People count repeats from 1, as the progress lines and `compare` do.
+        format!(" #{}", repeat + 1)
     } else {
         String::new()
     }
