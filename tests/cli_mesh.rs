@@ -20,33 +20,10 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-fn can_run() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    let userns = Command::new("unshare")
-        .args(["--user", "--map-root-user", "--net", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    let tools = ["curl", "nft"].iter().all(|t| {
-        Command::new(t)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    let ok = (root || userns) && tools;
-    assert!(
-        ok || !ci(),
-        "CI must run the mesh tests: need root or user namespaces, curl and nft"
-    );
-    if !ok {
-        eprintln!("skipping: needs root or user namespaces, curl and nft");
-    }
-    ok
+/// True when these tests can run here; otherwise says the test is skipped, and why (under CI
+/// that is a failure).
+fn can_run(test: &str) -> bool {
+    sim::testing::can_run_namespaces(test, &["curl", "nft"])
 }
 
 struct Up {
@@ -206,7 +183,7 @@ fn quickstart_requests(up: &Up) {
 #[test]
 fn sidecar_captures_curl_and_counts_every_request() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !can_run() {
+    if !can_run("sidecar_captures_curl_and_counts_every_request") {
         return;
     }
     let up = up("quickstart.yaml", "sidecar");
@@ -257,7 +234,7 @@ fn sidecar_captures_curl_and_counts_every_request() {
 #[test]
 fn ambient_tunnels_curl_through_ztunnels_and_counts_every_connection() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !can_run() {
+    if !can_run("ambient_tunnels_curl_through_ztunnels_and_counts_every_connection") {
         return;
     }
     let up = up("quickstart.yaml", "ambient");
@@ -310,7 +287,7 @@ fn ambient_tunnels_curl_through_ztunnels_and_counts_every_connection() {
 #[test]
 fn ambient_waypoint_counts_requests_at_the_waypoint() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !can_run() {
+    if !can_run("ambient_waypoint_counts_requests_at_the_waypoint") {
         return;
     }
     let up = up("quickstart.yaml", "ambient-waypoint");
@@ -398,7 +375,7 @@ fn payment_checks(mode: &str) {
 #[test]
 fn payment_policies_hold_under_sidecar() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !can_run() {
+    if !can_run("payment_policies_hold_under_sidecar") {
         return;
     }
     payment_checks("sidecar");
@@ -407,7 +384,7 @@ fn payment_policies_hold_under_sidecar() {
 #[test]
 fn payment_policies_hold_under_ambient_and_l4_deny_resets() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !can_run() {
+    if !can_run("payment_policies_hold_under_ambient_and_l4_deny_resets") {
         return;
     }
     payment_checks("ambient");

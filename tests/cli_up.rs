@@ -22,34 +22,10 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-fn have_tool(t: &str) -> bool {
-    Command::new(t)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// True when these tests can run here; panics under CI when they cannot.
-fn can_run() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    let userns = Command::new("unshare")
-        .args(["--user", "--map-root-user", "--net", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    let ok = (root || userns) && have_tool("curl") && have_tool("nft");
-    if !ok && ci() {
-        panic!("CI must run the namespace tests: need root or user namespaces, curl and nft");
-    }
-    if !ok {
-        eprintln!("skipping: needs root or user namespaces, curl and nft");
-    }
-    ok
+/// True when these tests can run here; otherwise says the test is skipped, and why (under CI
+/// that is a failure).
+fn can_run(test: &str) -> bool {
+    sim::testing::can_run_namespaces(test, &["curl", "nft"])
 }
 
 /// What of the host a cluster must never change.
@@ -223,7 +199,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitSt
 #[test]
 fn curl_through_a_service_name_reaches_every_replica_and_ctrl_c_leaves_nothing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !can_run() {
+    if !can_run("curl_through_a_service_name_reaches_every_replica_and_ctrl_c_leaves_nothing") {
         return;
     }
     let before = host_state();
@@ -254,7 +230,7 @@ fn curl_through_a_service_name_reaches_every_replica_and_ctrl_c_leaves_nothing()
 #[test]
 fn kill_9_leaves_the_host_as_it_was() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !can_run() {
+    if !can_run("kill_9_leaves_the_host_as_it_was") {
         return;
     }
     let before = host_state();
@@ -274,7 +250,7 @@ fn kill_9_leaves_the_host_as_it_was() {
 #[test]
 fn two_clusters_of_one_scenario_run_side_by_side() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !can_run() {
+    if !can_run("two_clusters_of_one_scenario_run_side_by_side") {
         return;
     }
     let mut a = up(&[], &quickstart());
@@ -305,26 +281,47 @@ fn two_clusters_of_one_scenario_run_side_by_side() {
 #[test]
 fn an_unprivileged_user_can_bring_a_cluster_up() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !can_run() {
+    if !can_run("an_unprivileged_user_can_bring_a_cluster_up") {
         return;
     }
-    if !nix::unistd::geteuid().is_root() {
-        // Already unprivileged: the other tests cover it.
-        return;
-    }
-    let userns_ok = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(["unshare", "--user", "--map-root-user", "--net", "true"])
+    // As root, `nobody` runs it (setpriv); a user who is not root already is the
+    // unprivileged user, and runs it as themselves. Either way it runs, or it is a skip that
+    // says so (and fails under CI).
+    let nobody: &[&str] = if nix::unistd::geteuid().is_root() {
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]
+    } else {
+        &[]
+    };
+    let userns_ok = Command::new(nobody.first().copied().unwrap_or("unshare"))
+        .args(nobody.iter().skip(1))
+        .args(if nobody.is_empty() {
+            &[][..]
+        } else {
+            &["unshare"][..]
+        })
+        .args(["--user", "--map-root-user", "--net", "true"])
         .status()
         .is_ok_and(|s| s.success());
     if !userns_ok {
-        assert!(
-            !ci(),
-            "CI: user namespaces for unprivileged users are needed"
+        sim::testing::skip(
+            "an_unprivileged_user_can_bring_a_cluster_up",
+            "this kernel does not allow unprivileged user namespaces",
         );
-        eprintln!("skipping: this kernel does not allow unprivileged user namespaces");
         return;
     }
+    // Runs `program args…` as the unprivileged user.
+    let as_nobody = |program: &Path| {
+        let mut c = Command::new(nobody.first().map_or(program.as_os_str(), |p| p.as_ref()));
+        if !nobody.is_empty() {
+            c.args(&nobody[1..]).arg(program);
+        }
+        c
+    };
     // The binary and the scenario must be readable by `nobody`.
     let dir = tempfile::tempdir().expect("tempdir");
     use std::os::unix::fs::PermissionsExt;
@@ -333,17 +330,9 @@ fn an_unprivileged_user_can_bring_a_cluster_up() {
     std::fs::copy(meshsim(), &bin).expect("copy meshsim");
     let scen = dir.path().join("scenarios");
     copy_dir(&repo().join("scenarios"), &scen);
-    let nobody = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-    ];
     let before = host_state();
-    let mut c = Command::new(nobody[0]);
-    c.args(&nobody[1..])
-        .arg(&bin)
-        .arg("up")
+    let mut c = as_nobody(&bin);
+    c.arg("up")
         .arg(scen.join("quickstart.yaml"))
         .stdout(Stdio::piped());
     let mut child = c.spawn().expect("spawn up as nobody");
@@ -360,9 +349,7 @@ fn an_unprivileged_user_can_bring_a_cluster_up() {
         .nth(1)
         .unwrap_or_default()
         .to_string();
-    let out = Command::new(nobody[0])
-        .args(&nobody[1..])
-        .arg(&bin)
+    let out = as_nobody(&bin)
         .args(["exec", "--cluster", &name, "client-0", "--"])
         .args(["curl", "-sS", "--max-time", "5", "http://echo:8080/"])
         .output()

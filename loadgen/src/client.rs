@@ -4,6 +4,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,10 +24,17 @@ pub(crate) struct Shared {
     pub close_request: Vec<u8>,
     pub rr_response: usize,
     pub timeout: Duration,
+    /// The caller's count of completed requests (see `Hooks::completed`).
+    pub completed: Option<Arc<AtomicU64>>,
 }
 
 impl Shared {
-    pub fn new(spec: &LoadSpec, addr: SocketAddr, connector: Option<Connector>) -> Shared {
+    pub fn new(
+        spec: &LoadSpec,
+        addr: SocketAddr,
+        connector: Option<Connector>,
+        completed: Option<Arc<AtomicU64>>,
+    ) -> Shared {
         let (request, close_request) = match &spec.target {
             Target::Http { .. } => (http_request(spec, false), http_request(spec, true)),
             Target::Tcp { .. } => (vec![b'x'; spec.request_bytes], Vec::new()),
@@ -37,6 +46,7 @@ impl Shared {
             close_request,
             rr_response: spec.rr_response_bytes(),
             timeout: spec.timeout,
+            completed,
         }
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::LoadError;
 use crate::client::{Conn, Exchange, Shared};
 use crate::record::{ErrorKind, LoadResult, StepResult, WorkerRecord, step_result};
-use crate::spec::{Connector, LoadSpec, Mode, Progress, ProgressFn, Protocol};
+use crate::spec::{Hooks, LoadSpec, Mode, Progress, ProgressFn, Protocol};
 use crate::timer::PreciseTimer;
 
 /// Pause after a failed connect or a broken connection in the closed loop, so a dead target
@@ -27,14 +27,18 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 ///
 /// Sockets are opened by `connector`, or else by plain `TcpStream::connect` on the calling
 /// runtime (so in the network namespace of its threads). `progress` is called once a second.
-pub async fn run(
-    spec: &LoadSpec,
-    connector: Option<Connector>,
-    progress: Option<ProgressFn>,
-) -> Result<LoadResult, LoadError> {
+pub async fn run(spec: &LoadSpec, hooks: Hooks) -> Result<LoadResult, LoadError> {
     spec.validate()?;
     let addr = resolve(spec.target.host(), spec.target.port()).await?;
-    let sh = Arc::new(Shared::new(spec, addr, connector));
+    let Hooks {
+        connector,
+        progress,
+        cancel,
+        completed,
+    } = hooks;
+    let cancel = cancel.unwrap_or_default();
+    let run_start = Instant::now();
+    let sh = Arc::new(Shared::new(spec, addr, connector, completed));
     let rates: Vec<Option<f64>> = match &spec.mode {
         Mode::Open { rates } => rates.iter().map(|r| Some(*r)).collect(),
         Mode::Closed => vec![None],
@@ -46,7 +50,13 @@ pub async fn run(
             step: k,
             steps: rates.len(),
         };
-        let (result, back) = run_step(&sh, spec, conns, *rate, which, progress.clone()).await?;
+        // Dropping the step's future aborts its workers (they are held by an abort guard).
+        let step = tokio::select! {
+            r = run_step(&sh, spec, conns, *rate, which, progress.clone()) => r?,
+            () = cancel.cancelled() => break,
+        };
+        let (mut result, back, started) = step;
+        result.offset_s = started.saturating_duration_since(run_start).as_secs_f64();
         conns = back;
         steps.push(result);
     }
@@ -59,6 +69,7 @@ pub async fn run(
         },
         connections: spec.connections,
         warmup_s: spec.warmup.as_secs_f64(),
+        cancelled: steps.len() < rates.len(),
         steps,
     })
 }
@@ -108,7 +119,7 @@ async fn run_step(
     rate: Option<f64>,
     which: StepIndex,
     progress: Option<ProgressFn>,
-) -> Result<(StepResult, Vec<Conn>), LoadError> {
+) -> Result<(StepResult, Vec<Conn>, Instant), LoadError> {
     let mut timers = Vec::new();
     if rate.is_some() {
         for _ in 0..conns.len() {
@@ -137,20 +148,20 @@ async fn run_step(
         bytes: AtomicU64::new(0),
     });
     let ticker = progress.map(|f| tokio::spawn(tick(cx.clone(), f, which, rate)));
-    let mut tasks = Vec::with_capacity(conns.len());
+    let mut tasks = AbortOnDrop(Vec::with_capacity(conns.len()));
     let mut timers = timers.into_iter();
     for conn in conns {
         let cx = cx.clone();
-        tasks.push(match (spec.protocol, timers.next()) {
+        tasks.0.push(match (spec.protocol, timers.next()) {
             (Protocol::TcpStream, _) => tokio::spawn(stream_worker(cx, conn)),
             (_, Some(timer)) => tokio::spawn(open_worker(cx, conn, timer)),
             (_, None) => tokio::spawn(closed_worker(cx, conn)),
         });
     }
-    let mut records = Vec::with_capacity(tasks.len());
-    let mut conns = Vec::with_capacity(tasks.len());
+    let mut records = Vec::with_capacity(tasks.0.len());
+    let mut conns = Vec::with_capacity(tasks.0.len());
     let mut failed = None;
-    for t in tasks {
+    for t in tasks.0.iter_mut() {
         match t.await {
             Ok((c, rec)) => {
                 conns.push(c);
@@ -183,7 +194,7 @@ async fn run_step(
         unsent,
         spec.protocol == Protocol::TcpStream,
     );
-    Ok((result, conns))
+    Ok((result, conns, start))
 }
 
 async fn tick(cx: Arc<StepCtx>, f: ProgressFn, which: StepIndex, rate: Option<f64>) {
@@ -225,10 +236,29 @@ async fn exchange(conn: &mut Conn, cx: &StepCtx) -> Exchange {
         Err(ErrorKind::Timeout)
     });
     match r {
-        Ok((_, _)) => cx.done.fetch_add(1, Relaxed),
-        Err(_) => cx.errors.fetch_add(1, Relaxed),
+        Ok((_, _)) => {
+            cx.done.fetch_add(1, Relaxed);
+            if let Some(c) = &sh.completed {
+                c.fetch_add(1, Relaxed);
+            }
+        }
+        Err(_) => {
+            cx.errors.fetch_add(1, Relaxed);
+        }
     };
     r
+}
+
+/// A step's worker tasks, aborted when the step is dropped part-way (a cancelled run), so no
+/// request goes on after the caller stopped.
+struct AbortOnDrop<T>(Vec<tokio::task::JoinHandle<T>>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
 }
 
 async fn open_worker(

@@ -2,7 +2,8 @@
 //!
 //! Modules:
 //! - `spec`: what to run ([`LoadSpec`], [`Target`], [`Protocol`], [`Mode`]) and the hooks a
-//!   caller passes in ([`Connector`], [`ProgressFn`])
+//!   caller passes in ([`Hooks`]: a [`Connector`], a [`ProgressFn`], a cancellation token, a
+//!   completed-requests counter)
 //! - `engine`: [`run`]: open loop (fixed rate, rate steps, coordinated-omission corrected) and
 //!   closed loop (`max`), one task per connection
 //! - `client`: HTTP/1.1 (keep-alive or a connection per request), TCP request/response,
@@ -24,4 +25,6 @@ mod timer;
 pub use engine::{resolve, run};
 pub use error::LoadError;
 pub use record::{ErrorKind, IntervalSample, LatencySummary, LoadResult, MAX_US, StepResult};
-pub use spec::{BoxFuture, Connector, LoadSpec, Mode, Progress, ProgressFn, Protocol, Target};
+pub use spec::{
+    BoxFuture, Connector, Hooks, LoadSpec, Mode, Progress, ProgressFn, Protocol, Target,
+};

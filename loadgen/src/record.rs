@@ -182,6 +182,10 @@ pub struct StepResult {
     /// tcp-stream only: bytes written per second of the step duration (bytes/s, not bits).
     pub throughput_bps: Option<f64>,
     pub series: Vec<IntervalSample>,
+    /// Seconds from the start of the run to the start of this step (its warmup), so the
+    /// steps' series can be laid on one time line.
+    #[serde(default)]
+    pub offset_s: f64,
 }
 
 impl StepResult {
@@ -200,6 +204,9 @@ pub struct LoadResult {
     pub connections: usize,
     pub warmup_s: f64,
     pub steps: Vec<StepResult>,
+    /// The run was cancelled: `steps` holds the ones that finished before it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
 }
 
 /// What one connection's worker measured in one step; merged into the step's result.
@@ -395,6 +402,7 @@ pub(crate) fn step_result(
         service_time: LatencySummary::from_histogram(&service),
         throughput_bps: stream.then(|| bytes_sent as f64 / step_duration.as_secs_f64()),
         series,
+        offset_s: 0.0,
     }
 }
 

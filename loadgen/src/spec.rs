@@ -23,6 +23,19 @@ pub type Connector =
 /// Called once a second during a run, from the run's runtime: keep it short.
 pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
 
+/// What a caller hooks into a run; all optional ([`Hooks::default`] is a plain run).
+#[derive(Clone, Default)]
+pub struct Hooks {
+    pub connector: Option<Connector>,
+    pub progress: Option<ProgressFn>,
+    /// When cancelled, the step in flight ends at once and is dropped (its window would be
+    /// short); the steps already finished are returned, with [`crate::LoadResult::cancelled`] set.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
+    /// Bumped once per completed request, warmups included, so a meter can sample the
+    /// client's own count of the work it did alongside its CPU.
+    pub completed: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
 /// A live view of the run, for a progress line.
 #[derive(Debug, Clone)]
 pub struct Progress {

@@ -40,7 +40,9 @@ fn open(rate: f64) -> Mode {
 }
 
 async fn one_step(s: &LoadSpec) -> StepResult {
-    let mut r = loadgen::run(s, None, None).await.expect("runs");
+    let mut r = loadgen::run(s, loadgen::Hooks::default())
+        .await
+        .expect("runs");
     assert_eq!(r.steps.len(), 1);
     r.steps.remove(0)
 }
@@ -105,7 +107,9 @@ async fn each_rate_step_has_its_result() {
         },
     );
     s.warmup = Duration::from_millis(200);
-    let r = loadgen::run(&s, None, None).await.expect("runs");
+    let r = loadgen::run(&s, loadgen::Hooks::default())
+        .await
+        .expect("runs");
     assert_eq!(r.mode, "open");
     let got: Vec<(Option<f64>, u64)> = r.steps.iter().map(|s| (s.target_rps, s.requests)).collect();
     assert_eq!(got, vec![(Some(200.0), 200), (Some(400.0), 400)]);
@@ -222,9 +226,16 @@ async fn connector_and_progress_hooks_are_used() {
     });
     let mut s = http(server.addr, open(200.0));
     s.duration = Duration::from_millis(2100);
-    let r = loadgen::run(&s, Some(connector), Some(progress))
-        .await
-        .expect("runs");
+    let r = loadgen::run(
+        &s,
+        loadgen::Hooks {
+            connector: Some(connector),
+            progress: Some(progress),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("runs");
     assert_eq!(r.steps[0].requests, 420);
     assert_eq!(
         connects.load(Ordering::Relaxed),
@@ -240,14 +251,58 @@ async fn bad_names_and_specs_fail_before_starting() {
     let mut bad = s.clone();
     bad.target = Target::parse("http://no-such-host.invalid:80/").expect("parses");
     assert!(matches!(
-        loadgen::run(&bad, None, None).await,
+        loadgen::run(&bad, loadgen::Hooks::default()).await,
         Err(LoadError::Resolve { .. })
     ));
     let mut bad = s.clone();
     bad.connections = 0;
-    let e = loadgen::run(&bad, None, None)
+    let e = loadgen::run(&bad, loadgen::Hooks::default())
         .await
         .err()
         .map(|e| e.to_string());
     assert_eq!(e.as_deref(), Some("connections must be at least 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_keeps_its_finished_steps_and_stops_sending() {
+    let server = Server::http().expect("server");
+    let mut s = http(
+        server.addr,
+        Mode::Open {
+            rates: vec![200.0, 200.0, 200.0],
+        },
+    );
+    s.duration = Duration::from_millis(500);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let completed = Arc::new(AtomicU64::new(0));
+    let hooks = loadgen::Hooks {
+        cancel: Some(cancel.clone()),
+        completed: Some(completed.clone()),
+        ..Default::default()
+    };
+    // Cancel in the middle of the second step.
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(750)).await;
+        c.cancel();
+    });
+    let r = loadgen::run(&s, hooks).await.expect("runs");
+    assert!(r.cancelled, "the result says it was cancelled");
+    assert_eq!(
+        r.steps.len(),
+        1,
+        "the finished step is kept, the one in flight dropped"
+    );
+    assert_eq!(r.steps[0].requests, 100);
+    // The counter saw the first step and part of the second: more than one step, less than two.
+    let seen = completed.load(Ordering::Relaxed);
+    assert!((101..200).contains(&seen), "completed {seen}");
+    // Nothing is sent once cancelled: the server's count stops moving.
+    let at_cancel = server.requests();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        server.requests() <= at_cancel + 1,
+        "{} > {at_cancel}",
+        server.requests()
+    );
 }

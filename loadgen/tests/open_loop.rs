@@ -31,7 +31,9 @@ async fn a_stall_shows_in_corrected_latency_only() {
         std::thread::sleep(Duration::from_secs(5));
         staller.stall(Duration::from_secs(1));
     });
-    let r = loadgen::run(&s, None, None).await.expect("runs");
+    let r = loadgen::run(&s, loadgen::Hooks::default())
+        .await
+        .expect("runs");
     stall.join().expect("stall thread");
     let step = &r.steps[0];
     assert!(step.errors.is_empty(), "{:?}", step.errors);
@@ -59,7 +61,9 @@ async fn a_stall_shows_in_corrected_latency_only() {
 async fn open_loop_holds_its_rate() {
     let server = Server::http().expect("server starts");
     let s = spec(&server, 5000.0);
-    let r = loadgen::run(&s, None, None).await.expect("runs");
+    let r = loadgen::run(&s, loadgen::Hooks::default())
+        .await
+        .expect("runs");
     let step = &r.steps[0];
     assert!(step.errors.is_empty(), "{:?}", step.errors);
     // Every intended request was sent and answered...

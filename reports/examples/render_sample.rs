@@ -12,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let seed: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(42);
     let slowdown: f64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1.0);
-    let run = reports::testing::sample_run(seed, slowdown);
+    let run = results::testing::sample_run(seed, slowdown);
     std::fs::create_dir_all(&out)?;
     run.save(out.join("run.json"))?;
     for p in reports::render_all(&run, &out)? {

@@ -145,8 +145,8 @@ fn scenario_differences(base: &RunResult, new: &RunResult) -> Vec<String> {
     if base.scenario_name() != new.scenario_name() {
         d.push(format!(
             "scenario name: base `{}`, new `{}`",
-            base.scenario_name().unwrap_or("(none)"),
-            new.scenario_name().unwrap_or("(none)")
+            base.scenario_name(),
+            new.scenario_name()
         ));
     }
     let (bf, nf) = (flow_sigs(base), flow_sigs(new));
@@ -356,7 +356,7 @@ pub fn compare(
             .filter_map(|m| m.host_steal_share.map(|s| (s, m)))
             .max_by(|a, b| a.0.total_cmp(&b.0));
         if let Some((s, m)) = worst
-            && s > sim::meter::STEAL_WARNING
+            && s > results::host::STEAL_WARNING
         {
             notes.push(format!(
                 "the {which} run was measured on a contended host: the hypervisor took {:.1}% of \
@@ -384,7 +384,7 @@ pub fn compare(
     for (what, unit, pick) in probes {
         if let (Some((b, ..)), Some((n, ..))) =
             (base.host_probe_range(pick), new.host_probe_range(pick))
-            && let Some(d) = sim::hostprobe::drift(b, n)
+            && let Some(d) = results::host::drift(b, n)
         {
             let how = if d > 0.0 {
                 format!("{:.0}% slower", d * 100.0)
@@ -421,7 +421,7 @@ pub fn compare(
         }
     }
     Ok(Comparison {
-        scenario: new.scenario_name().map(str::to_string),
+        scenario: Some(new.scenario_name().to_string()),
         threshold_pct,
         base_started_at: base.environment.started_at.clone(),
         new_started_at: new.environment.started_at.clone(),

@@ -1,8 +1,8 @@
 //! compare: noise-aware verdicts, and refusing to compare different scenarios.
 
 use reports::compare::Verdict;
-use reports::testing::{sample_run, sample_run_with_repeats};
 use reports::{CompareError, compare};
+use results::testing::{sample_run, sample_run_with_repeats};
 
 #[test]
 fn a_run_against_itself_is_all_within_noise() {
@@ -157,7 +157,7 @@ fn with_repeats_the_test_decides_and_noise_is_not_flagged() {
 fn different_scenarios_are_refused_saying_what_differs() {
     let base = sample_run(1, 1.0);
     let mut new = sample_run(1, 1.0);
-    new.scenario["name"] = "other".into();
+    new.scenario.scenario.name = "other".into();
     for m in &mut new.modes {
         m.flows[1].protocol = "http1".into();
         m.flows[0].steps.pop();

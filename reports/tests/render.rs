@@ -1,7 +1,7 @@
 //! render_all: the files a person reads after a run.
 
 use reports::render_all;
-use reports::testing::{sample_run, sample_run_with_repeats};
+use results::testing::{sample_run, sample_run_with_repeats};
 
 #[test]
 fn writes_report_pngs_and_summary() {
@@ -41,12 +41,12 @@ fn writes_report_pngs_and_summary() {
         pngs,
         "one inline SVG per chart"
     );
-    assert!(
-        !html.contains("http://") || only_svg_namespace(&html),
-        "no external resources"
-    );
-    assert!(!html.contains("https://"), "no external resources");
-    assert!(!html.contains("<script"), "no scripts");
+    // Self-contained: nothing is loaded from elsewhere (the cost profile's sources are named
+    // as text, which is no resource).
+    for fetch in ["src=\"http", "href=\"http", "url(http", "<link", "<script"] {
+        assert!(!html.contains(fetch), "no external resources: {fetch}");
+    }
+    assert!(only_svg_namespace_or_text(&html), "no http:// resource");
     assert!(html.contains("@font-face") && html.contains("data:font/ttf;base64,"));
     // Headline table first, with every mode.
     let headline = html.find("id=\"headline\"").unwrap();
@@ -56,7 +56,20 @@ fn writes_report_pngs_and_summary() {
     }
     // The failing SLO is named in the banner above the headline.
     let banner = html.find("SLO verdicts failed").unwrap();
-    assert!(banner < headline && html[banner..headline].contains("sidecar-cpu"));
+    assert!(banner < headline && html[banner..headline].contains("web-errors"));
+    // The headline splits each proxy's CPU into the model's own and the profile's burned
+    // floor, and memory into measured and modeled: the sample's sidecars carry a 0.16 floor
+    // per 1000 rps and 57.2 MiB of profile memory.
+    let table = &html[headline..html.find("id=\"charts\"").unwrap()];
+    assert!(
+        table.contains(" model + ") && table.contains(" floor"),
+        "{table}"
+    );
+    assert!(table.contains("(model + floor)") && table.contains("(measured + modeled)"));
+    assert!(
+        table.contains("model + 0.160 floor") && table.contains("= 57.2"),
+        "the sidecar's floor and its profile's 57.2 MiB: {table}"
+    );
 
     // How contended the host was shows in the environment and beside the mode it hit.
     assert!(html.contains("1.0% to 12.0% of the busy CPU time"));
@@ -70,7 +83,11 @@ fn writes_report_pngs_and_summary() {
 
     let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
     assert!(md.contains("| mode | added p50 |"));
-    assert!(md.contains("**FAIL**") && md.contains("sidecar-cpu"));
+    assert!(md.contains("**FAIL**") && md.contains("web-errors"));
+    assert!(
+        md.contains("counted itself over the same window"),
+        "the figures say how they were made"
+    );
     assert!(md.contains(
         "Host speed: a 1 KiB loopback round trip took 18 µs back to back, and 66 µs of CPU at \
          one per millisecond"
@@ -90,11 +107,12 @@ fn a_host_whose_speed_drifted_during_the_run_is_said_so() {
     assert!(html.contains("speed drifted during the run, so compare modes across repeats"));
 }
 
-/// plotters' SVG carries the SVG namespace URI, an identifier rather than a resource.
-fn only_svg_namespace(html: &str) -> bool {
-    html.replace("http://www.w3.org/2000/svg", "")
-        .find("http://")
-        .is_none()
+/// plotters' SVG carries the SVG namespace URI, an identifier rather than a resource; any
+/// other `http://` is in text (escaped, e.g. a profile's source).
+fn only_svg_namespace_or_text(html: &str) -> bool {
+    let rest = html.replace("http://www.w3.org/2000/svg", "");
+    rest.match_indices("http://")
+        .all(|(i, _)| !rest[..i].ends_with('"') && !rest[..i].ends_with('('))
 }
 
 #[test]

@@ -26,6 +26,6 @@ pub mod yaml;
 
 pub use format::*;
 pub use load::{ScenarioError, json_schema, load, load_str};
-pub use loaded::{Loaded, LoadedManifest};
+pub use loaded::{Loaded, LoadedManifest, Resolved, ResolvedManifest};
 pub use units::{Dur, Fraction, Rate, Size};
 pub use yaml::Diagnostic;

@@ -28,6 +28,26 @@ pub struct LoadedManifest {
     pub objects: Vec<Located>,
 }
 
+/// A scenario as a run ran it: defaults filled in, with the manifest objects it applied and
+/// the ones it ignored. Written into every result, so a run says exactly what it measured and
+/// a resumed run can check it is finishing the same scenario.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resolved {
+    pub scenario: Scenario,
+    pub manifests: Vec<ResolvedManifest>,
+    #[serde(default)]
+    pub ignored: Vec<Ignored>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolvedManifest {
+    pub path: String,
+    /// The objects as meshsim read them (its own types, serialized).
+    pub objects: Vec<serde_json::Value>,
+}
+
 impl Loaded {
     /// The cost profile the scenario names; a file is taken relative to the scenario file.
     pub fn profile(&self) -> Result<crate::profile::Profile, crate::profile::ProfileError> {
@@ -40,23 +60,25 @@ impl Loaded {
         self.manifests.iter().flat_map(|m| m.objects.iter())
     }
 
-    /// The resolved scenario and manifests as JSON (written into every result).
-    pub fn resolved_json(&self) -> serde_json::Value {
-        let manifests: Vec<serde_json::Value> = self
-            .manifests
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "path": m.path.display().to_string(),
-                    "objects": m.objects.iter().map(|o| o.object.to_json()).collect::<Vec<_>>(),
+    /// The resolved scenario and manifests, as written into every result.
+    pub fn resolved(&self) -> Resolved {
+        Resolved {
+            scenario: self.scenario.clone(),
+            manifests: self
+                .manifests
+                .iter()
+                .map(|m| ResolvedManifest {
+                    path: m.path.display().to_string(),
+                    objects: m.objects.iter().map(|o| o.object.to_json()).collect(),
                 })
-            })
-            .collect();
-        serde_json::json!({
-            "scenario": self.scenario,
-            "manifests": manifests,
-            "ignored": self.ignored,
-        })
+                .collect(),
+            ignored: self.ignored.clone(),
+        }
+    }
+
+    /// [`Loaded::resolved`] as JSON.
+    pub fn resolved_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.resolved()).unwrap_or_default()
     }
 
     /// Labels of a namespace: the scenario's, then a manifest `Namespace` of the same name.

@@ -600,7 +600,8 @@ pub struct Located {
 }
 
 /// A manifest object of a kind meshsim does not model: reported, not applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Ignored {
     pub file: PathBuf,
     pub line: usize,

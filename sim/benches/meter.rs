@@ -28,7 +28,12 @@ fn main() {
         .iter()
         .map(|c| c.start_runtime(2, None).expect("runtime"))
         .collect();
-    let meter = Meter::start(comps.clone(), Duration::from_secs(1)).expect("meter");
+    let meter = Meter::start(
+        comps.clone(),
+        Duration::from_secs(1),
+        std::time::Instant::now(),
+    )
+    .expect("meter");
     std::thread::sleep(Duration::from_secs(secs as u64));
     let report = meter.finish();
     println!(

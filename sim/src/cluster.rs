@@ -47,8 +47,6 @@ pub enum ClusterError {
     Nft(#[from] nft::NftError),
     #[error("cannot start the app of pod {pod}: {source}")]
     App { pod: String, source: io::Error },
-    #[error("mode {0} cannot be built yet; available: no-mesh")]
-    ModeUnavailable(String),
     #[error("cannot set the mesh up: {0}")]
     Mesh(String),
     #[error("cannot start {what}: {source}")]
@@ -135,6 +133,35 @@ pub struct ServiceInfo {
     pub ports: Vec<u16>,
 }
 
+/// A phase of bring-up, as it begins.
+#[derive(Debug, Clone, Copy)]
+pub enum Phase {
+    /// Namespaces, links, routes, service rules.
+    Topology { nodes: usize, pods: usize },
+    /// Every pod's app.
+    Apps,
+    /// Certificates, capture rules and the proxies of a mesh mode.
+    Mesh { mode: scenario::Mode },
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Topology { nodes, pods } => write!(
+                f,
+                "building {nodes} node{} and {pods} pod{} (namespaces, links, routes, service rules)",
+                if *nodes == 1 { "" } else { "s" },
+                if *pods == 1 { "" } else { "s" }
+            ),
+            Phase::Apps => f.write_str("starting the apps"),
+            Phase::Mesh { mode } => write!(
+                f,
+                "starting the {mode} data plane (certificates, capture rules, proxies)"
+            ),
+        }
+    }
+}
+
 /// How to bring a cluster up.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
@@ -170,10 +197,24 @@ impl Cluster {
         sandbox: Sandbox,
         opts: &UpOptions,
     ) -> Result<Cluster, ClusterError> {
+        Self::up_reporting(spec, sandbox, opts, &|_| {})
+    }
+
+    fn up_reporting(
+        spec: &ClusterSpec,
+        sandbox: Sandbox,
+        opts: &UpOptions,
+        phase: &dyn Fn(Phase),
+    ) -> Result<Cluster, ClusterError> {
         if opts.build.service_dnat {
             nft::check_installed()?;
         }
+        phase(Phase::Topology {
+            nodes: spec.nodes.len(),
+            pods: spec.pods.len(),
+        });
         let topology = topology::build(spec, opts.build)?;
+        phase(Phase::Apps);
         let mut components = Vec::new();
         let mut runtimes = Vec::new();
         for (p, pod) in spec.pods.iter().zip(&topology.pods) {
@@ -246,6 +287,18 @@ impl Cluster {
         profile: &scenario::profile::Profile,
         sandbox: Sandbox,
     ) -> Result<Cluster, ClusterError> {
+        Self::up_scenario_reporting(loaded, mode, profile, sandbox, &|_| {})
+    }
+
+    /// [`Cluster::up_scenario`], telling `phase` as each phase of bring-up begins (for a
+    /// person watching `up`).
+    pub fn up_scenario_reporting(
+        loaded: &scenario::Loaded,
+        mode: scenario::Mode,
+        profile: &scenario::profile::Profile,
+        sandbox: Sandbox,
+        phase: &dyn Fn(Phase),
+    ) -> Result<Cluster, ClusterError> {
         let decls = crate::mesh::control::waypoints(loaded, mode);
         let mut spec = crate::topology::cluster_spec(loaded);
         crate::mesh::control::add_waypoint_pods(&mut spec, &decls);
@@ -256,8 +309,9 @@ impl Cluster {
             build: BuildOptions { service_dnat: true },
         };
         let enforce = sandbox.is_real_root();
-        let mut cluster = Cluster::up(&spec, sandbox, &opts)?;
+        let mut cluster = Cluster::up_reporting(&spec, sandbox, &opts, phase)?;
         if mode != scenario::Mode::NoMesh {
+            phase(Phase::Mesh { mode });
             cluster.start_mesh(loaded, mode, profile, &spec, &decls, enforce)?;
         }
         Ok(cluster)
@@ -433,15 +487,6 @@ impl Cluster {
         self._metrics_stop = Some(tx);
         self.info.metrics = Some(addr.to_string());
         Ok(addr)
-    }
-
-    /// Memory the cost profile attributes to a proxy component beyond nothing (bytes):
-    /// base + per open connection. The runner reports `max(0, this − measured)` as modeled.
-    pub fn memory_floor(&self, component: &str) -> Option<u64> {
-        self.burners
-            .iter()
-            .find(|b| b.component().name == component)
-            .map(|b| b.memory_floor())
     }
 
     /// The network namespace of a pod, by name.

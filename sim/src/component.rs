@@ -16,27 +16,30 @@ use crate::cgroup::CpuCgroup;
 use crate::netns::NetNsRef;
 use crate::os::{gettid, heap, thread_cpu_ns};
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum ComponentKind {
-    App,
-    Sidecar,
-    Ztunnel,
-    Waypoint,
-    LoadClient,
+pub use results::run::ComponentKind;
+
+/// What a component counts of its own work, sampled by the meter each interval beside its CPU
+/// and heap: CPU per request is then a measurement divided by a measurement, both of one
+/// component over one window.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Requests handled (L7), or request/response exchanges relayed (L4); see
+    /// `results::interpret::requests_are` for what each kind counts. Shared, so a load
+    /// client's engine can count into it directly.
+    pub requests: Arc<AtomicU64>,
+    pub connections_opened: AtomicU64,
+    pub connections_active: AtomicU64,
+    /// CPU burned to reach the cost profile's floor, ns (part of the component's CPU).
+    pub floor_burned_ns: AtomicU64,
+    /// Memory the cost profile gives the component right now, bytes; 0: none.
+    pub profile_memory_bytes: AtomicU64,
+    /// Accept calls that failed (the loop logged, backed off and went on).
+    pub accept_errors: AtomicU64,
 }
 
-impl fmt::Display for ComponentKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ComponentKind::App => "app",
-            ComponentKind::Sidecar => "sidecar",
-            ComponentKind::Ztunnel => "ztunnel",
-            ComponentKind::Waypoint => "waypoint",
-            ComponentKind::LoadClient => "load-client",
-        })
+impl Counters {
+    pub fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -63,6 +66,8 @@ pub struct Component {
     threads: Mutex<Vec<i32>>,
     /// CPU nanoseconds of threads that have already exited (so their work stays charged).
     exited_cpu_ns: AtomicU64,
+    /// Its own count of its work.
+    pub counters: Arc<Counters>,
 }
 
 impl fmt::Debug for Component {
@@ -112,6 +117,7 @@ impl Component {
             limit,
             threads: Mutex::new(Vec::new()),
             exited_cpu_ns: AtomicU64::new(0),
+            counters: Arc::default(),
         })
     }
 

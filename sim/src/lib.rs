@@ -6,6 +6,7 @@
 //! - [`netns`]: creating, entering and naming network namespaces
 //! - [`topology`]: the cluster's shape (nodes, pods, services, addresses) and building it
 //! - [`nft`]: nftables rule sets (service DNAT) applied inside a namespace
+//! - [`accept`]: accept loops that log, count and wait out errors instead of ending or spinning
 //! - [`os`]: thread and process CPU clocks, thread ids, jemalloc heap statistics (a leaf)
 //! - [`component`]: a component instance (app replica, proxy, load client) on its own threads
 //! - [`meter`]: CPU and heap per component, sampled into time series; the saturation guard
@@ -18,6 +19,7 @@
 //! - [`runner`]: `meshsim run`: every mode in turn (interleaved repeats), a metered load client
 //!   per flow in its source pod, meter series, stop on request keeping what was measured
 
+pub mod accept;
 pub mod apps;
 pub mod cgroup;
 pub mod cluster;

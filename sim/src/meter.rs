@@ -6,7 +6,11 @@
 //!   it when they start), so the arena's allocated bytes are the component's live heap. Needs
 //!   jemalloc as the program's global allocator (the `meshsim` binary has it); without it,
 //!   memory is reported as not measured rather than as zero.
-//! - The process total is sampled beside the components' sum, so unattributed work shows.
+//! - Work: each component's own counters (requests or L4 exchanges, connections, the CPU it
+//!   burned to reach its cost floor, the memory its profile gives it), read at the same
+//!   instants as its CPU, so a figure per request divides two readings of one window.
+//! - The process total is sampled beside the components' sum, so unattributed work shows;
+//!   with its resident memory, descriptors and threads, what a soak watches for leaks.
 //! - The host's steal time (`/proc/stat`) over the run: on a shared VM the hypervisor gives
 //!   the cores to other tenants, and then every figure comes from a contended machine.
 
@@ -15,119 +19,36 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::component::{Component, ComponentKind};
+use results::host::saturation_warning;
+use results::raw::{ComponentSeries, MeterReport, ProcessReadings};
+
+use crate::component::Component;
 use crate::os::{current_thread_cpu_ns, heap, process_cpu_ns};
 
 fn thread_cpu_s() -> f64 {
     current_thread_cpu_ns() as f64 / 1e9
 }
 
-/// One component's meter readings at one instant.
+/// One component's readings at one instant: its clocks and counters.
 #[derive(Debug, Clone, Copy)]
 struct Reading {
     cpu_ns: u64,
-    heap_bytes: Option<u64>,
+    floor_ns: u64,
+    requests: u64,
+    connections_opened: u64,
 }
 
 fn read(c: &Component) -> Reading {
+    let k = &c.counters;
     Reading {
         cpu_ns: c.cpu_ns(),
-        heap_bytes: c.arena().and_then(heap::arena_allocated),
+        floor_ns: k.floor_burned_ns.load(Ordering::Relaxed),
+        requests: k.requests.load(Ordering::Relaxed),
+        connections_opened: k.connections_opened.load(Ordering::Relaxed),
     }
 }
 
-/// A component's time series: one point per sampling interval.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComponentSeries {
-    pub name: String,
-    pub kind: ComponentKind,
-    /// vCPU used in each interval (1.0 = one core busy the whole interval).
-    pub vcpu: Vec<f64>,
-    /// Live heap at the end of each interval, MiB; empty when heap is not measured.
-    pub heap_mib: Vec<f64>,
-    /// CPU limit enforced on the component, in vCPU, if any.
-    pub cpu_limit: Option<f64>,
-}
-
-impl ComponentSeries {
-    pub fn summary(&self) -> ComponentSummary {
-        let n = self.vcpu.len().max(1) as f64;
-        ComponentSummary {
-            name: self.name.clone(),
-            kind: self.kind,
-            avg_vcpu: self.vcpu.iter().sum::<f64>() / n,
-            peak_vcpu: self.vcpu.iter().copied().fold(0.0, f64::max),
-            avg_heap_mib: (!self.heap_mib.is_empty())
-                .then(|| self.heap_mib.iter().sum::<f64>() / self.heap_mib.len() as f64),
-            peak_heap_mib: (!self.heap_mib.is_empty())
-                .then(|| self.heap_mib.iter().copied().fold(0.0, f64::max)),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComponentSummary {
-    pub name: String,
-    pub kind: ComponentKind,
-    pub avg_vcpu: f64,
-    pub peak_vcpu: f64,
-    pub avg_heap_mib: Option<f64>,
-    pub peak_heap_mib: Option<f64>,
-}
-
-impl ComponentSummary {
-    /// vCPU per 1000 requests per second of the load the component carried.
-    pub fn vcpu_per_krps(&self, rps: f64) -> Option<f64> {
-        (rps > 0.0).then(|| self.avg_vcpu / rps * 1000.0)
-    }
-}
-
-/// Everything the meter measured over a run (or one part of it).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MeterReport {
-    pub interval_s: f64,
-    /// End of each sampled interval, seconds since the meter started (the last interval may
-    /// be shorter than `interval_s`).
-    pub t_s: Vec<f64>,
-    pub cores: usize,
-    pub components: Vec<ComponentSeries>,
-    /// Whole process, vCPU per interval: the components' sum plus anything unattributed.
-    pub process_vcpu: Vec<f64>,
-    /// Heap measured per component (false: jemalloc is not the allocator).
-    pub heap_measured: bool,
-    /// CPU the meter itself used, in vCPU over the whole run (its overhead).
-    pub meter_vcpu: f64,
-    /// Set when in some interval the components together used more than 85% of the cores:
-    /// latency then measures contention on this machine, not the mesh.
-    pub saturation_warning: Option<String>,
-    /// Share of the machine's busy CPU time that the hypervisor gave to other tenants while
-    /// the meter ran (steal); `None` where `/proc/stat` has no steal column.
-    #[serde(default)]
-    pub host_steal_share: Option<f64>,
-}
-
-impl MeterReport {
-    pub fn summaries(&self) -> Vec<ComponentSummary> {
-        self.components
-            .iter()
-            .map(ComponentSeries::summary)
-            .collect()
-    }
-
-    /// Sum over components, per interval.
-    pub fn components_vcpu(&self) -> Vec<f64> {
-        let n = self.process_vcpu.len();
-        (0..n)
-            .map(|i| self.components.iter().filter_map(|c| c.vcpu.get(i)).sum())
-            .collect()
-    }
-}
-
-/// Fraction of the machine's cores above which a sample counts as saturated.
-pub const SATURATION: f64 = 0.85;
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// Samples a set of components every `interval` on a thread of its own until stopped.
 pub struct Meter {
@@ -136,12 +57,26 @@ pub struct Meter {
 }
 
 impl Meter {
-    pub fn start(components: Vec<Arc<Component>>, interval: Duration) -> std::io::Result<Meter> {
+    /// Starts sampling; every `t_s` of the report counts from `origin` (the mode's load start,
+    /// so the meters' time line and the flows' are one).
+    pub fn start(
+        components: Vec<Arc<Component>>,
+        interval: Duration,
+        origin: Instant,
+    ) -> std::io::Result<Meter> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        // The first readings are taken now, not when the thread gets to run: work done right
+        // after `start` returns belongs to the first interval.
+        let first = Start {
+            readings: components.iter().map(|c| read(c)).collect(),
+            process_cpu_ns: process_cpu_ns(),
+            host: HostTicks::read(),
+            at: Instant::now(),
+        };
         let thread = std::thread::Builder::new()
             .name("meter".into())
-            .spawn(move || sample_loop(&components, interval, &flag))?;
+            .spawn(move || sample_loop(&components, interval, origin, first, &flag))?;
         Ok(Meter {
             stop,
             thread: Some(thread),
@@ -163,30 +98,60 @@ impl Meter {
     }
 }
 
+fn new_series(c: &Component) -> ComponentSeries {
+    let mut s = ComponentSeries::new(c.name.clone(), c.kind);
+    s.cpu_limit_millis = c.cpu_limit_millis();
+    s.cpu_limit_enforced = c.cpu_limit_enforced();
+    s
+}
+
+/// Appends one interval of `dt` seconds to a component's series.
+fn push_interval(s: &mut ComponentSeries, c: &Component, r: Reading, prev: Reading, dt: f64) {
+    s.vcpu
+        .push(r.cpu_ns.saturating_sub(prev.cpu_ns) as f64 / 1e9 / dt);
+    s.floor_vcpu
+        .push(r.floor_ns.saturating_sub(prev.floor_ns) as f64 / 1e9 / dt);
+    s.requests.push(r.requests.saturating_sub(prev.requests));
+    s.connections_opened
+        .push(r.connections_opened.saturating_sub(prev.connections_opened));
+    let k = &c.counters;
+    s.connections_active
+        .push(k.connections_active.load(Ordering::Relaxed));
+    s.threads.push(c.threads().len() as u64);
+    let profile = k.profile_memory_bytes.load(Ordering::Relaxed);
+    if profile > 0 {
+        s.profile_mib.push(profile as f64 / MIB);
+    }
+    if let Some(h) = c.arena().and_then(heap::arena_allocated) {
+        s.heap_mib.push(h as f64 / MIB);
+    }
+}
+
+/// The readings a meter starts from.
+struct Start {
+    readings: Vec<Reading>,
+    process_cpu_ns: u64,
+    host: Option<HostTicks>,
+    at: Instant,
+}
+
 fn sample_loop(
     components: &[Arc<Component>],
     interval: Duration,
+    origin: Instant,
+    first: Start,
     stop: &AtomicBool,
 ) -> MeterReport {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let heap_measured = heap::active();
-    let mut series: Vec<ComponentSeries> = components
-        .iter()
-        .map(|c| ComponentSeries {
-            name: c.name.clone(),
-            kind: c.kind,
-            vcpu: Vec::new(),
-            heap_mib: Vec::new(),
-            cpu_limit: c.cpu_limit_millis().map(|m| m as f64 / 1000.0),
-        })
-        .collect();
-    let mut process_vcpu = Vec::new();
+    let mut series: Vec<ComponentSeries> = components.iter().map(|c| new_series(c)).collect();
+    let mut process = ProcessReadings::default();
     let mut t_s = Vec::new();
-    let start = Instant::now();
-    let mut last: Vec<Reading> = components.iter().map(|c| read(c)).collect();
-    let mut last_proc = process_cpu_ns();
-    let host_start = HostTicks::read();
-    let mut last_t = Instant::now();
+    let mut last = first.readings;
+    let mut last_proc = first.process_cpu_ns;
+    let host_start = first.host;
+    let start = first.at;
+    let mut last_t = start;
     let mut next = last_t + interval;
     let mut sums = Vec::new();
     loop {
@@ -203,25 +168,28 @@ fn sample_loop(
         let dt = now.duration_since(last_t).as_secs_f64();
         // A last interval shorter than a tenth of the period is noise, not a sample.
         if dt >= interval.as_secs_f64() / 10.0 {
-            let mut sum = 0.0;
             for ((c, s), prev) in components
                 .iter()
                 .zip(series.iter_mut())
                 .zip(last.iter_mut())
             {
                 let r = read(c);
-                let v = r.cpu_ns.saturating_sub(prev.cpu_ns) as f64 / 1e9 / dt;
-                sum += v;
-                s.vcpu.push(v);
-                if heap_measured && let Some(h) = r.heap_bytes {
-                    s.heap_mib.push(h as f64 / (1024.0 * 1024.0));
-                }
+                push_interval(s, c, r, *prev, dt);
                 *prev = r;
             }
+            if !heap_measured {
+                series.iter_mut().for_each(|s| s.heap_mib.clear());
+            }
+            sums.push(series.iter().filter_map(|s| s.vcpu.last()).sum::<f64>());
             let p = process_cpu_ns();
-            process_vcpu.push(p.saturating_sub(last_proc) as f64 / 1e9 / dt);
-            t_s.push(now.duration_since(start).as_secs_f64());
-            sums.push(sum);
+            process
+                .vcpu
+                .push(p.saturating_sub(last_proc) as f64 / 1e9 / dt);
+            let (rss, fds, threads) = process_readings();
+            process.rss_mib.push(rss);
+            process.fds.push(fds);
+            process.threads.push(threads);
+            t_s.push(now.saturating_duration_since(origin).as_secs_f64());
             last_proc = p;
             last_t = now;
         }
@@ -235,7 +203,7 @@ fn sample_loop(
         t_s,
         cores,
         components: series,
-        process_vcpu,
+        process,
         heap_measured,
         meter_vcpu: thread_cpu_s() / start.elapsed().as_secs_f64().max(1e-9),
         saturation_warning: saturation_warning(&sums, cores),
@@ -245,8 +213,19 @@ fn sample_loop(
     }
 }
 
-/// Steal share above which a run is flagged as measured on a contended host.
-pub const STEAL_WARNING: f64 = 0.05;
+/// The whole process: resident MiB, open file descriptors, threads.
+fn process_readings() -> (f64, u64, u64) {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as f64;
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |pages| pages * page / MIB);
+    let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count() as u64);
+    (rss, count("/proc/self/fd"), count("/proc/self/task"))
+}
 
 /// The machine-wide CPU counters of `/proc/stat` (ticks), as far as the steal share needs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,56 +267,12 @@ impl HostTicks {
     }
 }
 
-/// The contended-host guard: a warning when the hypervisor took more than [`STEAL_WARNING`]
-/// of the busy time. Steal itself is not charged to threads (paravirtual time accounting),
-/// but the neighbours it signals share caches and cores, so CPU per request and latency
-/// both come out higher and noisier than on a quiet machine.
-pub fn steal_warning(share: Option<f64>) -> Option<String> {
-    let s = share?;
-    (s > STEAL_WARNING).then(|| {
-        format!(
-            "the host was contended: the hypervisor gave {:.1}% of this machine's busy CPU time \
-             to other tenants (steal, over {:.0}%), so CPU per request and latency come out \
-             higher and noisier than on a quiet machine; compare with --repeat or rerun when \
-             the host is quiet",
-            s * 100.0,
-            STEAL_WARNING * 100.0
-        )
-    })
-}
-
-/// The saturation guard: a warning when, in any interval, the components together used more
-/// than [`SATURATION`] of the machine's cores.
-pub fn saturation_warning(components_vcpu: &[f64], cores: usize) -> Option<String> {
-    let (i, v) = components_vcpu
-        .iter()
-        .copied()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(&b.1))?;
-    (v > SATURATION * cores as f64).then(|| {
-        format!(
-            "the machine was saturated: components used {v:.2} of {cores} cores in interval {i} \
-             (over {:.0}%); latency then measures contention on this machine, not the mesh. \
-             Lower the load or the number of components.",
-            SATURATION * 100.0
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn saturation_is_flagged_above_85_percent_of_the_cores() {
-        assert!(saturation_warning(&[0.5, 1.6, 0.2], 2).is_none());
-        let w = saturation_warning(&[0.5, 1.75, 0.2], 2).expect("flagged");
-        assert!(w.contains("1.75 of 2 cores in interval 1"), "{w}");
-        assert!(saturation_warning(&[], 2).is_none());
-    }
-
-    #[test]
-    fn steal_is_read_from_proc_stat_and_flagged_above_5_percent() {
+    fn steal_is_read_from_proc_stat() {
         let a = HostTicks::parse(
             "cpu  100 0 50 9000 3 0 10 40 0 0\ncpu0 50 0 25 4500 1 0 5 20 0 0\nintr 1\n",
         )
@@ -352,27 +287,26 @@ mod tests {
         let b = HostTicks::parse("cpu  250 0 100 9100 3 0 10 60 0 0\n").expect("parsed");
         let share = b.steal_share_since(&a).expect("busy");
         assert!((share - 20.0 / 220.0).abs() < 1e-12, "{share}");
-        assert!(steal_warning(Some(0.04)).is_none());
-        assert!(steal_warning(None).is_none());
-        let w = steal_warning(Some(share)).expect("flagged");
-        assert!(w.contains("9.1% of this machine's busy CPU time"), "{w}");
-        // No steal column (old kernels) or no work between readings: no figure, no warning.
+        // No steal column (old kernels) or no work between readings: no figure.
         assert!(HostTicks::parse("cpu  1 2 3 4\n").is_none());
         assert!(a.steal_share_since(&a).is_none());
     }
 
     #[test]
-    fn summaries_average_and_peak() {
-        let s = ComponentSeries {
-            name: "sidecar-a".into(),
-            kind: ComponentKind::Sidecar,
-            vcpu: vec![0.1, 0.3],
-            heap_mib: vec![10.0, 30.0],
-            cpu_limit: None,
-        };
-        let m = s.summary();
-        assert!((m.avg_vcpu - 0.2).abs() < 1e-9 && (m.peak_vcpu - 0.3).abs() < 1e-9);
-        assert_eq!(m.peak_heap_mib, Some(30.0));
-        assert!((m.vcpu_per_krps(500.0).expect("rps") - 0.4).abs() < 1e-9);
+    fn the_process_readings_see_this_process() {
+        let (rss, fds, threads) = process_readings();
+        assert!(rss > 1.0, "a test process holds more than 1 MiB: {rss}");
+        assert!(fds >= 3, "stdin, stdout and stderr at least: {fds}");
+        assert!(threads >= 1);
+        // Other tests of this binary open and close descriptors too: a wide margin.
+        let files: Vec<std::fs::File> = (0..200)
+            .map(|_| std::fs::File::open("/dev/null").expect("open"))
+            .collect();
+        let more = process_readings().1.saturating_sub(fds);
+        assert!(
+            (150..=250).contains(&more),
+            "200 more open files read as {more} more"
+        );
+        drop(files);
     }
 }

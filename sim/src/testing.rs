@@ -118,6 +118,87 @@ pub fn required() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
+static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Writes to the terminal past the test harness's output capture (which only takes the print
+/// macros), so a skip shows in a plain `cargo test` run.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+extern "C" fn say_skipped() {
+    let names = SKIPPED.lock().map(|v| v.clone()).unwrap_or_default();
+    if !names.is_empty() {
+        say(&format!(
+            "\n{} test{} skipped here (not run, not passed): {}\n",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        ));
+    }
+}
+
+/// A test that cannot run on this machine: one visible line naming it and why, and a count of
+/// the skipped tests when the test binary ends. Under `CI` it panics instead: there a missing
+/// privilege or tool is a failure, never a pass. Call it and return from the test.
+pub fn skip(test: &str, reason: &str) {
+    assert!(
+        !required(),
+        "CI must run {test}, but it cannot run here: {reason}"
+    );
+    say(&format!("SKIPPED {test}: {reason}\n"));
+    if let Ok(mut v) = SKIPPED.lock() {
+        if v.is_empty() {
+            // SAFETY: registers a plain `extern "C" fn()` that only reads a static.
+            unsafe {
+                libc::atexit(say_skipped);
+            }
+        }
+        v.push(test.to_string());
+    }
+}
+
+/// Why namespace tests cannot run here (no root and no user namespaces, or a missing tool),
+/// or `None` when they can.
+pub fn namespaces_unavailable(tools: &[&str]) -> Option<String> {
+    use std::process::{Command, Stdio};
+    let root = nix::unistd::geteuid().is_root();
+    let userns = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--net", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !root && !userns {
+        return Some("needs root or unprivileged user namespaces".into());
+    }
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            !Command::new(t)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    (!missing.is_empty()).then(|| format!("needs {} installed", missing.join(" and ")))
+}
+
+/// True when a namespace test can run; otherwise [`skip`]s it (a failure under CI).
+pub fn can_run_namespaces(test: &str, tools: &[&str]) -> bool {
+    match namespaces_unavailable(tools) {
+        None => true,
+        Some(reason) => {
+            skip(test, &reason);
+            false
+        }
+    }
+}
+
 pub type SandboxTest = (&'static str, fn(&Sandbox) -> Result<(), String>);
 
 /// Entry point of a `harness = false` test binary whose tests need the sandbox. Enters it
@@ -132,9 +213,11 @@ pub fn run_sandboxed(tests: &[SandboxTest]) -> ! {
     let sb = match sandbox::enter() {
         Ok(sb) => sb,
         Err(e) if !required() => {
-            println!("skipping {} sandbox tests: {e}", tests.len());
+            for (name, _) in tests {
+                println!("test {name} ... SKIPPED: {e}");
+            }
             println!(
-                "\ntest result: ok. 0 passed; 0 failed; {} ignored",
+                "\ntest result: ok. 0 passed; 0 failed; {} ignored (skipped here: the sandbox needs root or user namespaces)",
                 tests.len()
             );
             std::process::exit(0);

@@ -608,7 +608,7 @@ async fn splice_bytes_carries_request_response_and_bulk_in_order() {
             .expect("connect");
         let spliced = Arc::new(AtomicUsize::new(0));
         let counted = spliced.clone();
-        let splice = tokio::spawn(hbone::splice_bytes(tunnel, captured, move |n| {
+        let splice = tokio::spawn(hbone::splice_bytes(tunnel, captured, move |_, n| {
             counted.fetch_add(n, Ordering::SeqCst);
         }));
 

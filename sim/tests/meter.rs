@@ -40,8 +40,12 @@ fn cpu_burned_on_a_component_thread_is_charged_to_it() {
     let idle = Component::new("idle", ComponentKind::App, host());
     let busy_rt = busy.start_runtime(1, None).expect("runtime");
     let _idle_rt = idle.start_runtime(1, None).expect("runtime");
-    let meter =
-        Meter::start(vec![busy.clone(), idle.clone()], Duration::from_millis(100)).expect("meter");
+    let meter = Meter::start(
+        vec![busy.clone(), idle.clone()],
+        Duration::from_millis(100),
+        std::time::Instant::now(),
+    )
+    .expect("meter");
     let before = busy.cpu_ns();
     busy_rt.run(async { burn(Duration::from_millis(600)) });
     let charged = (busy.cpu_ns() - before) as f64 / 1e9;
@@ -50,7 +54,6 @@ fn cpu_burned_on_a_component_thread_is_charged_to_it() {
         "burned 0.600 s of CPU, charged {charged:.3} s"
     );
     let report = meter.finish();
-    let s = report.summaries();
     let mut prev = 0.0;
     let busy_total: f64 = report.components[0]
         .vcpu
@@ -66,11 +69,57 @@ fn cpu_burned_on_a_component_thread_is_charged_to_it() {
         (busy_total - 0.6).abs() <= 0.6 * 0.1,
         "series total {busy_total:.3} s for 0.6 s burned"
     );
-    assert!(
-        s[1].avg_vcpu < 0.02,
-        "idle component charged {}",
-        s[1].avg_vcpu
+    let idle_vcpu = report.components[1]
+        .vcpu
+        .iter()
+        .copied()
+        .fold(0.0, f64::max);
+    assert!(idle_vcpu < 0.02, "idle component charged {idle_vcpu}");
+}
+
+#[test]
+fn a_components_own_counts_are_sampled_with_its_cpu() {
+    use std::sync::atomic::Ordering;
+    let proxy = Component::new("proxy", ComponentKind::Ztunnel, host());
+    let origin = std::time::Instant::now();
+    let meter =
+        Meter::start(vec![proxy.clone()], Duration::from_millis(100), origin).expect("meter");
+    let k = &proxy.counters;
+    for _ in 0..1000 {
+        k.request();
+    }
+    k.connections_opened.fetch_add(3, Ordering::Relaxed);
+    k.connections_active.store(3, Ordering::Relaxed);
+    k.profile_memory_bytes.store(12 << 20, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(350));
+    for _ in 0..500 {
+        k.request();
+    }
+    let report = meter.finish();
+    let s = &report.components[0];
+    assert_eq!(
+        s.requests.iter().sum::<u64>(),
+        1500,
+        "every request in some interval"
     );
+    assert!(
+        s.requests.iter().filter(|&&n| n > 0).count() >= 2,
+        "{:?}",
+        s.requests
+    );
+    assert_eq!(s.connections_opened.iter().sum::<u64>(), 3);
+    assert_eq!(s.connections_active.last(), Some(&3));
+    assert_eq!(s.profile_mib.last(), Some(&12.0));
+    // One time line: every series has a point per interval, the first about 0.1 s after the
+    // origin and the last at most a little after the meter stopped.
+    assert_eq!(s.vcpu.len(), report.t_s.len());
+    assert_eq!(s.requests.len(), report.t_s.len());
+    assert!(
+        report.t_s[0] > 0.05 && report.t_s[0] < 0.5,
+        "{:?}",
+        report.t_s
+    );
+    assert!(*report.t_s.last().unwrap() <= origin.elapsed().as_secs_f64());
 }
 
 #[test]

@@ -144,7 +144,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         Arc::new(move |p: &Progress| b.set_message(progress_line(p, stream))) as ProgressFn
     });
 
-    let result = rt.block_on(loadgen::run(&spec, None, progress));
+    let result = rt.block_on(loadgen::run(
+        &spec,
+        loadgen::Hooks {
+            progress,
+            ..Default::default()
+        },
+    ));
     if let Some(b) = bar {
         b.finish_and_clear();
     }

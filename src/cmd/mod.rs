@@ -19,6 +19,12 @@ pub fn init_tracing() {
         .init();
 }
 
+/// Whether this is a CI job (`CI` set to anything but empty, `0` or `false`): no progress
+/// bars or live lines there, the logs stay readable.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
 /// Loads and validates a scenario. Errors name file, line and field.
 pub fn load_scenario(path: &std::path::Path) -> anyhow::Result<scenario::Loaded> {
     Ok(scenario::load(path)?)

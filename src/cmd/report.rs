@@ -1,4 +1,5 @@
-//! `meshsim report RUN.json`: re-render report.html, charts and summary.md from a saved run.
+//! `meshsim report RUN.json|DIR`: re-render report.html, charts and summary.md from a saved
+//! run, complete or not (a run killed part-way left run.json with the modes it finished).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,15 +8,25 @@ use anyhow::Context as _;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A run.json written by `meshsim run`.
+    /// A run.json written by `meshsim run`, or the run directory holding it.
     pub run: PathBuf,
     /// Where to write; default: the directory of RUN.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    if args.run.is_dir() {
+        args.run = args.run.join("run.json");
+    }
     let run = reports::RunResult::load(&args.run)?;
+    if run.incomplete {
+        eprintln!(
+            "{}: an incomplete run ({} of its modes measured); the report says so",
+            args.run.display(),
+            run.modes.len()
+        );
+    }
     let dir = match args.out {
         Some(d) => d,
         None => args

@@ -4,11 +4,14 @@
 //! Exit codes: 0 all good; 1 an SLO failed; 2 an error (nothing measured is lost: what was
 //! measured before it is written, marked incomplete); 130 interrupted (Ctrl-C), results
 //! written and marked incomplete.
+//!
+//! `run.json` is written after every finished mode (marked incomplete until the last), so a
+//! run killed outright, or a machine lost, keeps every mode it finished; `meshsim report DIR`
+//! renders such a directory and `meshsim run SCENARIO --resume DIR` finishes it.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,29 +44,101 @@ pub struct Args {
     /// Warmup before every step, overriding the scenario (e.g. 1s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub warmup: Option<Duration>,
+    /// Finish an interrupted run: the run directory whose run.json lacks modes. Runs only the
+    /// missing ones, with the modes, repeats and times that run had, and writes into it.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["modes", "repeat", "duration", "warmup", "out"])]
+    pub resume: Option<PathBuf>,
+}
+
+/// `--duration`, `--warmup` and `--mode` become part of the scenario the run records, so
+/// `run.json` says what was measured (and a resumed run repeats it).
+fn apply_overrides(loaded: &mut scenario::Loaded, args: &Args) {
+    for f in &mut loaded.scenario.flows {
+        if let Some(d) = args.duration {
+            f.duration = scenario::Dur(d);
+        }
+        if let Some(w) = args.warmup {
+            f.warmup = scenario::Dur(w);
+        }
+    }
+    if !args.modes.is_empty() {
+        loaded.scenario.modes = args.modes.iter().map(|&m| Mode::from(m)).collect();
+    }
+}
+
+/// What an interrupted run left: its results, and the overrides it ran with applied to the
+/// freshly loaded scenario. Refuses a scenario that changed since.
+fn resume_from(
+    dir: &Path,
+    loaded: &mut scenario::Loaded,
+) -> anyhow::Result<(results::RunResult, RunOptions)> {
+    let path = dir.join("run.json");
+    let earlier = results::RunResult::load(&path)
+        .with_context(|| format!("cannot resume from {}", dir.display()))?;
+    let was = &earlier.scenario.scenario;
+    for (f, old) in loaded.scenario.flows.iter_mut().zip(&was.flows) {
+        f.duration = old.duration;
+        f.warmup = old.warmup;
+    }
+    loaded.scenario.modes = was.modes.clone();
+    if loaded.resolved() != earlier.scenario {
+        anyhow::bail!(
+            "{} was made from another version of {}: the scenario or its manifests changed \
+             since; start a new run instead",
+            path.display(),
+            loaded.path.display()
+        );
+    }
+    let mut opts = RunOptions::new();
+    opts.repeat = earlier.repeats;
+    opts.done = results::interpret::finished(&earlier);
+    Ok((earlier, opts))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Everything the user can get wrong is checked before any cluster starts.
-    let loaded = super::load_scenario(&args.scenario)?;
-    let mut opts = RunOptions::new();
-    opts.modes = args.modes.iter().map(|&m| Mode::from(m)).collect();
-    opts.repeat = args.repeat;
-    opts.duration = args.duration;
-    opts.warmup = args.warmup;
+    let mut loaded = super::load_scenario(&args.scenario)?;
+    let (earlier, mut opts) = match &args.resume {
+        Some(dir) => {
+            let (earlier, opts) = resume_from(dir, &mut loaded)?;
+            (Some(earlier), opts)
+        }
+        None => {
+            apply_overrides(&mut loaded, &args);
+            let mut opts = RunOptions::new();
+            opts.repeat = args.repeat;
+            (None, opts)
+        }
+    };
     // `--profile` is the user's (a file relative to where they are); the scenario's is taken
     // relative to the scenario file.
     let profile = match &args.profile {
         Some(p) => scenario::profile::Profile::load(p)?,
         None => loaded.profile()?,
     };
+    if let Some(e) = &earlier
+        && e.profile.name != profile.name
+    {
+        anyhow::bail!(
+            "the run being resumed used cost profile `{}`; resume it with --profile {}",
+            e.profile.name,
+            e.profile.name
+        );
+    }
     sim::runner::check(&loaded, &opts)?;
     warn_unjudgeable_slos(&loaded, &opts);
     sim::nft::check_installed()?;
-    let out_dir = match &args.out {
-        Some(d) => d.clone(),
-        None => default_out_dir(&loaded.scenario.name),
+    let out_dir = match (&args.resume, &args.out) {
+        (Some(d), _) | (None, Some(d)) => d.clone(),
+        (None, None) => default_out_dir(&loaded.scenario.name),
     };
+    if earlier.as_ref().is_some_and(|e| !e.incomplete) {
+        eprintln!(
+            "{} is complete already: nothing to resume",
+            out_dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create the output directory {}", out_dir.display()))?;
     check_writable(&out_dir)?;
@@ -84,7 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "\n{sig}: stopping now; the step in flight is dropped (its window would be \
                      short), every finished step and mode is kept (again to abort at once)"
                 );
-                stop.store(true, Ordering::Relaxed);
+                stop.cancel();
             }
             if signals.wait().is_ok() {
                 std::process::exit(130);
@@ -111,26 +186,58 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }));
     }
 
+    let build = results::interpret::BuildInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        commit: option_env!("MESHSIM_COMMIT").map(str::to_string),
+    };
+    let to_result = {
+        let (loaded, build, earlier) = (loaded.clone(), build.clone(), earlier.clone());
+        move |raw: &results::raw::RawRun| match &earlier {
+            Some(e) => results::interpret::resumed(&loaded, e, raw, &build),
+            None => results::interpret::run_result(&loaded, raw, &build),
+        }
+    };
+    let to_result = Arc::new(to_result);
+    // After each mode, everything so far goes to disk, marked incomplete until the end.
+    let save_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
+    opts.measured = {
+        let (path, to_result, save_error) = (
+            out_dir.join("run.json"),
+            to_result.clone(),
+            save_error.clone(),
+        );
+        Some(Arc::new(move |raw: &results::raw::RawRun| {
+            let mut run = to_result(raw);
+            run.incomplete = true;
+            if let Err(e) = run.save(&path)
+                && let Ok(mut slot) = save_error.lock()
+            {
+                slot.get_or_insert(anyhow::Error::new(e));
+            }
+        }))
+    };
+
     let started = Instant::now();
     let result = sim::runner::run(&loaded, &profile, sandbox, &opts);
     if let Some(b) = &bar {
         b.finish();
     }
+    if let Some(e) = save_error.lock().ok().and_then(|mut s| s.take()) {
+        return Err(e.context("cannot save the measured modes"));
+    }
     let (output, failure) = match result {
         Ok(o) => (Some(o), None),
         Err(f) => (f.partial.map(|p| *p), Some(f.error)),
     };
-    let build = reports::ingest::BuildInfo {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        commit: option_env!("MESHSIM_COMMIT").map(str::to_string),
-    };
     let mut wrote = None;
-    if let Some(o) = output.as_ref().filter(|o| !o.modes.is_empty()) {
-        let run = reports::ingest::run_result(&loaded, o, &build);
+    if let Some(o) = output
+        .as_ref()
+        .filter(|o| !o.modes.is_empty() || earlier.is_some())
+    {
+        let run = to_result(o);
         let path = out_dir.join("run.json");
         run.save(&path)?;
-        reports::render_all(&run, &out_dir)
-            .with_context(|| format!("cannot render the report into {}", out_dir.display()))?;
+        render(&run, &out_dir)?;
         wrote = Some(run);
     }
     if let Some(run) = &wrote {
@@ -189,6 +296,17 @@ fn warn_unjudgeable_slos(loaded: &scenario::Loaded, opts: &RunOptions) {
     }
 }
 
+/// The report, charts and summary beside run.json, with a line for a person at a terminal
+/// (rendering the charts takes a few seconds).
+fn render(run: &results::RunResult, dir: &Path) -> anyhow::Result<()> {
+    if std::io::stderr().is_terminal() && !super::in_ci() {
+        eprintln!("rendering the report and charts…");
+    }
+    reports::render_all(run, dir)
+        .with_context(|| format!("cannot render the report into {}", dir.display()))?;
+    Ok(())
+}
+
 fn default_out_dir(scenario: &str) -> PathBuf {
     // 2026-11-25T10:11:12Z -> 20261125-101112: sorts by time, safe in any shell.
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -230,7 +348,7 @@ struct BarState {
 }
 
 fn progress_bar(loaded: &scenario::Loaded, opts: &RunOptions, total: usize) -> Option<Bar> {
-    let tty = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let tty = std::io::stderr().is_terminal() && !super::in_ci();
     if !tty {
         return None;
     }

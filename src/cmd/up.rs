@@ -42,7 +42,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .thread_block()
         .context("cannot block stop signals")?;
 
-    let mut cluster = Cluster::up_scenario(&loaded, mode, &profile, sandbox)
+    let started = std::time::Instant::now();
+    let phase = |p: sim::cluster::Phase| {
+        eprintln!("[{:>5.1} s] {p}", started.elapsed().as_secs_f64());
+    };
+    let mut cluster = Cluster::up_scenario_reporting(&loaded, mode, &profile, sandbox, &phase)
         .context("cannot bring the cluster up")?;
     if cluster.mesh.is_some() {
         cluster.serve_merged_metrics(args.metrics_port)?;

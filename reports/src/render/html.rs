@@ -67,7 +67,7 @@ dt { color: var(--muted); } dd { margin: 0; }
 
 pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
     let mut h = String::new();
-    let name = run.scenario_name().unwrap_or("(unnamed scenario)");
+    let name = run.scenario_name();
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -174,7 +174,7 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
                  other tenants; above {:.0}% the figures come from a contended host)",
                 lo * 100.0,
                 hi * 100.0,
-                sim::meter::STEAL_WARNING * 100.0
+                results::host::STEAL_WARNING * 100.0
             ),
         );
     }
@@ -328,15 +328,13 @@ fn headline(h: &mut String, run: &RunResult) {
         .first()
         .and_then(|m| m.flows.first())
         .and_then(|f| {
-            f.headline_step(run.headline_rps)
-                .and_then(|i| f.steps.get(i))
-                .map(|s| {
-                    format!(
-                        "flow <b>{}</b> at {}",
-                        esc(&f.name),
-                        rate_label(s.target_rps)
-                    )
-                })
+            f.headline_step().and_then(|i| f.steps.get(i)).map(|s| {
+                format!(
+                    "flow <b>{}</b> at {}",
+                    esc(&f.name),
+                    rate_label(s.target_rps)
+                )
+            })
         })
         .unwrap_or_else(|| "the first flow".into());
     let _ = writeln!(
@@ -429,7 +427,7 @@ fn details(h: &mut String, run: &RunResult) {
                 );
             }
         }
-        h.push_str("</table>\n<h3>Components</h3>\n<table><tr><th>component</th><th class=\"l\">kind</th><th>vCPU avg</th><th>vCPU / 1000 rps</th><th>CPU floor</th><th>MiB avg</th><th>MiB peak</th><th>MiB modeled</th><th>CPU limit</th></tr>\n");
+        h.push_str("</table>\n<h3>Components</h3>\n<table><tr><th>component</th><th class=\"l\">kind</th><th>vCPU avg</th><th>of which floor</th><th>rps counted</th><th>vCPU / 1000 rps</th><th>MiB avg</th><th>MiB peak</th><th>MiB modeled</th><th>CPU limit</th></tr>\n");
         for c in &m.components {
             let limit = match c.cpu_limit_millis {
                 None => "none".to_string(),
@@ -438,12 +436,14 @@ fn details(h: &mut String, run: &RunResult) {
             };
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td title=\"{}\">{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&c.name),
                 c.kind,
                 fmt::vcpu(c.vcpu_avg),
+                fmt::opt(c.vcpu_floor_avg, fmt::vcpu),
+                esc(&c.requests_are),
+                c.rps_avg,
                 fmt::opt(c.vcpu_per_1000rps, fmt::vcpu),
-                fmt::opt(c.modeled_vcpu_floor, fmt::vcpu),
                 fmt::mib(c.heap_mib_avg),
                 fmt::mib(c.heap_mib_peak),
                 fmt::opt(c.modeled_mib, fmt::mib),

@@ -12,11 +12,7 @@ fn cell(s: &str) -> String {
 
 pub fn summary_markdown(run: &RunResult) -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "## meshsim: {}\n",
-        run.scenario_name().unwrap_or("(unnamed scenario)")
-    );
+    let _ = writeln!(s, "## meshsim: {}\n", run.scenario_name());
     let _ = writeln!(
         s,
         "Profile `{}`, seed {}, {} repeat(s), started {}, meshsim {}{}.\n",
@@ -103,7 +99,11 @@ pub fn summary_markdown(run: &RunResult) -> String {
     }
     s.push_str(
         "\nAdded latency is over no-mesh on the headline step of the first flow. \
-         Modeled MiB is what the cost profile adds beyond what the lean models allocate.\n",
+         vCPU per 1000 rps divides each proxy's CPU by the requests it counted itself over the \
+         same window (ztunnel counts request/response exchanges, being L4); the total divides \
+         all proxies' CPU by the requests the load clients counted. `model + floor`: the \
+         models' own CPU, and what was burned to reach the cost profile's floor. Modeled MiB is \
+         what the cost profile adds beyond what the lean models allocate (not measured).\n",
     );
     // CPU per request follows the host's speed: a reader comparing with another day's run
     // needs this line to tell the host's drift from meshsim's.
@@ -129,13 +129,4 @@ pub(crate) fn repeat_suffix(run: &RunResult, repeat: u32) -> String {
     }
 }
 
-/// Up to 3 decimals, without trailing zeros: SLO limits are written by people ("5", "0.18").
-pub(crate) fn trim_num(v: f64) -> String {
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" {
-        "0".into()
-    } else {
-        s.to_string()
-    }
-}
+pub(crate) use results::trim_num;

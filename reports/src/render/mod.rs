@@ -15,7 +15,6 @@ use plotters::prelude::*;
 
 pub use charts::{ChartData, FONT_FAMILY, Line, ResourceBar, mode_color, percentile_label};
 pub use markdown::summary_markdown;
-pub(crate) use markdown::trim_num;
 
 use crate::hist::HistogramError;
 use crate::run::{ComponentKind, Mode, ModeResult, RunResult, median};
@@ -154,7 +153,7 @@ pub fn chart_data(run: &RunResult) -> Result<Vec<ChartSpec>, RenderError> {
     };
     let mut out = Vec::new();
     for flow in &first.flows {
-        let Some(hl) = flow.headline_step(run.headline_rps) else {
+        let Some(hl) = flow.headline_step() else {
             continue;
         };
         let rate = flow.steps.get(hl).and_then(|s| s.target_rps);
@@ -328,7 +327,7 @@ fn resources(run: &RunResult, modes: &[Mode]) -> ChartSpec {
             if cs().next().is_none() {
                 continue;
             }
-            let floors: Vec<f64> = cs().filter_map(|c| c.modeled_vcpu_floor).collect();
+            let floors: Vec<f64> = cs().filter_map(|c| c.vcpu_floor_avg).collect();
             bars.push(ResourceBar {
                 kind,
                 mode,
@@ -401,6 +400,20 @@ pub(crate) mod fmt {
     pub fn vcpu(v: f64) -> String {
         format!("{v:.3}")
     }
+    /// `(model, floor)` vCPU as `0.200 = 0.041 model + 0.159 floor`; the model's alone when
+    /// the profile burned no floor.
+    pub fn vcpu_split((model, floor): (f64, f64)) -> String {
+        if floor > 0.0 {
+            format!(
+                "{} = {} model + {} floor",
+                vcpu(model + floor),
+                vcpu(model),
+                vcpu(floor)
+            )
+        } else {
+            vcpu(model)
+        }
+    }
     pub fn mib(v: f64) -> String {
         format!("{v:.1}")
     }
@@ -429,10 +442,10 @@ pub(crate) const HEADLINE_HEADER: [&str; 10] = [
     "added p99",
     "achieved",
     "proxies",
-    "vCPU / 1000 rps, per proxy",
+    "vCPU / 1000 rps per proxy (model + floor)",
     "MiB per proxy (measured + modeled)",
-    "all proxies: vCPU / 1000 rps",
-    "all proxies: MiB",
+    "all proxies: vCPU / 1000 rps of load (model + floor)",
+    "all proxies: MiB (measured + modeled)",
 ];
 
 pub(crate) fn headline_cells(run: &RunResult) -> Vec<HeadlineCells> {
@@ -472,7 +485,10 @@ pub(crate) fn headline_cells(run: &RunResult) -> Vec<HeadlineCells> {
                 vcpu_per_proxy: none(
                     r.proxies
                         .iter()
-                        .map(|(k, p)| format!("{k} {}", fmt::opt(p.vcpu_per_1000rps, fmt::vcpu)))
+                        .map(|(k, p)| match p.vcpu_per_1000rps_split() {
+                            Some(split) => format!("{k} {}", fmt::vcpu_split(split)),
+                            None => format!("{k} idle"),
+                        })
                         .collect(),
                 ),
                 mib_per_proxy: none(
@@ -489,15 +505,24 @@ pub(crate) fn headline_cells(run: &RunResult) -> Vec<HeadlineCells> {
                         })
                         .collect(),
                 ),
-                total_vcpu: if r.proxies.is_empty() {
-                    "–".into()
-                } else {
-                    fmt::opt(r.total_vcpu_per_1000rps, fmt::vcpu)
+                total_vcpu: match (r.proxies.is_empty(), r.total_vcpu_per_1000rps) {
+                    (false, Some(all)) => {
+                        let floor = r.total_vcpu_floor_per_1000rps.unwrap_or(0.0).min(all);
+                        fmt::vcpu_split((all - floor, floor))
+                    }
+                    _ => "–".into(),
                 },
                 total_mib: if r.proxies.is_empty() {
                     "–".into()
+                } else if r.total_mib_modeled > 0.0 {
+                    format!(
+                        "{} + {} = {}",
+                        fmt::mib(r.total_mib_measured),
+                        fmt::mib(r.total_mib_modeled),
+                        fmt::mib(r.total_mib_measured + r.total_mib_modeled)
+                    )
                 } else {
-                    fmt::mib(r.total_mib)
+                    fmt::mib(r.total_mib_measured)
                 },
             }
         })

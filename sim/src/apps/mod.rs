@@ -82,12 +82,13 @@ pub fn start(
     let listener = rt.run(async move { tokio::net::TcpListener::bind(addr).await })?;
     let span = tracing::info_span!("app", pod = %id.pod);
     let app = app.clone();
+    let counters = component.counters.clone();
     rt.spawn(tracing::Instrument::instrument(
         async move {
             match app {
-                AppSpec::Http(spec) => serve::serve_http(listener, spec, id).await,
-                AppSpec::TcpEcho { .. } => serve::serve_tcp_echo(listener).await,
-                AppSpec::TcpSink { .. } => serve::serve_tcp_sink(listener).await,
+                AppSpec::Http(spec) => serve::serve_http(listener, spec, id, counters).await,
+                AppSpec::TcpEcho { .. } => serve::serve_tcp_echo(listener, counters).await,
+                AppSpec::TcpSink { .. } => serve::serve_tcp_sink(listener, counters).await,
                 AppSpec::None => {}
             }
         },

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument as _;
 
 use super::HttpEchoSpec;
+use crate::component::Counters;
 
 /// Request header that asks the echo server for a response body of N bytes.
 pub const ECHO_BYTES_HEADER: &str = "x-echo-bytes";
@@ -49,6 +50,7 @@ pub fn echo_body(id: &AppIdentity, len: usize) -> Bytes {
 
 struct EchoState {
     id: AppIdentity,
+    counters: Arc<Counters>,
     status: StatusCode,
     body: Bytes,
     service_time: std::time::Duration,
@@ -66,6 +68,7 @@ async fn handle(
         .map(|n| n.min(MAX_ECHO_BYTES) as usize);
     // The request body is read whole (as a real service would) and dropped.
     let _ = req.into_body().collect().await;
+    state.counters.request();
     if !state.service_time.is_zero() {
         tokio::time::sleep(state.service_time).await;
     }
@@ -83,17 +86,22 @@ async fn handle(
 }
 
 /// Serves HTTP/1.1 (keep-alive) on `listener` until the runtime stops.
-pub async fn serve_http(listener: TcpListener, spec: HttpEchoSpec, id: AppIdentity) {
+pub async fn serve_http(
+    listener: TcpListener,
+    spec: HttpEchoSpec,
+    id: AppIdentity,
+    counters: Arc<Counters>,
+) {
     let state = Arc::new(EchoState {
+        counters,
         body: echo_body(&id, spec.response_bytes as usize),
         status: StatusCode::from_u16(spec.status).unwrap_or(StatusCode::OK),
         service_time: spec.service_time,
         id,
     });
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
-        };
+        let (stream, peer) =
+            crate::accept::next(&listener, "app", Some(&state.counters.accept_errors)).await;
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(
@@ -112,38 +120,59 @@ pub async fn serve_http(listener: TcpListener, spec: HttpEchoSpec, id: AppIdenti
     }
 }
 
-/// Echoes every byte back on the connection it came from.
-pub async fn serve_tcp_echo(listener: TcpListener) {
-    serve_tcp(listener, |mut s: TcpStream, _peer: SocketAddr| async move {
-        let (mut r, mut w) = s.split();
-        let _ = tokio::io::copy(&mut r, &mut w).await;
-        let _ = w.shutdown().await;
-    })
+/// Echoes every byte back on the connection it came from, counting each read it echoes as
+/// one message.
+pub async fn serve_tcp_echo(listener: TcpListener, counters: Arc<Counters>) {
+    let c = counters.clone();
+    serve_tcp(
+        listener,
+        counters,
+        move |mut s: TcpStream, _peer: SocketAddr| {
+            let c = c.clone();
+            async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    c.request();
+                }
+                let _ = s.shutdown().await;
+            }
+        },
+    )
     .await
 }
 
 /// Reads and discards everything (the target of a bulk stream).
-pub async fn serve_tcp_sink(listener: TcpListener) {
-    serve_tcp(listener, |mut s: TcpStream, _peer: SocketAddr| async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = s.read(&mut buf).await {
-            if n == 0 {
-                break;
+pub async fn serve_tcp_sink(listener: TcpListener, counters: Arc<Counters>) {
+    serve_tcp(
+        listener,
+        counters,
+        |mut s: TcpStream, _peer: SocketAddr| async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
             }
-        }
-    })
+        },
+    )
     .await
 }
 
-async fn serve_tcp<F, Fut>(listener: TcpListener, f: F)
+async fn serve_tcp<F, Fut>(listener: TcpListener, counters: Arc<Counters>, f: F)
 where
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
-        };
+        let (stream, peer) =
+            crate::accept::next(&listener, "app", Some(&counters.accept_errors)).await;
         let _ = stream.set_nodelay(true);
         tokio::spawn(f(stream, peer));
     }

@@ -377,15 +377,24 @@ const SPLICE_MAX_READ: usize = MAX_FRAME_SIZE as usize;
 /// this is left.
 const SPLICE_REFILL_BELOW: usize = 8 * 1024;
 
+/// Which way a chunk went through a spliced tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Out of the tunnel, to the other connection.
+    FromTunnel,
+    /// From the other connection, into the tunnel.
+    ToTunnel,
+}
+
 /// Like [`splice`] (both ways until both directions end), but without copying the tunnel's
 /// payload in user space: what is read from `other` goes into DATA frames as it was read, and
 /// received frames are written to `other` straight from h2's buffers. `on_bytes` sees the size
-/// of each chunk that went through (either way) as it passes, e.g. to charge a cost floor. A
+/// and direction of each chunk that went through as it passes, e.g. to charge a cost floor. A
 /// direction that fails ends as if at EOF (its write side is shut down).
 pub async fn splice_bytes<T, F>(tunnel: H2Stream, other: T, on_bytes: F) -> Transferred
 where
     T: AsyncRead + AsyncWrite + Send + 'static,
-    F: Fn(usize) + Send + Sync + 'static,
+    F: Fn(Direction, usize) + Send + Sync + 'static,
 {
     let (mut tx, mut rx) = tunnel.into_split();
     let (mut r, mut w) = tokio::io::split(other);
@@ -416,7 +425,7 @@ where
                 break;
             }
             total += n as u64;
-            charge(n);
+            charge(Direction::ToTunnel, n);
         }
         let _ = tx.finish();
         total
@@ -427,7 +436,7 @@ where
             break;
         }
         from_tunnel += data.len() as u64;
-        on_bytes(data.len());
+        on_bytes(Direction::FromTunnel, data.len());
     }
     let _ = w.shutdown().await;
     Transferred {
@@ -582,15 +591,16 @@ where
 pub async fn serve_listener<H, F>(
     listener: TcpListener,
     config: Arc<ServerConfig>,
+    counters: Option<Arc<crate::component::Counters>>,
     handler: H,
-) -> io::Result<()>
-where
+) where
     H: Fn(ConnectRequest) -> F + Send + Sync + 'static,
     F: Future<Output = Result<HboneAccept, StatusCode>> + Send + 'static,
 {
     let handler = Arc::new(handler);
+    let errors = counters.as_ref().map(|c| &c.accept_errors);
     loop {
-        let (tcp, addr) = listener.accept().await?;
+        let (tcp, addr) = crate::accept::next(&listener, "hbone", errors).await;
         let _ = tcp.set_nodelay(true);
         let (config, handler) = (config.clone(), handler.clone());
         tokio::spawn(async move {

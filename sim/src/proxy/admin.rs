@@ -46,9 +46,10 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
 }
 
 /// Serves `/stats/prometheus` (and `/metrics`) with `sources`, and `/healthz/ready`, on
-/// `listener` until it fails.
+/// `listener`, for as long as the runtime runs.
 pub async fn serve(listener: TcpListener, sources: Arc<Vec<MetricsSource>>) {
-    while let Ok((conn, _)) = listener.accept().await {
+    loop {
+        let (conn, _) = crate::accept::next(&listener, "admin", None).await;
         let sources = sources.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {

@@ -6,13 +6,13 @@
 //! the profile's memory and what the model measurably holds is reported as *modeled*.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::component::Component;
+use crate::component::{Component, Counters};
 use crate::mesh::H2Stream;
-use crate::mesh::hbone;
+use crate::mesh::hbone::{self, Direction};
 use scenario::profile::Floors;
 
 /// Longest a single charge burns inline; a larger deficit is paid over the next events, so
@@ -29,28 +29,27 @@ pub struct Burner {
     burning: AtomicBool,
     /// The component's CPU when the burner started: `owed_ns` minus this is the floor owed.
     start_ns: u64,
-    pub active_connections: AtomicU64,
-    pub peak_connections: AtomicU64,
+    /// The component's own counts, which the burner keeps for the proxy (requests,
+    /// connections, burned CPU, the profile's memory).
+    counters: Arc<Counters>,
 }
 
 impl Burner {
     pub fn new(component: Arc<Component>, floors: Floors) -> Arc<Burner> {
         let start = component.cpu_ns();
+        let counters = component.counters.clone();
+        // A proxy holds its base memory idle too.
+        counters
+            .profile_memory_bytes
+            .store(floors.memory_base.0, Ordering::Relaxed);
         Arc::new(Burner {
             component,
             floors,
             owed_ns: AtomicU64::new(start),
             start_ns: start,
             burning: AtomicBool::new(false),
-            active_connections: AtomicU64::new(0),
-            peak_connections: AtomicU64::new(0),
+            counters,
         })
-    }
-
-    fn is_free(&self) -> bool {
-        self.floors.cpu_per_request.0.is_zero()
-            && self.floors.cpu_per_connection.0.is_zero()
-            && self.floors.cpu_per_kib.0.is_zero()
     }
 
     fn charge(&self, ns: u64) {
@@ -70,7 +69,10 @@ impl Burner {
         }
         let used = self.component.cpu_ns();
         if owed > used {
-            burn((owed - used).min(MAX_BURN_NS));
+            let burned = burn((owed - used).min(MAX_BURN_NS));
+            self.counters
+                .floor_burned_ns
+                .fetch_add(burned, Ordering::Relaxed);
         }
         self.burning.store(false, Ordering::Release);
     }
@@ -79,6 +81,7 @@ impl Burner {
     /// The rest is paid when the returned guard drops — hold it until the response is handed
     /// back (early returns included).
     pub fn request_started(self: &Arc<Self>) -> RequestCost {
+        self.counters.request();
         let (on_path, after) = self.request_split();
         self.charge(on_path);
         RequestCost {
@@ -96,24 +99,42 @@ impl Burner {
     }
 
     pub fn connection_opened(&self) {
-        let n = self.active_connections.fetch_add(1, Ordering::Relaxed) + 1;
-        self.peak_connections.fetch_max(n, Ordering::Relaxed);
+        self.counters
+            .connections_opened
+            .fetch_add(1, Ordering::Relaxed);
+        let n = self
+            .counters
+            .connections_active
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        self.set_memory(n);
         self.charge(self.floors.cpu_per_connection.0.as_nanos() as u64);
     }
 
     pub fn connection_closed(&self) {
-        self.active_connections.fetch_sub(1, Ordering::Relaxed);
+        let n = self
+            .counters
+            .connections_active
+            .fetch_sub(1, Ordering::Relaxed)
+            .saturating_sub(1);
+        self.set_memory(n);
+    }
+
+    /// A request/response exchange relayed at L4 (a reply followed a request).
+    pub fn exchange(&self) {
+        self.counters.request();
+    }
+
+    fn set_memory(&self, connections: u64) {
+        self.counters.profile_memory_bytes.store(
+            self.floors.memory_base.0 + self.floors.memory_per_connection.0 * connections,
+            Ordering::Relaxed,
+        );
     }
 
     pub fn bytes(&self, n: u64) {
         let per_kib = self.floors.cpu_per_kib.0.as_nanos() as u64;
         self.charge(per_kib * n / 1024);
-    }
-
-    /// Memory the profile says this proxy holds (base + per open connection), in bytes.
-    pub fn memory_floor(&self) -> u64 {
-        self.floors.memory_base.0
-            + self.floors.memory_per_connection.0 * self.active_connections.load(Ordering::Relaxed)
     }
 
     /// CPU the profile's floors have charged so far, ns: what the proxy would have cost had
@@ -151,8 +172,9 @@ impl Drop for RequestCost {
     }
 }
 
-/// Spins for `ns` of this thread's CPU time doing work the optimizer cannot drop.
-fn burn(ns: u64) {
+/// Spins for `ns` of this thread's CPU time doing work the optimizer cannot drop; returns the
+/// CPU it spent.
+fn burn(ns: u64) -> u64 {
     let start = thread_cpu_now_or_zero();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     loop {
@@ -162,8 +184,9 @@ fn burn(ns: u64) {
             x ^= x << 17;
         }
         std::hint::black_box(x);
-        if thread_cpu_now_or_zero().saturating_sub(start) >= ns {
-            break;
+        let spent = thread_cpu_now_or_zero().saturating_sub(start);
+        if spent >= ns {
+            return spent;
         }
     }
 }
@@ -172,9 +195,60 @@ fn thread_cpu_now_or_zero() -> u64 {
     crate::os::current_thread_cpu_ns()
 }
 
-/// Copies both ways between `a` and `b` until both directions end, charging `burner` per
-/// KiB as the bytes pass (so a long-lived connection pays as it goes, not at the end).
-/// Returns `(a→b, b→a)` byte counts.
+/// Counts the request/response exchanges of one relayed connection, as an L4 proxy can see
+/// them: the side that sends first asks (HTTP/1.1 and request/response TCP alike), and each
+/// time data turns from that direction to the other, one reply followed one request.
+#[derive(Debug, Default)]
+pub struct Exchanges {
+    /// The direction data first moved in (0: none yet, else 1 or 2).
+    first: AtomicU8,
+    /// The direction data last moved in.
+    last: AtomicU8,
+}
+
+impl Exchanges {
+    /// Data moved one way (`forward`: the way named first); true when this completes an
+    /// exchange. Reads of both directions run on different tasks, hence the atomics.
+    pub fn saw(&self, forward: bool) -> bool {
+        let d = if forward { 1 } else { 2 };
+        let _ = self
+            .first
+            .compare_exchange(0, d, Ordering::Relaxed, Ordering::Relaxed);
+        let prev = self.last.swap(d, Ordering::Relaxed);
+        prev != d && prev == self.first.load(Ordering::Relaxed)
+    }
+}
+
+/// What a relayed connection reports to its proxy's burner as bytes pass.
+struct Charge {
+    burner: Arc<Burner>,
+    exchanges: Exchanges,
+    /// The profile charges per KiB (otherwise only exchanges are counted).
+    per_kib: bool,
+}
+
+impl Charge {
+    fn new(burner: Arc<Burner>) -> Arc<Charge> {
+        Arc::new(Charge {
+            per_kib: !burner.floors.cpu_per_kib.0.is_zero(),
+            burner,
+            exchanges: Exchanges::default(),
+        })
+    }
+
+    fn passed(&self, forward: bool, n: usize) {
+        if self.exchanges.saw(forward) {
+            self.burner.exchange();
+        }
+        if self.per_kib {
+            self.burner.bytes(n as u64);
+        }
+    }
+}
+
+/// Copies both ways between `a` and `b` until both directions end, counting the exchanges
+/// it relays and charging `burner` per KiB as the bytes pass (so a long-lived connection pays
+/// as it goes, not at the end). Returns `(a→b, b→a)` byte counts.
 pub async fn splice_charged<A, B>(a: A, b: B, burner: Option<Arc<Burner>>) -> (u64, u64)
 where
     A: AsyncRead + AsyncWrite + Send + 'static,
@@ -182,9 +256,9 @@ where
 {
     let (ar, aw) = tokio::io::split(a);
     let (br, bw) = tokio::io::split(b);
-    let b1 = burner.clone();
-    let up = tokio::spawn(pump(ar, bw, b1));
-    let down = pump(br, aw, burner).await;
+    let charge = burner.map(Charge::new);
+    let up = tokio::spawn(pump(ar, bw, charge.clone(), true));
+    let down = pump(br, aw, charge, false).await;
     let up = up.await.unwrap_or(0);
     (up, down)
 }
@@ -200,24 +274,23 @@ pub async fn splice_tunnel_charged<T>(
 where
     T: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let burner = burner.filter(|b| !b.is_free());
-    let t = hbone::splice_bytes(tunnel, other, move |n| {
-        if let Some(b) = &burner {
-            b.bytes(n as u64);
+    let charge = burner.map(Charge::new);
+    let t = hbone::splice_bytes(tunnel, other, move |dir, n| {
+        if let Some(c) = &charge {
+            c.passed(dir == Direction::FromTunnel, n);
         }
     })
     .await;
     (t.from_tunnel, t.to_tunnel)
 }
 
-async fn pump<R, W>(mut r: R, mut w: W, burner: Option<Arc<Burner>>) -> u64
+async fn pump<R, W>(mut r: R, mut w: W, charge: Option<Arc<Charge>>, forward: bool) -> u64
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
-    let free = burner.as_ref().is_none_or(|b| b.is_free());
     loop {
         let n = match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -227,8 +300,8 @@ where
             break;
         }
         total += n as u64;
-        if !free && let Some(b) = &burner {
-            b.bytes(n as u64);
+        if let Some(c) = &charge {
+            c.passed(forward, n);
         }
     }
     let _ = w.shutdown().await;
@@ -253,6 +326,24 @@ mod tests {
             Component::new("sidecar", ComponentKind::Sidecar, ns),
             floors,
         )
+    }
+
+    #[test]
+    fn exchanges_count_a_reply_after_each_request_whichever_side_speaks_first() {
+        // Requests go `forward` first: three request/response turns, the second request and
+        // the third reply in two reads each.
+        let e = Exchanges::default();
+        let turns = [true, false, true, true, false, true, false, false];
+        let n = turns.iter().filter(|&&f| e.saw(f)).count();
+        assert_eq!(n, 3);
+        // The same traffic seen from the other end of the proxy: directions swapped.
+        let e = Exchanges::default();
+        let n = turns.iter().filter(|&&f| e.saw(!f)).count();
+        assert_eq!(n, 3);
+        // A one-way stream (a bulk upload) is no exchange until something comes back.
+        let e = Exchanges::default();
+        assert_eq!((0..100).filter(|_| e.saw(true)).count(), 0);
+        assert!(e.saw(false));
     }
 
     #[tokio::test]

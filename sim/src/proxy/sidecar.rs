@@ -18,6 +18,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::accept;
 use crate::component::{Component, ComponentRuntime};
 use crate::mesh::control::{MeshPlan, ServiceInfo};
 use crate::mesh::policy::{self, Attrs, Decision, Layer};
@@ -81,14 +82,20 @@ pub fn start(
         Ok::<_, std::io::Error>((o, i))
     })?;
     let s = sc.clone();
+    let counters = component.counters.clone();
     rt.spawn(async move {
-        while let Ok((conn, _)) = out_l.accept().await {
+        loop {
+            let (conn, _) =
+                accept::next(&out_l, "sidecar outbound", Some(&counters.accept_errors)).await;
             let s = s.clone();
             tokio::spawn(async move { s.outbound(conn).await });
         }
     });
+    let counters = component.counters.clone();
     rt.spawn(async move {
-        while let Ok((conn, peer)) = in_l.accept().await {
+        loop {
+            let (conn, peer) =
+                accept::next(&in_l, "sidecar inbound", Some(&counters.accept_errors)).await;
             let s = sc.clone();
             tokio::spawn(async move { s.inbound(conn, peer).await });
         }
@@ -113,14 +120,14 @@ impl Sidecar {
                         self.outbound_tcp(conn, addr, id).await;
                     }
                 }
-                None => passthrough(conn, SocketAddr::V4(dst)).await,
+                None => passthrough(conn, SocketAddr::V4(dst), &self.burner).await,
             },
             None => match self.plan.workload_by_ip(*dst.ip()) {
                 Some(w) => {
                     let id = w.identity.clone();
                     self.outbound_tcp(conn, SocketAddr::V4(dst), id).await
                 }
-                None => passthrough(conn, SocketAddr::V4(dst)).await,
+                None => passthrough(conn, SocketAddr::V4(dst), &self.burner).await,
             },
         }
         self.burner.connection_closed();
@@ -133,7 +140,7 @@ impl Sidecar {
         let Ok((tls, _)) = tls::connect(up, self.client.clone(), &[id]).await else {
             return;
         };
-        splice_charged(conn, tls, None).await;
+        splice_charged(conn, tls, Some(self.burner.clone())).await;
     }
 
     async fn outbound_http(self: &Arc<Self>, conn: TcpStream, svc: usize, target: u16) {
@@ -243,7 +250,7 @@ impl Sidecar {
             if let Ok(app) =
                 sock::connect_marked(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await
             {
-                splice_charged(io, app, None).await;
+                splice_charged(io, app, Some(self.burner.clone())).await;
             }
         }
     }
@@ -299,8 +306,8 @@ impl Sidecar {
 }
 
 /// Traffic to something outside the mesh goes out unchanged (Istio's PassthroughCluster).
-pub async fn passthrough(conn: TcpStream, dst: SocketAddr) {
+pub async fn passthrough(conn: TcpStream, dst: SocketAddr, burner: &Arc<Burner>) {
     if let Ok(up) = sock::connect_marked(dst).await {
-        splice_charged(conn, up, None).await;
+        splice_charged(conn, up, Some(burner.clone())).await;
     }
 }

@@ -61,8 +61,9 @@ pub fn start(
     let rt = component.start_runtime(concurrency, None)?;
     let listener =
         rt.run(async { TcpListener::bind((Ipv4Addr::UNSPECIFIED, HBONE_PORT)).await })?;
+    let counters = component.counters.clone();
     rt.spawn(async move {
-        let _ = hbone::serve_listener(listener, server, move |req| {
+        hbone::serve_listener(listener, server, Some(counters), move |req| {
             let w = w.clone();
             async move { w.accept(req) }
         })
@@ -146,7 +147,7 @@ impl Waypoint {
                     return;
                 };
                 w.burner.connection_opened();
-                splice_charged(tunnel, up, None).await;
+                splice_charged(tunnel, up, Some(w.burner.clone())).await;
                 w.burner.connection_closed();
             }))
         }

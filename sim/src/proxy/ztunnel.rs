@@ -13,6 +13,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::accept;
 use crate::component::{Component, ComponentRuntime};
 use crate::mesh::control::{MeshPlan, ServiceInfo, WorkloadInfo};
 use crate::mesh::hbone::{self, Baggage, Connector, HbonePool};
@@ -83,32 +84,40 @@ pub fn start(
         });
         let server = tls::server_config(&wl.cert, &plan.ca, &[hbone::ALPN_H2])
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // Listeners are registered with the runtime on its own threads (the std sockets were
+        // made in the pod's namespace); one that cannot be is an error now, not a silent hole.
+        let (out_l, in_l, hbone_l) = rt.run(async move {
+            Ok::<_, std::io::Error>((
+                TcpListener::from_std(out_l)?,
+                TcpListener::from_std(in_l)?,
+                TcpListener::from_std(hbone_l)?,
+            ))
+        })?;
         let (z, c) = (zt.clone(), ctx.clone());
+        let counters = component.counters.clone();
         rt.spawn(async move {
-            let Ok(l) = TcpListener::from_std(out_l) else {
-                return;
-            };
-            while let Ok((conn, _)) = l.accept().await {
+            loop {
+                let (conn, _) =
+                    accept::next(&out_l, "ztunnel outbound", Some(&counters.accept_errors)).await;
                 let (z, c) = (z.clone(), c.clone());
                 tokio::spawn(async move { z.outbound(&c, conn).await });
             }
         });
         let (z, c) = (zt.clone(), ctx.clone());
+        let counters = component.counters.clone();
         rt.spawn(async move {
-            let Ok(l) = TcpListener::from_std(in_l) else {
-                return;
-            };
-            while let Ok((conn, peer)) = l.accept().await {
+            loop {
+                let (conn, peer) =
+                    accept::next(&in_l, "ztunnel inbound", Some(&counters.accept_errors)).await;
                 let (z, c) = (z.clone(), c.clone());
                 tokio::spawn(async move { z.plaintext_inbound(&c, conn, peer).await });
             }
         });
         let (z, c) = (zt.clone(), ctx);
+        let errors = component.counters.clone();
         rt.spawn(async move {
-            let Ok(l) = TcpListener::from_std(hbone_l) else {
-                return;
-            };
-            let _ = hbone::serve_listener(l, server, move |req| {
+            let l = hbone_l;
+            hbone::serve_listener(l, server, Some(errors), move |req| {
                 let (z, c) = (z.clone(), c.clone());
                 async move { z.hbone_inbound(&c, req) }
             })

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[test]
 fn committed_schema_matches_the_types() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("run.schema.json");
-    let generated = reports::run::schema_json();
+    let generated = results::run::schema_json();
     if std::env::var_os("MESHSIM_BLESS").is_some() {
         std::fs::write(&path, &generated).expect("write run.schema.json");
         return;
@@ -14,9 +14,9 @@ fn committed_schema_matches_the_types() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "{} is out of date with the run.json types (reports/src/run.rs).\n\
+        "{} is out of date with the run.json types (results/src/run.rs).\n\
          If the change is intended, regenerate it with\n\
-         \n    MESHSIM_BLESS=1 cargo test -p meshsim-reports --test schema\n\n\
+         \n    MESHSIM_BLESS=1 cargo test -p meshsim-results --test schema\n\n\
          and bump RUN_SCHEMA_VERSION when an older reader would misread the new layout.",
         path.display()
     );
@@ -24,7 +24,7 @@ fn committed_schema_matches_the_types() {
 
 #[test]
 fn schema_names_the_version_and_rejects_unknown_fields() {
-    let s = reports::run::schema_json();
+    let s = results::run::schema_json();
     let v: serde_json::Value = serde_json::from_str(&s).unwrap();
     assert!(v["properties"]["schema_version"].is_object());
     assert_eq!(v["additionalProperties"], serde_json::Value::Bool(false));

@@ -1,8 +1,8 @@
 //! run.json: round trip, and load errors that name the file and say what to do.
 
-use reports::RunResult;
-use reports::run::{Mode, RunLoadError};
-use reports::testing::sample_run;
+use results::RunResult;
+use results::run::{Mode, RunLoadError};
+use results::testing::sample_run;
 
 #[test]
 fn round_trip_is_lossless_and_byte_identical() {
@@ -41,7 +41,7 @@ fn derived_summaries_follow_the_published_shape() {
     let sidecar = by_mode(Mode::Sidecar);
     let added = sidecar.added_latency_us.expect("sidecar has added latency");
     assert!(added.p50 > 0.0 && added.p99 > added.p50, "{added:?}");
-    let sc = &sidecar.proxies[&reports::run::ComponentKind::Sidecar];
+    let sc = &sidecar.proxies[&results::run::ComponentKind::Sidecar];
     assert_eq!(sc.count, 3);
     let per1000 = sc.vcpu_per_1000rps.unwrap();
     assert!((0.15..0.25).contains(&per1000), "{per1000}");
@@ -95,7 +95,7 @@ fn wrong_schema_version_is_a_clear_error() {
         e,
         RunLoadError::UnsupportedVersion {
             found: 99,
-            supported: 1,
+            supported: results::RUN_SCHEMA_VERSION,
             ..
         }
     ));
@@ -104,6 +104,12 @@ fn wrong_schema_version_is_a_clear_error() {
         msg.contains("schema_version 99") && msg.contains("newer meshsim"),
         "{msg}"
     );
+
+    // A run.json of the first layout (before figures were counted per proxy) says it is old.
+    v["schema_version"] = serde_json::json!(1);
+    let p = write(&dir, &v.to_string());
+    let msg = RunResult::load(&p).unwrap_err().to_string();
+    assert!(msg.contains("older meshsim"), "{msg}");
 
     let p = write(&dir, "{\"seed\": 1}");
     let msg = RunResult::load(&p).unwrap_err().to_string();

@@ -1,8 +1,8 @@
-//! `run.json`: the versioned result of one run, its JSON Schema, loading and derived summaries.
+//! `run.json`: the versioned result of one run, its JSON Schema, loading and saving.
 //!
-//! The runner fills the raw measurements (modes, flows, steps, components) and calls
-//! [`RunResult::derive_summaries`]; everything that reads a run (render, compare, other tools)
-//! goes through these types. Every struct rejects unknown fields so a typo or a newer writer is
+//! [`crate::interpret`] fills it from what the runner measured and calls
+//! [`RunResult::derive_summaries`] ([`crate::summary`]); everything that reads a run (render,
+//! compare, other tools) goes through these types. Every struct rejects unknown fields so a typo or a newer writer is
 //! caught when loading rather than silently ignored.
 
 use std::collections::BTreeMap;
@@ -14,13 +14,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::hist::{self, HistogramError};
+pub use crate::summary::{AddedLatency, HeadlineRow, ModeSummary, ProxyCost, StepAddedLatency};
 
 /// Version of the `run.json` layout. Bump it on any change a reader of an older version would
 /// misread, and regenerate `run.schema.json`.
-pub const RUN_SCHEMA_VERSION: u32 = 1;
+pub const RUN_SCHEMA_VERSION: u32 = 2;
 
-/// Rate whose step is the headline when the run does not name one: Istio's published
-/// per-proxy figures are at 1000 rps, so that step compares with them directly.
+/// Rate whose step is the headline: Istio's published per-proxy figures are at 1000 rps, so
+/// that step compares with them directly.
 pub const DEFAULT_HEADLINE_RPS: f64 = 1000.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -29,8 +30,8 @@ pub struct RunResult {
     /// Always [`RUN_SCHEMA_VERSION`] when written by this version of meshsim.
     pub schema_version: u32,
     /// The resolved scenario, as the runner ran it (defaults filled in), with the manifest
-    /// objects it applied: `{scenario, manifests, ignored}`.
-    pub scenario: serde_json::Value,
+    /// objects it applied.
+    pub scenario: scenario::Resolved,
     /// Istio / Gateway API manifests the scenario included, and what was used from them.
     #[serde(default)]
     pub manifests: Vec<ManifestRecord>,
@@ -42,10 +43,6 @@ pub struct RunResult {
     pub incomplete: bool,
     /// How many times each mode was run; each run is one entry of `modes` with its `repeat`.
     pub repeats: u32,
-    /// The rate whose step the headline figures use; absent means the step nearest
-    /// [`DEFAULT_HEADLINE_RPS`] (closed-loop steps: the last one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headline_rps: Option<f64>,
     pub modes: Vec<ModeResult>,
 }
 
@@ -112,41 +109,8 @@ pub struct PingPong {
     pub cpu_per_round_trip_us: f64,
 }
 
-/// The data-plane modes, in the order reports show them.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    NoMesh,
-    Sidecar,
-    Ambient,
-    AmbientWaypoint,
-}
-
-impl Mode {
-    pub const ALL: [Mode; 4] = [
-        Mode::NoMesh,
-        Mode::Sidecar,
-        Mode::Ambient,
-        Mode::AmbientWaypoint,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::NoMesh => "no-mesh",
-            Mode::Sidecar => "sidecar",
-            Mode::Ambient => "ambient",
-            Mode::AmbientWaypoint => "ambient-waypoint",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The data-plane modes, in the order reports show them (the scenario format's own type).
+pub use scenario::Mode;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +118,10 @@ pub struct ModeResult {
     pub mode: Mode,
     /// 0-based repeat index; several entries share a mode when the run has repeats.
     pub repeat: u32,
+    /// Every flow ran every step to its end (false: stopped part-way; `run --resume` runs it
+    /// again).
+    #[serde(default = "yes")]
+    pub complete: bool,
     pub flows: Vec<FlowResult>,
     pub components: Vec<ComponentResult>,
     /// CPU of the whole meshsim process while this mode ran, in vCPU.
@@ -174,9 +142,28 @@ pub struct ModeResult {
     pub saturation_warnings: Vec<String>,
     #[serde(default)]
     pub slo: Vec<SloVerdict>,
+    /// The whole meshsim process each interval: what a soak watches for leaks.
+    #[serde(default)]
+    pub process: ProcessSeries,
     /// Filled by [`RunResult::derive_summaries`]; the runner leaves it at its default.
     #[serde(default)]
     pub summary: ModeSummary,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The meshsim process as a whole, sampled with the components (same `t_s`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSeries {
+    pub t_s: Vec<f64>,
+    /// Resident memory, MiB.
+    pub rss_mib: Vec<f64>,
+    /// Open file descriptors (sockets included): the components share one table.
+    pub fds: Vec<u64>,
+    pub threads: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -311,35 +298,70 @@ impl fmt::Display for ComponentKind {
     }
 }
 
+/// One component over a mode's metered window (load start to end, warmups included). Every
+/// figure is measured on the component itself, CPU and work counted over the same window;
+/// `modeled_mib` is the one modeled figure, and says so.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentResult {
-    /// e.g. `sidecar/frontend-0`, `ztunnel/node-1`.
+    /// e.g. `sidecar-frontend-0`, `ztunnel-node-1`.
     pub name: String,
     pub kind: ComponentKind,
+    /// CPU of the component's threads (scheduler time), in vCPU.
     pub vcpu_avg: f64,
-    /// vCPU per 1000 rps of the traffic through this component, when the runner knows it.
+    /// The part of `vcpu_avg` burned to reach the cost profile's floor (proxies under a profile
+    /// with floors); `vcpu_avg` minus this is the model's own work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu_floor_avg: Option<f64>,
+    /// Units of work the component counted itself over the window (see `requests_are`).
+    pub requests: u64,
+    /// What `requests` counts for this kind of component.
+    pub requests_are: String,
+    /// `requests` per second of the window.
+    pub rps_avg: f64,
+    /// `vcpu_avg` per 1000 of `rps_avg`: both measured on this component over the same
+    /// window. Absent when it was idle (under 1 request per second).
     pub vcpu_per_1000rps: Option<f64>,
     /// Live heap, measured (this component's jemalloc arena).
     pub heap_mib_avg: f64,
     pub heap_mib_peak: f64,
-    /// Memory the cost profile adds beyond what was measured.
+    /// Modeled, not measured: the memory the cost profile gives the proxy at its busiest
+    /// (base + per open connection) beyond the heap measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modeled_mib: Option<f64>,
-    /// The profile's CPU floor for this component; it is burnt for real, so it is part of
-    /// `vcpu_avg`, not added to it.
-    pub modeled_vcpu_floor: Option<f64>,
+    /// Connections the component opened or accepted over the window (proxies).
+    #[serde(default)]
+    pub connections_opened: u64,
+    /// Most connections open at once (sampled each interval).
+    #[serde(default)]
+    pub connections_peak: u64,
+    /// Most threads the component ran at once.
+    #[serde(default)]
+    pub threads_peak: u64,
     pub cpu_limit_millis: Option<u32>,
     /// False when a limit was asked for but could not be applied (not root).
     pub cpu_limit_enforced: bool,
     pub series: ComponentSeries,
 }
 
+/// A component's figures per interval.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentSeries {
+    /// End of each interval, seconds since the mode's load started.
     pub t_s: Vec<f64>,
     pub vcpu: Vec<f64>,
+    /// Part of `vcpu` burned to reach the profile's floor (empty: no floor).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vcpu_floor: Vec<f64>,
     pub heap_mib: Vec<f64>,
+    /// Requests (as `requests_are` says) per second in each interval.
+    #[serde(default)]
+    pub rps: Vec<f64>,
+    #[serde(default)]
+    pub connections_active: Vec<u64>,
+    #[serde(default)]
+    pub threads: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -351,64 +373,6 @@ pub struct SloVerdict {
     pub observed: f64,
     pub limit: f64,
     pub passed: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ModeSummary {
-    /// Latency added over no-mesh on the headline step of the first flow; absent for no-mesh
-    /// itself and when the run has no no-mesh mode.
-    pub added_latency_us: Option<AddedLatency>,
-    /// The same for every flow and step that no-mesh also ran.
-    #[serde(default)]
-    pub added_latency_by_step: Vec<StepAddedLatency>,
-    /// Per proxy kind (sidecar, ztunnel, waypoint).
-    pub proxies: BTreeMap<ComponentKind, ProxyCost>,
-    /// Requests per second over all flows and steps of this mode (the rate CPU is divided by).
-    pub achieved_rps: f64,
-    /// vCPU of all proxies per 1000 rps: the data plane's CPU cost.
-    pub total_vcpu_per_1000rps: Option<f64>,
-    /// MiB of all proxies, measured plus modeled.
-    pub total_mib: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddedLatency {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StepAddedLatency {
-    pub flow: String,
-    pub step: usize,
-    pub target_rps: Option<f64>,
-    pub added_us: AddedLatency,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProxyCost {
-    pub count: u32,
-    pub vcpu_total: f64,
-    pub vcpu_per_proxy: f64,
-    /// Per proxy: the mean of the busy components' own figures, else from the mode's rate.
-    pub vcpu_per_1000rps: Option<f64>,
-    /// Measured heap per proxy (average over the run).
-    pub mib_per_proxy: f64,
-    pub mib_peak_per_proxy: f64,
-    /// What the cost profile adds per proxy beyond what was measured.
-    pub mib_modeled_per_proxy: Option<f64>,
-}
-
-impl ProxyCost {
-    /// Measured plus modeled MiB per proxy: the figure to plan capacity with.
-    pub fn mib_planned_per_proxy(&self) -> f64 {
-        self.mib_per_proxy + self.mib_modeled_per_proxy.unwrap_or(0.0)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -451,7 +415,7 @@ pub enum RunSaveError {
     },
 }
 
-/// The JSON Schema of `run.json`, as committed in `reports/run.schema.json`.
+/// The JSON Schema of `run.json`, as committed in `results/run.schema.json`.
 pub fn schema() -> schemars::Schema {
     schemars::schema_for!(RunResult)
 }
@@ -542,15 +506,9 @@ impl RunResult {
         std::fs::rename(&tmp, path).map_err(write_err)
     }
 
-    /// The scenario's `name` field, when it has one.
-    pub fn scenario_name(&self) -> Option<&str> {
-        // The runner writes the resolved scenario with its manifests beside it
-        // (`{scenario, manifests, ignored}`); a bare scenario has the name at the top.
-        self.scenario
-            .get("scenario")
-            .and_then(|s| s.get("name"))
-            .or_else(|| self.scenario.get("name"))
-            .and_then(|v| v.as_str())
+    /// The scenario's name.
+    pub fn scenario_name(&self) -> &str {
+        &self.scenario.scenario.name
     }
 
     /// Modes present, in display order, each once.
@@ -583,38 +541,13 @@ impl RunResult {
         v.sort_by_key(|m| m.repeat);
         v
     }
-
-    /// Fill every mode's `summary` from the raw measurements. Idempotent.
-    pub fn derive_summaries(&mut self) {
-        let headline_rps = self.headline_rps;
-        let summaries: Vec<ModeSummary> = self
-            .modes
-            .iter()
-            .map(|m| {
-                let baseline = self.no_mesh_for(m.repeat);
-                summarize(m, baseline, headline_rps)
-            })
-            .collect();
-        for (m, s) in self.modes.iter_mut().zip(summaries) {
-            m.summary = s;
-        }
-    }
-
-    /// The no-mesh run to compare a repeat with: the same repeat, else the first one.
-    fn no_mesh_for(&self, repeat: u32) -> Option<&ModeResult> {
-        let all = self.repeats_of(Mode::NoMesh);
-        all.iter()
-            .find(|m| m.repeat == repeat)
-            .or(all.first())
-            .copied()
-    }
 }
 
 impl FlowResult {
-    /// Index of the step headline figures and single-step charts use: nearest `headline_rps`
-    /// (default [`DEFAULT_HEADLINE_RPS`]); closed-loop steps have no rate, so the last one.
-    pub fn headline_step(&self, headline_rps: Option<f64>) -> Option<usize> {
-        let want = headline_rps.unwrap_or(DEFAULT_HEADLINE_RPS);
+    /// Index of the step headline figures and single-step charts use: the one nearest
+    /// [`DEFAULT_HEADLINE_RPS`]; closed-loop steps have no rate, so the last one.
+    pub fn headline_step(&self) -> Option<usize> {
+        let want = DEFAULT_HEADLINE_RPS;
         let mut best: Option<(usize, f64)> = None;
         for (i, s) in self.steps.iter().enumerate() {
             if let Some(r) = s.target_rps {
@@ -631,7 +564,9 @@ impl FlowResult {
 }
 
 impl ModeResult {
-    /// Requests per second over all flows and steps.
+    /// The load's achieved rate, the one definition meshsim uses: requests the load clients
+    /// completed in the measured steps (warmups left out) per second of those steps, summed
+    /// over the flows.
     pub fn achieved_rps(&self) -> f64 {
         self.flows
             .iter()
@@ -644,122 +579,8 @@ impl ModeResult {
     }
 }
 
-fn added(m: &LatencySummary, base: &LatencySummary) -> AddedLatency {
-    AddedLatency {
-        p50: m.p50_us - base.p50_us,
-        p90: m.p90_us - base.p90_us,
-        p99: m.p99_us - base.p99_us,
-    }
-}
-
-fn same_rate(a: Option<f64>, b: Option<f64>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
-        _ => false,
-    }
-}
-
-fn summarize(
-    m: &ModeResult,
-    baseline: Option<&ModeResult>,
-    headline_rps: Option<f64>,
-) -> ModeSummary {
-    let mut by_step = Vec::new();
-    let mut headline = None;
-    if let Some(base) = baseline.filter(|_| m.mode != Mode::NoMesh) {
-        for (fi, flow) in m.flows.iter().enumerate() {
-            let Some(bflow) = base.flows.iter().find(|f| f.name == flow.name) else {
-                continue;
-            };
-            let hl = flow.headline_step(headline_rps);
-            for (si, step) in flow.steps.iter().enumerate() {
-                let Some(bstep) = bflow.steps.get(si) else {
-                    continue;
-                };
-                if !same_rate(step.target_rps, bstep.target_rps)
-                    || step.latency.count == 0
-                    || bstep.latency.count == 0
-                {
-                    continue;
-                }
-                let a = added(&step.latency, &bstep.latency);
-                if fi == 0 && Some(si) == hl {
-                    headline = Some(a);
-                }
-                by_step.push(StepAddedLatency {
-                    flow: flow.name.clone(),
-                    step: si,
-                    target_rps: step.target_rps,
-                    added_us: a,
-                });
-            }
-        }
-    }
-
-    let rps = m.achieved_rps();
-    let mut proxies = BTreeMap::new();
-    for kind in ComponentKind::ALL.into_iter().filter(|k| k.is_proxy()) {
-        let cs: Vec<&ComponentResult> = m.components.iter().filter(|c| c.kind == kind).collect();
-        if cs.is_empty() {
-            continue;
-        }
-        let n = cs.len() as f64;
-        let vcpu_total: f64 = cs.iter().map(|c| c.vcpu_avg).sum();
-        // A proxy's own figure is per 1000 rps of the traffic through it; idle proxies (no
-        // figure) would only dilute the average. Without any, the mode's rate stands in.
-        let own: Vec<f64> = cs.iter().filter_map(|c| c.vcpu_per_1000rps).collect();
-        let vcpu_per_1000rps = if !own.is_empty() {
-            Some(own.iter().sum::<f64>() / own.len() as f64)
-        } else if rps > 0.0 {
-            Some(vcpu_total / n / (rps / 1000.0))
-        } else {
-            None
-        };
-        let modeled: Vec<f64> = cs.iter().filter_map(|c| c.modeled_mib).collect();
-        proxies.insert(
-            kind,
-            ProxyCost {
-                count: cs.len() as u32,
-                vcpu_total,
-                vcpu_per_proxy: vcpu_total / n,
-                vcpu_per_1000rps,
-                mib_per_proxy: cs.iter().map(|c| c.heap_mib_avg).sum::<f64>() / n,
-                mib_peak_per_proxy: cs.iter().map(|c| c.heap_mib_peak).sum::<f64>() / n,
-                mib_modeled_per_proxy: (!modeled.is_empty())
-                    .then(|| modeled.iter().sum::<f64>() / n),
-            },
-        );
-    }
-    let vcpu_all: f64 = proxies.values().map(|p| p.vcpu_total).sum();
-    let total_mib = proxies
-        .values()
-        .map(|p| p.mib_planned_per_proxy() * f64::from(p.count))
-        .sum();
-    ModeSummary {
-        added_latency_us: headline,
-        added_latency_by_step: by_step,
-        proxies,
-        achieved_rps: rps,
-        total_vcpu_per_1000rps: (rps > 0.0).then(|| vcpu_all / (rps / 1000.0)),
-        total_mib,
-    }
-}
-
-/// One row of the headline table: a mode's figures, the median over its repeats.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HeadlineRow {
-    pub mode: Mode,
-    pub repeats: usize,
-    pub added_latency_us: Option<AddedLatency>,
-    pub achieved_rps: f64,
-    pub proxies: BTreeMap<ComponentKind, ProxyCost>,
-    pub total_vcpu_per_1000rps: Option<f64>,
-    pub total_mib: f64,
-}
-
 /// Median of the values; `None` when there are none.
-pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
@@ -770,82 +591,4 @@ pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     })
-}
-
-fn med_opt<'a, T: 'a>(items: &[&'a T], f: impl Fn(&'a T) -> Option<f64>) -> Option<f64> {
-    median(items.iter().filter_map(|x| f(x)).collect())
-}
-
-impl RunResult {
-    /// The headline figures per mode (median over repeats), from the derived summaries.
-    pub fn headline(&self) -> Vec<HeadlineRow> {
-        self.mode_names()
-            .into_iter()
-            .map(|mode| {
-                let reps = self.repeats_of(mode);
-                let sums: Vec<&ModeSummary> = reps.iter().map(|m| &m.summary).collect();
-                let added = {
-                    let p50 = med_opt(&sums, |s| s.added_latency_us.map(|a| a.p50));
-                    let p90 = med_opt(&sums, |s| s.added_latency_us.map(|a| a.p90));
-                    let p99 = med_opt(&sums, |s| s.added_latency_us.map(|a| a.p99));
-                    match (p50, p90, p99) {
-                        (Some(p50), Some(p90), Some(p99)) => Some(AddedLatency { p50, p90, p99 }),
-                        _ => None,
-                    }
-                };
-                let kinds: Vec<ComponentKind> = {
-                    let mut k: Vec<_> = sums
-                        .iter()
-                        .flat_map(|s| s.proxies.keys().copied())
-                        .collect();
-                    k.sort();
-                    k.dedup();
-                    k
-                };
-                let proxies = kinds
-                    .into_iter()
-                    .map(|k| {
-                        let ps: Vec<&ProxyCost> =
-                            sums.iter().filter_map(|s| s.proxies.get(&k)).collect();
-                        let m =
-                            |f: fn(&ProxyCost) -> f64| med_opt(&ps, |p| Some(f(p))).unwrap_or(0.0);
-                        let cost = ProxyCost {
-                            count: ps.iter().map(|p| p.count).max().unwrap_or(0),
-                            vcpu_total: m(|p| p.vcpu_total),
-                            vcpu_per_proxy: m(|p| p.vcpu_per_proxy),
-                            vcpu_per_1000rps: med_opt(&ps, |p| p.vcpu_per_1000rps),
-                            mib_per_proxy: m(|p| p.mib_per_proxy),
-                            mib_peak_per_proxy: m(|p| p.mib_peak_per_proxy),
-                            mib_modeled_per_proxy: med_opt(&ps, |p| p.mib_modeled_per_proxy),
-                        };
-                        (k, cost)
-                    })
-                    .collect();
-                HeadlineRow {
-                    mode,
-                    repeats: reps.len(),
-                    added_latency_us: added,
-                    achieved_rps: med_opt(&sums, |s| Some(s.achieved_rps)).unwrap_or(0.0),
-                    proxies,
-                    total_vcpu_per_1000rps: med_opt(&sums, |s| s.total_vcpu_per_1000rps),
-                    total_mib: med_opt(&sums, |s| Some(s.total_mib)).unwrap_or(0.0),
-                }
-            })
-            .collect()
-    }
-
-    /// Failed SLOs of every mode and repeat, with the mode they belong to.
-    pub fn failed_slos(&self) -> Vec<(&ModeResult, &SloVerdict)> {
-        self.sorted_modes()
-            .into_iter()
-            .flat_map(|m| m.slo.iter().filter(|s| !s.passed).map(move |s| (m, s)))
-            .collect()
-    }
-
-    /// Modes ordered by mode, then repeat: the order every output lists them in.
-    pub fn sorted_modes(&self) -> Vec<&ModeResult> {
-        let mut v: Vec<&ModeResult> = self.modes.iter().collect();
-        v.sort_by_key(|m| (m.mode, m.repeat));
-        v
-    }
 }

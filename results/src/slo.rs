@@ -1,248 +1,11 @@
-//! From what the runner measured ([`sim::runner::RunOutput`]) to `run.json`
-//! ([`RunResult`]): unit conversions, per-component figures, modeled memory, SLO verdicts and
-//! the derived summaries.
+//! Service level objectives: each SLO of the scenario judged on every mode (and repeat) it
+//! applies to; the worst step of its flow decides, and the verdict says which step that was.
 
 use std::collections::BTreeMap;
 
-use scenario::{Dur, Loaded, Slo};
-use sim::runner::{ComponentFacts, FlowOutput, ModeOutput, RunOutput};
+use scenario::{Dur, Slo};
 
-use crate::run::{
-    ComponentKind, ComponentResult, ComponentSeries, Environment, FlowResult, HostProbe,
-    IntervalSample, LatencySummary, ManifestRecord, Mode, ModeResult, PingPong, ProfileInfo,
-    RUN_SCHEMA_VERSION, RunResult, SloVerdict, StepResult,
-};
-
-/// Below this many requests per second a component is idle: "vCPU per 1000 rps" of it would
-/// divide noise by nothing.
-const IDLE_RPS: f64 = 1.0;
-
-/// What the binary knows about itself.
-#[derive(Debug, Clone, Default)]
-pub struct BuildInfo {
-    pub version: String,
-    pub commit: Option<String>,
-}
-
-pub fn mode(m: scenario::Mode) -> Mode {
-    match m {
-        scenario::Mode::NoMesh => Mode::NoMesh,
-        scenario::Mode::Sidecar => Mode::Sidecar,
-        scenario::Mode::Ambient => Mode::Ambient,
-        scenario::Mode::AmbientWaypoint => Mode::AmbientWaypoint,
-    }
-}
-
-fn kind(k: sim::component::ComponentKind) -> ComponentKind {
-    use sim::component::ComponentKind as K;
-    match k {
-        K::App => ComponentKind::App,
-        K::Sidecar => ComponentKind::Sidecar,
-        K::Ztunnel => ComponentKind::Ztunnel,
-        K::Waypoint => ComponentKind::Waypoint,
-        K::LoadClient => ComponentKind::LoadClient,
-    }
-}
-
-/// The whole `run.json` of a run: everything converted, SLOs judged, summaries derived.
-pub fn run_result(loaded: &Loaded, out: &RunOutput, build: &BuildInfo) -> RunResult {
-    let mut run = RunResult {
-        schema_version: RUN_SCHEMA_VERSION,
-        scenario: loaded.resolved_json(),
-        manifests: manifests(loaded),
-        seed: loaded.scenario.seed,
-        profile: ProfileInfo {
-            name: out.profile.name.clone(),
-            sources: out
-                .profile
-                .sources
-                .iter()
-                .map(|s| format!("{} <{}>: {}", s.title, s.url, s.says.trim()))
-                .collect(),
-            floors: serde_json::to_value(&out.profile.proxies).unwrap_or_default(),
-        },
-        environment: Environment {
-            meshsim_version: build.version.clone(),
-            commit: build.commit.clone(),
-            kernel: out.host.kernel.clone(),
-            cores: out.host.cores,
-            cpu_model: out.host.cpu_model.clone(),
-            user: out.host.user.clone(),
-            root: out.host.root,
-            started_at: humantime::format_rfc3339_seconds(out.started_at).to_string(),
-            hostname: out.host.hostname.clone(),
-        },
-        incomplete: out.incomplete,
-        repeats: out.schedule.iter().map(|(_, r)| r + 1).max().unwrap_or(1),
-        headline_rps: None,
-        modes: out.modes.iter().map(mode_result).collect(),
-    };
-    judge_slos(&mut run, &loaded.scenario.slos);
-    run.derive_summaries();
-    run
-}
-
-fn manifests(loaded: &Loaded) -> Vec<ManifestRecord> {
-    loaded
-        .manifests
-        .iter()
-        .map(|m| {
-            let mut kinds: Vec<String> = m
-                .objects
-                .iter()
-                .map(|o| o.object.kind().to_string())
-                .collect();
-            kinds.sort();
-            kinds.dedup();
-            ManifestRecord {
-                path: m.path.display().to_string(),
-                kinds,
-                ignored: loaded
-                    .ignored
-                    .iter()
-                    .filter(|i| i.file == m.path)
-                    .map(|i| format!("{} {} (line {})", i.kind, i.name, i.line))
-                    .collect(),
-            }
-        })
-        .collect()
-}
-
-fn mode_result(m: &ModeOutput) -> ModeResult {
-    let flows = m.flows.iter().map(flow_result).collect();
-    let components: Vec<ComponentResult> = m
-        .meter
-        .components
-        .iter()
-        .zip(&m.components)
-        .map(|(s, f)| component_result(s, f, &m.meter.t_s))
-        .collect();
-    let mean = |v: &[f64]| {
-        if v.is_empty() {
-            0.0
-        } else {
-            v.iter().sum::<f64>() / v.len() as f64
-        }
-    };
-    ModeResult {
-        mode: mode(m.mode),
-        repeat: m.repeat,
-        flows,
-        components_vcpu_sum: components.iter().map(|c| c.vcpu_avg).sum(),
-        components,
-        process_vcpu_avg: mean(&m.meter.process_vcpu),
-        host_steal_share: m.meter.host_steal_share,
-        host_probe: m.host_probe.map(|p| {
-            let pp = |x: sim::hostprobe::PingPong| PingPong {
-                round_trip_us: x.round_trip_us,
-                cpu_per_round_trip_us: x.cpu_per_round_trip_us,
-            };
-            HostProbe {
-                back_to_back: pp(p.back_to_back),
-                paced: pp(p.paced),
-            }
-        }),
-        saturation_warnings: m.warnings.clone(),
-        slo: Vec::new(),
-        summary: Default::default(),
-    }
-}
-
-fn latency(l: &loadgen::LatencySummary) -> LatencySummary {
-    LatencySummary {
-        p50_us: l.p50_us as f64,
-        p75_us: l.p75_us as f64,
-        p90_us: l.p90_us as f64,
-        p99_us: l.p99_us as f64,
-        p999_us: l.p999_us as f64,
-        p9999_us: l.p9999_us as f64,
-        max_us: l.max_us as f64,
-        mean_us: l.mean_us,
-        count: l.count,
-        histogram: l.histogram.clone(),
-    }
-}
-
-fn flow_result(f: &FlowOutput) -> FlowResult {
-    let steps = f
-        .steps
-        .iter()
-        .zip(&f.step_offsets_s)
-        .map(|(s, offset)| {
-            let measured_from = offset + f.warmup_s;
-            StepResult {
-                target_rps: s.target_rps,
-                duration_s: s.duration_s,
-                requests: s.requests,
-                achieved_rps: s.achieved_rps,
-                bytes_sent: s.bytes_sent,
-                bytes_received: s.bytes_received,
-                // loadgen counts bytes per second; run.json speaks bits, as iperf does.
-                throughput_bps: s.throughput_bps.map(|b| b * 8.0),
-                errors: s.errors.clone(),
-                latency: latency(&s.latency),
-                service_time: latency(&s.service_time),
-                // The last second of a step is usually a sliver (the stragglers after its
-                // end); as a one-second sample it would read as a collapse of the rate.
-                series: s
-                    .series
-                    .iter()
-                    .filter(|i| i.second as f64 + 1.0 <= s.duration_s + 1e-6)
-                    .map(|i| IntervalSample {
-                        t_s: measured_from + i.second as f64 + 1.0,
-                        requests: i.requests,
-                        errors: i.errors,
-                        p50_us: i.p50_us as f64,
-                        p99_us: i.p99_us as f64,
-                        max_us: i.max_us as f64,
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    FlowResult {
-        name: f.name.clone(),
-        from: f.from.clone(),
-        to: f.to.clone(),
-        protocol: f.protocol.clone(),
-        steps,
-    }
-}
-
-fn component_result(
-    s: &sim::meter::ComponentSeries,
-    f: &ComponentFacts,
-    t_s: &[f64],
-) -> ComponentResult {
-    let sum = s.summary();
-    let heap_avg = sum.avg_heap_mib.unwrap_or(0.0);
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    ComponentResult {
-        name: s.name.clone(),
-        kind: kind(s.kind),
-        vcpu_avg: sum.avg_vcpu,
-        vcpu_per_1000rps: f
-            .rps_through
-            .filter(|r| *r >= IDLE_RPS)
-            .map(|r| sum.avg_vcpu / (r / 1000.0)),
-        heap_mib_avg: heap_avg,
-        heap_mib_peak: sum.peak_heap_mib.unwrap_or(0.0),
-        // The profile's memory is what the proxy holds at the least; the model's own heap
-        // counts toward it, the rest is modeled.
-        modeled_mib: f
-            .memory_floor_bytes
-            .filter(|b| *b > 0)
-            .map(|b| (mib(b) - heap_avg).max(0.0)),
-        modeled_vcpu_floor: f.floor_vcpu.filter(|v| *v > 0.0),
-        cpu_limit_millis: f.cpu_limit_millis,
-        cpu_limit_enforced: f.cpu_limit_enforced,
-        series: ComponentSeries {
-            t_s: t_s.to_vec(),
-            vcpu: s.vcpu.clone(),
-            heap_mib: s.heap_mib.clone(),
-        },
-    }
-}
+use crate::run::{FlowResult, LatencySummary, Mode, ModeResult, RunResult, SloVerdict, StepResult};
 
 /// Reads one figure of step `i` of a flow; `None` when the step has nothing to judge.
 type Observe = Box<dyn Fn(usize, &StepResult) -> Option<f64>>;
@@ -281,7 +44,7 @@ pub fn judge_slos(run: &mut RunResult, slos: &[Slo]) {
                     .copied()
             };
             slos.iter()
-                .filter(|s| s.modes.is_empty() || s.modes.iter().any(|x| mode(*x) == m.mode))
+                .filter(|s| s.modes.is_empty() || s.modes.contains(&m.mode))
                 .flat_map(|s| judge(s, m, base))
                 .collect()
         })
@@ -399,7 +162,7 @@ fn judge(slo: &Slo, m: &ModeResult, base: Option<&ModeResult>) -> Vec<SloVerdict
                 description: format!(
                     "{} {op} {} {} on flow {}{at}",
                     c.what,
-                    crate::render::trim_num(c.limit),
+                    crate::trim_num(c.limit),
                     c.unit,
                     slo.flow,
                 ),

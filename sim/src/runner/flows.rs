@@ -1,0 +1,244 @@
+//! A scenario's flows as load: where each flow's client runs, the load spec it drives, and its
+//! result in the run's terms (steps on the mode's time line).
+
+use std::net::Ipv4Addr;
+
+use results::raw::RawFlow;
+use results::run::{IntervalSample, LatencySummary, StepResult};
+use scenario::{Flow, FlowProtocol, Loaded};
+
+use super::{RunError, RunOptions};
+use crate::cluster::Cluster;
+
+/// A flow resolved against a running cluster: where its client runs and what it loads.
+pub(super) struct PlannedFlow {
+    pub flow: Flow,
+    /// Pod running the load client (the first pod of `from`).
+    pub pod: String,
+    pub spec: loadgen::LoadSpec,
+    /// Steps the flow runs (its open-loop rates; one closed-loop step otherwise).
+    pub steps: usize,
+}
+
+impl PlannedFlow {
+    /// The load client's component name.
+    pub fn client_name(&self) -> String {
+        format!("load-{}", self.flow.name)
+    }
+
+    /// A closed loop (saturation) rather than a fixed rate.
+    pub fn is_closed(&self) -> bool {
+        self.spec.mode == loadgen::Mode::Closed
+    }
+}
+
+/// The load spec of a flow aimed at a service address.
+pub(super) fn load_spec(
+    f: &Flow,
+    vip: Ipv4Addr,
+    opts: &RunOptions,
+) -> Result<loadgen::LoadSpec, RunError> {
+    let bad = |reason: String| RunError::Flow {
+        flow: f.name.clone(),
+        reason,
+    };
+    let (_, _, port) = f
+        .target()
+        .ok_or_else(|| bad(format!("`to: {}` is not service[.namespace]:port", f.to)))?;
+    let host = vip.to_string();
+    let (target, protocol) = match f.protocol {
+        FlowProtocol::Http1 => (
+            loadgen::Target::Http {
+                host,
+                port,
+                path: f.path.clone(),
+                // What a client that called the service by name would send.
+                host_header: Some(f.to.clone()),
+            },
+            if f.reuse {
+                loadgen::Protocol::Http1
+            } else {
+                loadgen::Protocol::Http1Churn
+            },
+        ),
+        FlowProtocol::TcpRr => (
+            loadgen::Target::Tcp { host, port },
+            loadgen::Protocol::TcpRr,
+        ),
+        FlowProtocol::TcpStream => (
+            loadgen::Target::Tcp { host, port },
+            loadgen::Protocol::TcpStream,
+        ),
+    };
+    let mode = match f.rate.steps().as_slice() {
+        [] => loadgen::Mode::Closed,
+        rates => loadgen::Mode::Open {
+            rates: rates.to_vec(),
+        },
+    };
+    let mut spec = loadgen::LoadSpec::new(target, mode);
+    spec.protocol = protocol;
+    spec.connections = f.connections as usize;
+    spec.duration = opts.duration.unwrap_or(f.duration.0);
+    spec.warmup = opts.warmup.unwrap_or(f.warmup.0);
+    spec.request_bytes = usize::try_from(f.request_bytes())
+        .map_err(|_| bad("requestBytes is too large for this machine".into()))?;
+    spec.response_bytes = f
+        .response_bytes
+        .map(|s| usize::try_from(s.0))
+        .transpose()
+        .map_err(|_| bad("responseBytes is too large for this machine".into()))?;
+    if protocol.is_http() {
+        spec.method = Some(f.method.clone());
+        spec.headers = f
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+    }
+    Ok(spec)
+}
+
+/// Every flow of the scenario against the running cluster.
+pub(super) fn plan(
+    loaded: &Loaded,
+    cluster: &Cluster,
+    opts: &RunOptions,
+) -> Result<Vec<PlannedFlow>, RunError> {
+    let sc = &loaded.scenario;
+    let mut out = Vec::new();
+    for f in &sc.flows {
+        let bad = |reason: String| RunError::Flow {
+            flow: f.name.clone(),
+            reason,
+        };
+        let from = sc
+            .workloads
+            .iter()
+            .find(|w| w.name == f.from)
+            .ok_or_else(|| bad(format!("no workload {}", f.from)))?;
+        let pod = cluster
+            .info
+            .pods
+            .iter()
+            .find(|p| p.workload == from.name && p.namespace == from.namespace)
+            .ok_or_else(|| bad(format!("workload {} has no pod", from.name)))?;
+        let (svc, ns, _) = f
+            .target()
+            .ok_or_else(|| bad(format!("`to: {}` is not service[.namespace]:port", f.to)))?;
+        let ns = ns.unwrap_or(&from.namespace);
+        let service = cluster
+            .info
+            .services
+            .iter()
+            .find(|s| s.name == svc && s.namespace == ns)
+            .ok_or_else(|| bad(format!("no service {svc} in namespace {ns}")))?;
+        let spec = load_spec(f, service.vip, opts)?;
+        let steps = match &spec.mode {
+            loadgen::Mode::Open { rates } => rates.len(),
+            loadgen::Mode::Closed => 1,
+        };
+        out.push(PlannedFlow {
+            flow: f.clone(),
+            pod: pod.name.clone(),
+            spec,
+            steps,
+        });
+    }
+    Ok(out)
+}
+
+fn latency(l: &loadgen::LatencySummary) -> LatencySummary {
+    LatencySummary {
+        p50_us: l.p50_us as f64,
+        p75_us: l.p75_us as f64,
+        p90_us: l.p90_us as f64,
+        p99_us: l.p99_us as f64,
+        p999_us: l.p999_us as f64,
+        p9999_us: l.p9999_us as f64,
+        max_us: l.max_us as f64,
+        mean_us: l.mean_us,
+        count: l.count,
+        histogram: l.histogram.clone(),
+    }
+}
+
+/// A flow's load result on the mode's time line: its client started `started_s` after the
+/// mode's load did.
+pub(super) fn raw_flow(f: &PlannedFlow, load: &loadgen::LoadResult, started_s: f64) -> RawFlow {
+    let warmup_s = f.spec.warmup.as_secs_f64();
+    let measured_from_s: Vec<f64> = load
+        .steps
+        .iter()
+        .map(|s| started_s + s.offset_s + warmup_s)
+        .collect();
+    let steps = load
+        .steps
+        .iter()
+        .zip(&measured_from_s)
+        .map(|(s, from)| StepResult {
+            target_rps: s.target_rps,
+            duration_s: s.duration_s,
+            requests: s.requests,
+            achieved_rps: s.achieved_rps,
+            bytes_sent: s.bytes_sent,
+            bytes_received: s.bytes_received,
+            // loadgen counts bytes per second; run.json speaks bits, as iperf does.
+            throughput_bps: s.throughput_bps.map(|b| b * 8.0),
+            errors: s.errors.clone(),
+            latency: latency(&s.latency),
+            service_time: latency(&s.service_time),
+            series: s
+                .series
+                .iter()
+                .map(|i| IntervalSample {
+                    t_s: from + i.second as f64 + 1.0,
+                    requests: i.requests,
+                    errors: i.errors,
+                    p50_us: i.p50_us as f64,
+                    p99_us: i.p99_us as f64,
+                    max_us: i.max_us as f64,
+                })
+                .collect(),
+        })
+        .collect();
+    RawFlow {
+        name: f.flow.name.clone(),
+        from: f.flow.from.clone(),
+        to: f.flow.to.clone(),
+        protocol: f.spec.protocol.as_str().to_string(),
+        steps,
+        measured_from_s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::tests::{SCENARIO, loaded};
+
+    #[test]
+    fn flows_become_load_specs_like_a_named_client() {
+        let l = loaded(SCENARIO);
+        let o = RunOptions::new();
+        let s = load_spec(&l.scenario.flows[0], Ipv4Addr::new(10, 96, 0, 1), &o).expect("spec");
+        assert_eq!(
+            s.target,
+            loadgen::Target::Http {
+                host: "10.96.0.1".into(),
+                port: 8080,
+                path: "/".into(),
+                host_header: Some("echo:8080".into())
+            }
+        );
+        assert_eq!(s.protocol, loadgen::Protocol::Http1);
+        assert_eq!(s.method.as_deref(), Some("GET"));
+        assert_eq!(
+            s.mode,
+            loadgen::Mode::Open {
+                rates: vec![100.0, 200.0]
+            }
+        );
+        assert_eq!(s.duration, std::time::Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,447 @@
+//! The runner: takes a loaded scenario through its modes, one cluster at a time.
+//!
+//! For each (mode, repeat) of the schedule it brings the cluster up, starts one load client per
+//! flow as a metered component inside the flow's source pod (so the mesh captures it like any
+//! app), drives every flow concurrently, samples every component's CPU, heap and own counts
+//! each second, and tears the cluster down before the next. What it returns is raw
+//! ([`results::raw`]); `results::interpret` makes the figures.
+//!
+//! A stop request (the [`RunOptions::stop`] token, e.g. from Ctrl-C) ends the step in flight
+//! at once without keeping it — its window would be short and unwarmed — and keeps every step
+//! and mode already measured, marked incomplete.
+//!
+//! Modules: [`schedule`] (what will run, and the checks before it starts), `flows` (flows as
+//! load specs and their results on the mode's time line), [`host`] (the machine).
+
+mod flows;
+pub mod host;
+pub mod schedule;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use results::raw::{RawFlow, RawMode, RawRun};
+use scenario::profile::Profile;
+use scenario::{Loaded, Mode};
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{Cluster, ClusterError};
+use crate::component::{Component, ComponentKind, ComponentRuntime};
+use crate::meter::Meter;
+use crate::sandbox::Sandbox;
+use flows::PlannedFlow;
+pub use schedule::{check, planned_load_time, schedule};
+
+/// How often the meters sample: the resolution of every time series of a run.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("--repeat must be at least 1")]
+    NoRepeat,
+    #[error("the scenario has no flows: add one under `flows:` so there is load to measure")]
+    NoFlows,
+    #[error("{what} must be more than 0")]
+    ZeroTime { what: &'static str },
+    #[error("flow {flow}: {reason}")]
+    Flow { flow: String, reason: String },
+    #[error("mode {mode}: cannot bring the cluster up")]
+    Cluster {
+        mode: Mode,
+        #[source]
+        source: ClusterError,
+    },
+    #[error("mode {mode}: cannot start the load client of flow {flow}")]
+    Client {
+        mode: Mode,
+        flow: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mode {mode}: flow {flow}")]
+    Load {
+        mode: Mode,
+        flow: String,
+        #[source]
+        source: loadgen::LoadError,
+    },
+    #[error("cannot start the meters' thread")]
+    Meter(#[source] std::io::Error),
+    #[error("cannot start the thread that waits for the load clients")]
+    Waiter(#[source] std::io::Error),
+}
+
+/// Something happened; for a progress display. Called from the runner's threads: keep it short.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A cluster is about to be built for `mode` (0-based `index` of `total` in the schedule).
+    ModeStarting {
+        index: usize,
+        total: usize,
+        mode: Mode,
+        repeat: u32,
+    },
+    /// The cluster is up and load starts now; it lasts about `planned`.
+    LoadStarted {
+        mode: Mode,
+        repeat: u32,
+        planned: Duration,
+    },
+    /// A flow's once-a-second view.
+    Progress {
+        mode: Mode,
+        flow: String,
+        progress: loadgen::Progress,
+    },
+    ModeFinished {
+        mode: Mode,
+        repeat: u32,
+        complete: bool,
+    },
+}
+
+pub type EventFn = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Called after each finished (mode, repeat) with everything measured so far, so a caller can
+/// save it before the next mode starts (nothing is lost if the process dies later).
+pub type MeasuredFn = Arc<dyn Fn(&RawRun) + Send + Sync>;
+
+/// What to run. [`RunOptions::new`] takes the scenario's modes and times as written.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Modes in order; empty means the scenario's `modes`.
+    pub modes: Vec<Mode>,
+    pub repeat: u32,
+    /// Overrides every flow's measured time per step.
+    pub duration: Option<Duration>,
+    /// Overrides every flow's warmup per step.
+    pub warmup: Option<Duration>,
+    /// Cancel it (e.g. from a Ctrl-C handler) to stop at once, keeping what was measured.
+    pub stop: CancellationToken,
+    /// (mode, repeat) pairs measured already (a resumed run): skipped.
+    pub done: Vec<(Mode, u32)>,
+    pub events: Option<EventFn>,
+    pub measured: Option<MeasuredFn>,
+}
+
+impl RunOptions {
+    pub fn new() -> RunOptions {
+        RunOptions {
+            modes: Vec::new(),
+            repeat: 1,
+            duration: None,
+            warmup: None,
+            stop: CancellationToken::new(),
+            done: Vec::new(),
+            events: None,
+            measured: None,
+        }
+    }
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A run that failed part-way: the error, and what was measured before it.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct RunFailure {
+    #[source]
+    pub error: RunError,
+    pub partial: Option<Box<RawRun>>,
+}
+
+fn emit(opts: &RunOptions, e: Event) {
+    if let Some(f) = &opts.events {
+        f(&e);
+    }
+}
+
+/// Runs the schedule. Errors before anything starts (bad options) return `Err` without a
+/// partial run; an error part-way returns what was measured so far, marked incomplete.
+pub fn run(
+    loaded: &Loaded,
+    profile: &Profile,
+    sandbox: Sandbox,
+    opts: &RunOptions,
+) -> Result<RawRun, RunFailure> {
+    check(loaded, opts).map_err(|error| RunFailure {
+        error,
+        partial: None,
+    })?;
+    let schedule = schedule(loaded, opts);
+    let mut out = RawRun {
+        started_at: SystemTime::now(),
+        host: host::collect(&sandbox),
+        profile: profile.clone(),
+        schedule: schedule.clone(),
+        modes: Vec::new(),
+        incomplete: false,
+    };
+    let todo: Vec<(usize, (Mode, u32))> = schedule
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, mr)| !opts.done.contains(mr))
+        .collect();
+    let total = schedule.len();
+    for (index, (mode, repeat)) in todo {
+        if opts.stop.is_cancelled() {
+            out.incomplete = true;
+            break;
+        }
+        emit(
+            opts,
+            Event::ModeStarting {
+                index,
+                total,
+                mode,
+                repeat,
+            },
+        );
+        let span = tracing::info_span!("mode", %mode, repeat);
+        let _guard = span.enter();
+        match run_mode(loaded, profile, sandbox, opts, mode, repeat) {
+            Ok(m) => {
+                let complete = m.complete;
+                emit(
+                    opts,
+                    Event::ModeFinished {
+                        mode,
+                        repeat,
+                        complete,
+                    },
+                );
+                out.modes.push(m);
+                out.incomplete = !complete;
+                if let Some(f) = &opts.measured {
+                    f(&out);
+                }
+                if !complete {
+                    break;
+                }
+            }
+            Err(error) => {
+                out.incomplete = true;
+                return Err(RunFailure {
+                    error,
+                    partial: Some(Box::new(out)),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The host's speed, measured before the cluster exists so nothing of meshsim competes.
+fn probe_host() -> Option<results::run::HostProbe> {
+    match crate::hostprobe::probe() {
+        Ok(p) => {
+            tracing::info!(
+                round_trip_us = p.back_to_back.round_trip_us,
+                paced_cpu_us = p.paced.cpu_per_round_trip_us,
+                "host probe"
+            );
+            Some(p)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the host probe failed; this mode records no host speed");
+            None
+        }
+    }
+}
+
+/// One load client per flow, on threads in its source pod's namespace.
+fn start_clients(
+    cluster: &Cluster,
+    flows: &[PlannedFlow],
+    mode: Mode,
+) -> Result<Vec<ComponentRuntime>, RunError> {
+    let mut clients = Vec::new();
+    for f in flows {
+        let netns = cluster.pod_netns(&f.pod).ok_or_else(|| RunError::Flow {
+            flow: f.flow.name.clone(),
+            reason: format!("pod {} has no namespace", f.pod),
+        })?;
+        let c = Component::new(f.client_name(), ComponentKind::LoadClient, netns);
+        // One worker keeps an open-loop schedule at thousands of rps; a closed loop
+        // (saturation) gets two so the client is not the bottleneck.
+        let workers = if f.is_closed() { 2 } else { 1 };
+        let rt = c
+            .start_runtime(workers, None)
+            .map_err(|source| RunError::Client {
+                mode,
+                flow: f.flow.name.clone(),
+                source,
+            })?;
+        clients.push(rt);
+    }
+    Ok(clients)
+}
+
+/// A flow's load, driven on its client's threads: the result and when it started (seconds
+/// after the mode's load did).
+type FlowRun = Result<(loadgen::LoadResult, f64), loadgen::LoadError>;
+
+fn drive(
+    opts: &RunOptions,
+    mode: Mode,
+    flows: &[PlannedFlow],
+    clients: &[ComponentRuntime],
+    load_start: Instant,
+) -> Vec<tokio::task::JoinHandle<FlowRun>> {
+    flows
+        .iter()
+        .zip(clients)
+        .map(|(f, rt)| {
+            let spec = f.spec.clone();
+            let progress: Option<loadgen::ProgressFn> = opts.events.clone().map(|ev| {
+                let flow = f.flow.name.clone();
+                Arc::new(move |p: &loadgen::Progress| {
+                    ev(&Event::Progress {
+                        mode,
+                        flow: flow.clone(),
+                        progress: p.clone(),
+                    })
+                }) as loadgen::ProgressFn
+            });
+            let hooks = loadgen::Hooks {
+                progress,
+                cancel: Some(opts.stop.child_token()),
+                completed: Some(rt.component.counters.requests.clone()),
+                ..Default::default()
+            };
+            rt.spawn(async move {
+                let started = load_start.elapsed().as_secs_f64();
+                loadgen::run(&spec, hooks).await.map(|r| (r, started))
+            })
+        })
+        .collect()
+}
+
+fn run_mode(
+    loaded: &Loaded,
+    profile: &Profile,
+    sandbox: Sandbox,
+    opts: &RunOptions,
+    mode: Mode,
+    repeat: u32,
+) -> Result<RawMode, RunError> {
+    let host_probe = probe_host();
+    let t0 = Instant::now();
+    let cluster = Cluster::up_scenario(loaded, mode, profile, sandbox)
+        .map_err(|source| RunError::Cluster { mode, source })?;
+    let bring_up = t0.elapsed();
+    tracing::info!(took = ?bring_up, "cluster up");
+    let flows = flows::plan(loaded, &cluster, opts)?;
+    let clients = start_clients(&cluster, &flows, mode)?;
+
+    let mut metered: Vec<Arc<Component>> = cluster.components.clone();
+    metered.extend(clients.iter().map(|c| c.component.clone()));
+    let load_start = Instant::now();
+    let meter = Meter::start(metered, SAMPLE_INTERVAL, load_start).map_err(RunError::Meter)?;
+    emit(
+        opts,
+        Event::LoadStarted {
+            mode,
+            repeat,
+            planned: planned_load_time(loaded, opts),
+        },
+    );
+    let handles = drive(opts, mode, &flows, &clients, load_start);
+    let waiter = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Waiter)?;
+    let results: Vec<FlowRun> = waiter.block_on(async {
+        let mut v = Vec::new();
+        for h in handles {
+            v.push(match h.await {
+                Ok(r) => r,
+                Err(e) => Err(loadgen::LoadError::Aborted(format!(
+                    "the load client stopped: {e}"
+                ))),
+            });
+        }
+        v
+    });
+    let meter = meter.finish();
+
+    let mut out_flows: Vec<RawFlow> = Vec::new();
+    let mut complete = true;
+    for (f, r) in flows.iter().zip(results) {
+        let (load, started) = r.map_err(|source| RunError::Load {
+            mode,
+            flow: f.flow.name.clone(),
+            source,
+        })?;
+        complete &= !load.cancelled && load.steps.len() == f.steps;
+        out_flows.push(flows::raw_flow(f, &load, started));
+    }
+    let warnings = warnings(&meter, &out_flows);
+
+    drop(clients);
+    let t_down = Instant::now();
+    drop(cluster);
+    tracing::info!(took = ?t_down.elapsed(), "cluster down");
+    Ok(RawMode {
+        mode,
+        repeat,
+        flows: out_flows,
+        meter,
+        complete,
+        bring_up,
+        warnings,
+        host_probe,
+    })
+}
+
+/// What makes a mode's figures suspect: a saturated machine, a contended host, a flow that
+/// could not keep its rate.
+fn warnings(meter: &results::raw::MeterReport, flows: &[RawFlow]) -> Vec<String> {
+    let mut w: Vec<String> = meter.saturation_warning.iter().cloned().collect();
+    w.extend(results::host::steal_warning(meter.host_steal_share));
+    for f in flows {
+        for s in &f.steps {
+            if let Some(t) = s.target_rps
+                && s.achieved_rps < 0.9 * t
+            {
+                w.push(format!(
+                    "flow {} at {t} rps achieved {:.0} rps ({:.0}%): the path or the load \
+                     client could not keep up, so latency there measures a queue",
+                    f.name,
+                    s.achieved_rps,
+                    100.0 * s.achieved_rps / t
+                ));
+            }
+        }
+    }
+    w
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn loaded(yaml: &str) -> Loaded {
+        scenario::load_str(std::path::Path::new("t.yaml"), yaml).expect("valid")
+    }
+
+    pub const SCENARIO: &str = r#"
+version: 1
+name: t
+modes: [no-mesh, sidecar]
+nodes: [{name: a}, {name: b}]
+workloads:
+  - {name: client, nodes: [a]}
+  - {name: echo, replicas: 2, nodes: [a, b], app: {http: {port: 8080}}}
+services:
+  - {name: echo, workload: echo, ports: [{port: 8080}]}
+flows:
+  - {name: web, from: client, to: "echo:8080", rate: [100, 200], duration: 2s, warmup: 1s}
+  - {name: slow, from: client, to: "echo:8080", rate: 50, duration: 3s, warmup: 1s}
+"#;
+}

@@ -1,0 +1,107 @@
+//! What a run will do, decided before anything starts: the (mode, repeat) schedule, how long
+//! a mode's load lasts, and the checks of the options against the scenario.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use scenario::{Loaded, Mode};
+
+use super::{RunError, RunOptions};
+
+/// Modes in the order they run: `opts.modes` or the scenario's, repeated and interleaved
+/// (A B C A B C …) so slow drift of a shared machine hits every mode alike.
+pub fn schedule(loaded: &Loaded, opts: &RunOptions) -> Vec<(Mode, u32)> {
+    let modes = if opts.modes.is_empty() {
+        loaded.scenario.modes.clone()
+    } else {
+        opts.modes.clone()
+    };
+    (0..opts.repeat)
+        .flat_map(|r| modes.iter().map(move |m| (*m, r)))
+        .collect()
+}
+
+/// Planned length of one mode's load: its longest flow.
+pub fn planned_load_time(loaded: &Loaded, opts: &RunOptions) -> Duration {
+    loaded
+        .scenario
+        .flows
+        .iter()
+        .map(|f| {
+            let steps = f.rate.steps().len().max(1) as u32;
+            (opts.warmup.unwrap_or(f.warmup.0) + opts.duration.unwrap_or(f.duration.0)) * steps
+        })
+        .max()
+        .unwrap_or_default()
+}
+
+/// Checks the options against the scenario before anything starts.
+pub fn check(loaded: &Loaded, opts: &RunOptions) -> Result<(), RunError> {
+    if opts.repeat == 0 {
+        return Err(RunError::NoRepeat);
+    }
+    if loaded.scenario.flows.is_empty() {
+        return Err(RunError::NoFlows);
+    }
+    if opts.duration.is_some_and(|d| d.is_zero()) {
+        return Err(RunError::ZeroTime { what: "--duration" });
+    }
+    for f in &loaded.scenario.flows {
+        // The address does not matter for checking; the cluster gives the real one.
+        let mut spec = super::flows::load_spec(f, Ipv4Addr::LOCALHOST, opts)?;
+        spec.mode = loadgen::Mode::Closed;
+        spec.validate().map_err(|e| RunError::Flow {
+            flow: f.name.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::tests::{SCENARIO, loaded};
+
+    #[test]
+    fn repeats_interleave_the_modes() {
+        let l = loaded(SCENARIO);
+        let mut o = RunOptions::new();
+        o.repeat = 2;
+        assert_eq!(
+            schedule(&l, &o),
+            vec![
+                (Mode::NoMesh, 0),
+                (Mode::Sidecar, 0),
+                (Mode::NoMesh, 1),
+                (Mode::Sidecar, 1)
+            ]
+        );
+        o.modes = vec![Mode::Ambient];
+        o.repeat = 1;
+        assert_eq!(schedule(&l, &o), vec![(Mode::Ambient, 0)]);
+    }
+
+    #[test]
+    fn planned_time_is_the_longest_flow_and_follows_overrides() {
+        let l = loaded(SCENARIO);
+        let mut o = RunOptions::new();
+        assert_eq!(planned_load_time(&l, &o), Duration::from_secs(6));
+        o.duration = Some(Duration::from_secs(10));
+        o.warmup = Some(Duration::ZERO);
+        assert_eq!(planned_load_time(&l, &o), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn bad_options_are_refused_before_anything_starts() {
+        let l = loaded(SCENARIO);
+        let mut o = RunOptions::new();
+        o.repeat = 0;
+        assert!(matches!(check(&l, &o), Err(RunError::NoRepeat)));
+        o.repeat = 1;
+        o.duration = Some(Duration::ZERO);
+        assert!(matches!(check(&l, &o), Err(RunError::ZeroTime { .. })));
+        o.duration = None;
+        assert!(check(&l, &o).is_ok());
+    }
+}
