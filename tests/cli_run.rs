@@ -200,52 +200,7 @@ fn quickstart_runs_every_mode_and_leaves_the_report() {
         per_1000 >= 0.18,
         "istio-1.24 makes a sidecar cost at least 0.2 vCPU per 1000 rps, got {per_1000}"
     );
-    // Each proxy counted the requests it handled itself: the client's sidecar all 200 rps
-    // (outbound), each echo's sidecar its half (inbound); ztunnel counted the exchanges it
-    // relayed on each side. The window includes warmups and the edges, hence the margins.
-    let by_name = |m: &str, name: &str| -> serde_json::Value {
-        mode(&run, m)["components"]
-            .as_array()
-            .expect("components")
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("{m}: no component {name}"))
-            .clone()
-    };
-    let rps = |c: &serde_json::Value| c["rps_avg"].as_f64().expect("rps");
-    for (m, name, want) in [
-        ("sidecar", "sidecar-client-0", 200.0),
-        ("sidecar", "sidecar-echo-0", 100.0),
-        ("sidecar", "sidecar-echo-1", 100.0),
-        ("ambient", "ztunnel-node-1", 200.0),
-        ("ambient", "ztunnel-node-2", 200.0),
-    ] {
-        let c = by_name(m, name);
-        let got = rps(&c);
-        assert!(
-            (0.7 * want..=1.05 * want).contains(&got),
-            "{m}: {name} counted {got} rps, about {want} expected"
-        );
-        // CPU per 1000 rps divides the proxy's CPU by its own count over the same window.
-        let per = c["vcpu_per_1000rps"].as_f64().expect("per 1000");
-        let vcpu = c["vcpu_avg"].as_f64().expect("vcpu");
-        assert!((per - vcpu / got * 1000.0).abs() < 1e-9, "{name}");
-    }
-    for c in mode(&run, "sidecar")["components"]
-        .as_array()
-        .expect("components")
-        .iter()
-        .filter(|c| c["kind"] == "sidecar")
-    {
-        // The profile charges 200 µs per request: a sidecar costs at least that per request
-        // it counted, and what was burned to reach it is part of its measured CPU (a debug
-        // build's model may cost more on its own and burn nothing).
-        let per = c["vcpu_per_1000rps"].as_f64().expect("per 1000");
-        assert!(per >= 0.19, "{}: {per} vCPU per 1000 rps", c["name"]);
-        if let Some(floor) = c["vcpu_floor_avg"].as_f64() {
-            assert!(floor > 0.0 && floor <= c["vcpu_avg"].as_f64().expect("vcpu"));
-        }
-    }
+    proxies_counted_their_own_work(&run);
     assert!(sidecar["mib_modeled_per_proxy"].as_f64().expect("modeled") > 50.0);
     assert_eq!(
         run["environment"]["cores"].as_u64().map(|c| c > 0),
@@ -275,6 +230,57 @@ fn quickstart_runs_every_mode_and_leaves_the_report() {
     ]);
     assert_eq!(out.status.code(), Some(0));
     assert!(again.join("report.html").is_file() && again.join("summary.md").is_file());
+}
+
+/// Each proxy's rate and CPU per request come from its own counts (quickstart: 200 rps from
+/// client-0 to two echo replicas on the other node).
+fn proxies_counted_their_own_work(run: &Value) {
+    // Each proxy counted the requests it handled itself: the client's sidecar all 200 rps
+    // (outbound), each echo's sidecar its half (inbound); ztunnel counted the exchanges it
+    // relayed on each side. The window includes warmups and the edges, hence the margins.
+    let by_name = |m: &str, name: &str| -> serde_json::Value {
+        mode(run, m)["components"]
+            .as_array()
+            .expect("components")
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{m}: no component {name}"))
+            .clone()
+    };
+    let rps = |c: &serde_json::Value| c["rps_avg"].as_f64().expect("rps");
+    for (m, name, want) in [
+        ("sidecar", "sidecar-client-0", 200.0),
+        ("sidecar", "sidecar-echo-0", 100.0),
+        ("sidecar", "sidecar-echo-1", 100.0),
+        ("ambient", "ztunnel-node-1", 200.0),
+        ("ambient", "ztunnel-node-2", 200.0),
+    ] {
+        let c = by_name(m, name);
+        let got = rps(&c);
+        assert!(
+            (0.7 * want..=1.05 * want).contains(&got),
+            "{m}: {name} counted {got} rps, about {want} expected"
+        );
+        // CPU per 1000 rps divides the proxy's CPU by its own count over the same window.
+        let per = c["vcpu_per_1000rps"].as_f64().expect("per 1000");
+        let vcpu = c["vcpu_avg"].as_f64().expect("vcpu");
+        assert!((per - vcpu / got * 1000.0).abs() < 1e-9, "{name}");
+    }
+    for c in mode(run, "sidecar")["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .filter(|c| c["kind"] == "sidecar")
+    {
+        // The profile charges 200 µs per request: a sidecar costs at least that per request
+        // it counted, and what was burned to reach it is part of its measured CPU (a debug
+        // build's model may cost more on its own and burn nothing).
+        let per = c["vcpu_per_1000rps"].as_f64().expect("per 1000");
+        assert!(per >= 0.19, "{}: {per} vCPU per 1000 rps", c["name"]);
+        if let Some(floor) = c["vcpu_floor_avg"].as_f64() {
+            assert!(floor > 0.0 && floor <= c["vcpu_avg"].as_f64().expect("vcpu"));
+        }
+    }
 }
 
 #[test]

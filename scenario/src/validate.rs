@@ -53,8 +53,25 @@ fn dns_label(s: &str) -> Result<(), String> {
     }
 }
 
+/// Every check of a loaded scenario, each a named function over one part of it; the names
+/// each part declares (nodes, namespaces, workloads, flows) are what later checks look up.
 pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
     let mut c = Ctx { l, out: Vec::new() };
+    check_header(&mut c);
+    let nodes = check_nodes(&mut c);
+    let namespaces = check_namespaces(&mut c);
+    let (workloads, host_names) = check_workloads(&mut c, &nodes, &namespaces);
+    check_services(&mut c, &namespaces, &workloads, host_names);
+    let flows = check_flows(&mut c, &workloads);
+    check_slos(&mut c, &flows);
+    check_proxies(&mut c);
+    check_manifests(&mut c, &namespaces);
+    c.out
+}
+
+/// Version, name, profile and modes.
+fn check_header(c: &mut Ctx<'_>) {
+    let l = c.l;
     let s = &l.scenario;
 
     if s.version != crate::format::FORMAT_VERSION {
@@ -92,8 +109,11 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
             );
         }
     }
+}
 
-    // Nodes.
+/// Node names: valid, unique, not too many. Returns them.
+fn check_nodes<'a>(c: &mut Ctx<'a>) -> BTreeSet<&'a str> {
+    let s = &c.l.scenario;
     if s.nodes.is_empty() {
         c.err(
             "nodes",
@@ -121,8 +141,13 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
             );
         }
     }
+    nodes
+}
 
-    // Namespaces.
+/// Namespaces the scenario and its manifests declare (`default` always exists). Returns them.
+fn check_namespaces(c: &mut Ctx<'_>) -> BTreeSet<String> {
+    let l = c.l;
+    let s = &l.scenario;
     let mut namespaces: BTreeSet<String> = BTreeSet::new();
     namespaces.insert("default".into());
     for (i, n) in s.namespaces.iter().enumerate() {
@@ -141,86 +166,38 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
             namespaces.insert(n.metadata.name.clone());
         }
     }
+    namespaces
+}
 
-    // Workloads.
+/// Workloads: names, namespaces, replicas, nodes and apps. Returns them by name, and the
+/// host names their pods take.
+fn check_workloads<'a>(
+    c: &mut Ctx<'a>,
+    nodes: &BTreeSet<&str>,
+    namespaces: &BTreeSet<String>,
+) -> (BTreeMap<&'a str, usize>, BTreeMap<String, String>) {
+    let s = &c.l.scenario;
     let mut workloads: BTreeMap<&str, usize> = BTreeMap::new();
     let mut host_names: BTreeMap<String, String> = BTreeMap::new();
     let mut pods = 0usize;
     for (i, w) in s.workloads.iter().enumerate() {
-        let p = format!("workloads[{i}]");
-        if let Err(e) = dns_label(&w.name) {
-            c.err(&format!("{p}.name"), e);
-        }
         if workloads.insert(&w.name, i).is_some() {
             c.err(
-                &format!("{p}.name"),
+                &format!("workloads[{i}].name"),
                 format!(
                     "workload `{}` is listed twice (pod names must be unique in the cluster)",
                     w.name
                 ),
             );
         }
-        if !namespaces.contains(&w.namespace) {
-            c.err(
-                &format!("{p}.namespace"),
-                format!(
-                    "namespace `{}` does not exist; add it under `namespaces:` or in a manifest",
-                    w.namespace
-                ),
-            );
-        }
-        if let Err(e) = dns_label(w.service_account()) {
-            c.err(&format!("{p}.serviceAccount"), e);
-        }
-        if w.replicas == 0 || w.replicas > 1000 {
-            c.err(
-                &format!("{p}.replicas"),
-                format!("{} is out of range 1..1000", w.replicas),
-            );
-        }
         pods += w.replicas as usize;
-        for (k, n) in w.nodes.iter().enumerate() {
-            if !nodes.contains(n.as_str()) {
-                c.err(
-                    &format!("{p}.nodes[{k}]"),
-                    format!(
-                        "node `{n}` does not exist; the nodes are: {}",
-                        join(nodes.iter())
-                    ),
-                );
-            }
-        }
         for r in 0..w.replicas.min(1000) {
             host_names.insert(
                 format!("{}-{r}", w.name),
                 format!("pod of workload `{}`", w.name),
             );
         }
-        if let Some(app) = &w.app {
-            let (port_path, port) = match app {
-                App::Http(h) => (format!("{p}.app.http.port"), h.port),
-                App::TcpEcho(t) => (format!("{p}.app.tcpEcho.port"), t.port),
-                App::TcpSink(t) => (format!("{p}.app.tcpSink.port"), t.port),
-            };
-            check_port(&mut c, &port_path, port);
-            if let App::Http(h) = app {
-                if !(100..=599).contains(&h.status) {
-                    c.err(
-                        &format!("{p}.app.http.status"),
-                        format!("{} is not an HTTP status (100..599)", h.status),
-                    );
-                }
-                if h.response_bytes.0 > 64 * 1024 * 1024 {
-                    c.err(
-                        &format!("{p}.app.http.responseBytes"),
-                        "is above 64MiB; use a tcp-stream flow for bulk transfer",
-                    );
-                }
-                if h.service_time.0 > std::time::Duration::from_secs(60) {
-                    c.err(&format!("{p}.app.http.serviceTime"), "is above 60s");
-                }
-            }
-        }
+        check_workload(c, i, w, nodes, namespaces);
     }
     if s.workloads.is_empty() {
         c.err("workloads", "lists no workload; add at least one");
@@ -231,286 +208,418 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
             format!("make {pods} pods; meshsim builds at most {MAX_PODS}"),
         );
     }
+    (workloads, host_names)
+}
 
-    // Services.
-    let mut services: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for (i, svc) in s.services.iter().enumerate() {
-        let p = format!("services[{i}]");
-        if let Err(e) = dns_label(&svc.name) {
-            c.err(&format!("{p}.name"), e);
-        }
-        if services
-            .insert((svc.name.clone(), svc.namespace.clone()), i)
-            .is_some()
-        {
-            c.err(
-                &format!("{p}.name"),
-                format!("service `{}.{}` is listed twice", svc.name, svc.namespace),
-            );
-        }
-        if let Some(other) = host_names.get(&svc.name) {
-            c.err(
-                &format!("{p}.name"),
-                format!(
-                    "`{}` is already the name of a {other}; names resolve in one hosts file",
-                    svc.name
-                ),
-            );
-        }
-        host_names.insert(svc.name.clone(), "service".into());
-        if !namespaces.contains(&svc.namespace) {
-            c.err(
-                &format!("{p}.namespace"),
-                format!(
-                    "namespace `{}` does not exist; add it under `namespaces:`",
-                    svc.namespace
-                ),
-            );
-        }
-        let w = workloads
-            .get(svc.workload.as_str())
-            .map(|&k| &s.workloads[k]);
-        match w {
-            None => c.err(
-                &format!("{p}.workload"),
-                format!(
-                    "workload `{}` does not exist; the workloads are: {}",
-                    svc.workload,
-                    join(workloads.keys())
-                ),
+fn check_workload(
+    c: &mut Ctx<'_>,
+    i: usize,
+    w: &crate::format::Workload,
+    nodes: &BTreeSet<&str>,
+    namespaces: &BTreeSet<String>,
+) {
+    let p = format!("workloads[{i}]");
+    if let Err(e) = dns_label(&w.name) {
+        c.err(&format!("{p}.name"), e);
+    }
+    if !namespaces.contains(&w.namespace) {
+        c.err(
+            &format!("{p}.namespace"),
+            format!(
+                "namespace `{}` does not exist; add it under `namespaces:` or in a manifest",
+                w.namespace
             ),
-            Some(w) if w.namespace != svc.namespace => c.err(
-                &format!("{p}.workload"),
-                format!(
-                    "workload `{}` is in namespace `{}`, not the service's `{}`",
-                    w.name, w.namespace, svc.namespace
-                ),
-            ),
-            _ => {}
-        }
-        if svc.ports.is_empty() {
+        );
+    }
+    if let Err(e) = dns_label(w.service_account()) {
+        c.err(&format!("{p}.serviceAccount"), e);
+    }
+    if w.replicas == 0 || w.replicas > 1000 {
+        c.err(
+            &format!("{p}.replicas"),
+            format!("{} is out of range 1..1000", w.replicas),
+        );
+    }
+    for (k, n) in w.nodes.iter().enumerate() {
+        if !nodes.contains(n.as_str()) {
             c.err(
-                &format!("{p}.ports"),
-                "lists no port; add one, e.g. `- port: 8080`",
+                &format!("{p}.nodes[{k}]"),
+                format!(
+                    "node `{n}` does not exist; the nodes are: {}",
+                    join(nodes.iter())
+                ),
             );
         }
-        let mut ports = BTreeSet::new();
-        for (k, sp) in svc.ports.iter().enumerate() {
-            let pp = format!("{p}.ports[{k}]");
-            check_port(&mut c, &format!("{pp}.port"), sp.port);
-            if !ports.insert(sp.port) {
+    }
+    if let Some(app) = &w.app {
+        let (port_path, port) = match app {
+            App::Http(h) => (format!("{p}.app.http.port"), h.port),
+            App::TcpEcho(t) => (format!("{p}.app.tcpEcho.port"), t.port),
+            App::TcpSink(t) => (format!("{p}.app.tcpSink.port"), t.port),
+        };
+        check_port(c, &port_path, port);
+        if let App::Http(h) = app {
+            if !(100..=599).contains(&h.status) {
                 c.err(
-                    &format!("{pp}.port"),
-                    format!("port {} is listed twice", sp.port),
+                    &format!("{p}.app.http.status"),
+                    format!("{} is not an HTTP status (100..599)", h.status),
                 );
             }
-            let target = sp.target_port.unwrap_or(sp.port);
-            if let Some(w) = w {
-                match &w.app {
-                    None => c.err(
-                        &format!("{pp}.targetPort"),
-                        format!(
-                            "workload `{}` has no app listening; give it an `app:`",
-                            w.name
-                        ),
+            if h.response_bytes.0 > 64 * 1024 * 1024 {
+                c.err(
+                    &format!("{p}.app.http.responseBytes"),
+                    "is above 64MiB; use a tcp-stream flow for bulk transfer",
+                );
+            }
+            if h.service_time.0 > std::time::Duration::from_secs(60) {
+                c.err(&format!("{p}.app.http.serviceTime"), "is above 60s");
+            }
+        }
+    }
+}
+
+/// Services: names, namespaces, their workload, ports against the workload's app.
+fn check_services(
+    c: &mut Ctx<'_>,
+    namespaces: &BTreeSet<String>,
+    workloads: &BTreeMap<&str, usize>,
+    mut host_names: BTreeMap<String, String>,
+) {
+    let s = &c.l.scenario;
+    let mut services: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (i, svc) in s.services.iter().enumerate() {
+        check_service(
+            c,
+            i,
+            svc,
+            namespaces,
+            workloads,
+            &mut host_names,
+            &mut services,
+        );
+    }
+}
+
+fn check_service(
+    c: &mut Ctx<'_>,
+    i: usize,
+    svc: &crate::format::Service,
+    namespaces: &BTreeSet<String>,
+    workloads: &BTreeMap<&str, usize>,
+    host_names: &mut BTreeMap<String, String>,
+    services: &mut BTreeMap<(String, String), usize>,
+) {
+    let s = &c.l.scenario;
+    let p = format!("services[{i}]");
+    if let Err(e) = dns_label(&svc.name) {
+        c.err(&format!("{p}.name"), e);
+    }
+    if services
+        .insert((svc.name.clone(), svc.namespace.clone()), i)
+        .is_some()
+    {
+        c.err(
+            &format!("{p}.name"),
+            format!("service `{}.{}` is listed twice", svc.name, svc.namespace),
+        );
+    }
+    if let Some(other) = host_names.get(&svc.name) {
+        c.err(
+            &format!("{p}.name"),
+            format!(
+                "`{}` is already the name of a {other}; names resolve in one hosts file",
+                svc.name
+            ),
+        );
+    }
+    host_names.insert(svc.name.clone(), "service".into());
+    if !namespaces.contains(&svc.namespace) {
+        c.err(
+            &format!("{p}.namespace"),
+            format!(
+                "namespace `{}` does not exist; add it under `namespaces:`",
+                svc.namespace
+            ),
+        );
+    }
+    let w = workloads
+        .get(svc.workload.as_str())
+        .map(|&k| &s.workloads[k]);
+    match w {
+        None => c.err(
+            &format!("{p}.workload"),
+            format!(
+                "workload `{}` does not exist; the workloads are: {}",
+                svc.workload,
+                join(workloads.keys())
+            ),
+        ),
+        Some(w) if w.namespace != svc.namespace => c.err(
+            &format!("{p}.workload"),
+            format!(
+                "workload `{}` is in namespace `{}`, not the service's `{}`",
+                w.name, w.namespace, svc.namespace
+            ),
+        ),
+        _ => {}
+    }
+    if svc.ports.is_empty() {
+        c.err(
+            &format!("{p}.ports"),
+            "lists no port; add one, e.g. `- port: 8080`",
+        );
+    }
+    let mut ports = BTreeSet::new();
+    for (k, sp) in svc.ports.iter().enumerate() {
+        let pp = format!("{p}.ports[{k}]");
+        check_port(c, &format!("{pp}.port"), sp.port);
+        if !ports.insert(sp.port) {
+            c.err(
+                &format!("{pp}.port"),
+                format!("port {} is listed twice", sp.port),
+            );
+        }
+        let target = sp.target_port.unwrap_or(sp.port);
+        if let Some(w) = w {
+            match &w.app {
+                None => c.err(
+                    &format!("{pp}.targetPort"),
+                    format!(
+                        "workload `{}` has no app listening; give it an `app:`",
+                        w.name
                     ),
-                    Some(app) if app.port() != target => c.err(
-                        &format!(
-                            "{pp}{}",
-                            if sp.target_port.is_some() {
-                                ".targetPort"
-                            } else {
-                                ".port"
-                            }
-                        ),
-                        format!(
-                            "workload `{}` listens on port {}, not {target}; set `targetPort: {}`",
-                            w.name,
-                            app.port(),
-                            app.port()
-                        ),
-                    ),
-                    Some(app) => {
-                        if sp.protocol == Some(PortProtocol::Http) && !matches!(app, App::Http(_)) {
-                            c.err(
-                                &format!("{pp}.protocol"),
-                                format!(
-                                    "workload `{}` does not serve HTTP; use `protocol: tcp`",
-                                    w.name
-                                ),
-                            );
+                ),
+                Some(app) if app.port() != target => c.err(
+                    &format!(
+                        "{pp}{}",
+                        if sp.target_port.is_some() {
+                            ".targetPort"
+                        } else {
+                            ".port"
                         }
+                    ),
+                    format!(
+                        "workload `{}` listens on port {}, not {target}; set `targetPort: {}`",
+                        w.name,
+                        app.port(),
+                        app.port()
+                    ),
+                ),
+                Some(app) => {
+                    if sp.protocol == Some(PortProtocol::Http) && !matches!(app, App::Http(_)) {
+                        c.err(
+                            &format!("{pp}.protocol"),
+                            format!(
+                                "workload `{}` does not serve HTTP; use `protocol: tcp`",
+                                w.name
+                            ),
+                        );
                     }
                 }
             }
         }
     }
+}
 
-    // Flows.
+/// Flows: names, source workload, target service and port, protocol against the app, rates
+/// and sizes. Returns their names.
+fn check_flows<'a>(c: &mut Ctx<'a>, workloads: &BTreeMap<&str, usize>) -> BTreeSet<&'a str> {
+    let s = &c.l.scenario;
     let mut flows = BTreeSet::new();
     for (i, f) in s.flows.iter().enumerate() {
-        let p = format!("flows[{i}]");
-        if let Err(e) = dns_label(&f.name) {
-            c.err(&format!("{p}.name"), e);
-        }
         if !flows.insert(f.name.as_str()) {
             c.err(
-                &format!("{p}.name"),
+                &format!("flows[{i}].name"),
                 format!("flow `{}` is listed twice", f.name),
             );
         }
-        if !workloads.contains_key(f.from.as_str()) {
+        check_flow(c, i, f, workloads);
+    }
+
+    flows
+}
+
+fn check_flow(
+    c: &mut Ctx<'_>,
+    i: usize,
+    f: &crate::format::Flow,
+    workloads: &BTreeMap<&str, usize>,
+) {
+    let p = format!("flows[{i}]");
+    if let Err(e) = dns_label(&f.name) {
+        c.err(&format!("{p}.name"), e);
+    }
+    if !workloads.contains_key(f.from.as_str()) {
+        c.err(
+            &format!("{p}.from"),
+            format!(
+                "workload `{}` does not exist; the workloads are: {}",
+                f.from,
+                join(workloads.keys())
+            ),
+        );
+    }
+    let target_app = flow_target(c, &p, f, workloads);
+    if let Some(app) = target_app {
+        let fits = matches!(
+            (f.protocol, app),
+            (FlowProtocol::Http1, App::Http(_))
+                | (FlowProtocol::TcpRr, App::TcpEcho(_))
+                | (FlowProtocol::TcpStream, App::TcpSink(_) | App::TcpEcho(_))
+        );
+        if !fits {
+            let want = match f.protocol {
+                FlowProtocol::Http1 => "an `http` app",
+                FlowProtocol::TcpRr => "a `tcpEcho` app",
+                FlowProtocol::TcpStream => "a `tcpSink` or `tcpEcho` app",
+            };
             c.err(
-                &format!("{p}.from"),
+                &format!("{p}.protocol"),
                 format!(
-                    "workload `{}` does not exist; the workloads are: {}",
-                    f.from,
-                    join(workloads.keys())
+                    "`{}` needs {want} behind `{}`",
+                    protocol_name(f.protocol),
+                    f.to
                 ),
             );
         }
-        let target_app = match f.target() {
-            None => {
-                c.err(
-                    &format!("{p}.to"),
-                    format!(
-                        "`{}` is not `service:port` (or `service.namespace:port`)",
-                        f.to
-                    ),
-                );
-                None
-            }
-            Some((svc, ns, port)) => {
-                let found = s
-                    .services
-                    .iter()
-                    .find(|x| x.name == svc && ns.is_none_or(|n| n == x.namespace));
-                match found {
+    }
+    check_flow_shape(c, &p, f);
+}
+
+/// The app behind a flow's `to`, when the service and port exist (each missing one is a
+/// problem at `to`).
+fn flow_target<'a>(
+    c: &mut Ctx<'a>,
+    p: &str,
+    f: &crate::format::Flow,
+    workloads: &BTreeMap<&str, usize>,
+) -> Option<&'a App> {
+    let s = &c.l.scenario;
+    match f.target() {
+        None => {
+            c.err(
+                &format!("{p}.to"),
+                format!(
+                    "`{}` is not `service:port` (or `service.namespace:port`)",
+                    f.to
+                ),
+            );
+            None
+        }
+        Some((svc, ns, port)) => {
+            let found = s
+                .services
+                .iter()
+                .find(|x| x.name == svc && ns.is_none_or(|n| n == x.namespace));
+            match found {
+                None => {
+                    c.err(
+                        &format!("{p}.to"),
+                        format!(
+                            "service `{svc}` does not exist; the services are: {}",
+                            join(s.services.iter().map(|x| &x.name))
+                        ),
+                    );
+                    None
+                }
+                Some(x) => match x.ports.iter().find(|sp| sp.port == port) {
                     None => {
                         c.err(
                             &format!("{p}.to"),
                             format!(
-                                "service `{svc}` does not exist; the services are: {}",
-                                join(s.services.iter().map(|x| &x.name))
+                                "service `{svc}` has no port {port}; it has {}",
+                                join(x.ports.iter().map(|sp| sp.port))
                             ),
                         );
                         None
                     }
-                    Some(x) => match x.ports.iter().find(|sp| sp.port == port) {
-                        None => {
-                            c.err(
-                                &format!("{p}.to"),
-                                format!(
-                                    "service `{svc}` has no port {port}; it has {}",
-                                    join(x.ports.iter().map(|sp| sp.port))
-                                ),
-                            );
-                            None
-                        }
-                        Some(_) => workloads
-                            .get(x.workload.as_str())
-                            .and_then(|&k| s.workloads[k].app.as_ref()),
-                    },
-                }
-            }
-        };
-        if let Some(app) = target_app {
-            let fits = matches!(
-                (f.protocol, app),
-                (FlowProtocol::Http1, App::Http(_))
-                    | (FlowProtocol::TcpRr, App::TcpEcho(_))
-                    | (FlowProtocol::TcpStream, App::TcpSink(_) | App::TcpEcho(_))
-            );
-            if !fits {
-                let want = match f.protocol {
-                    FlowProtocol::Http1 => "an `http` app",
-                    FlowProtocol::TcpRr => "a `tcpEcho` app",
-                    FlowProtocol::TcpStream => "a `tcpSink` or `tcpEcho` app",
-                };
-                c.err(
-                    &format!("{p}.protocol"),
-                    format!(
-                        "`{}` needs {want} behind `{}`",
-                        protocol_name(f.protocol),
-                        f.to
-                    ),
-                );
-            }
-        }
-        match &f.rate {
-            Rate::Fixed(r) if !(*r > 0.0 && *r <= 1_000_000.0) => c.err(
-                &format!("{p}.rate"),
-                format!("{r} is out of range (0, 1000000] requests/s"),
-            ),
-            Rate::Steps(v) if v.is_empty() => c.err(&format!("{p}.rate"), "lists no rate step"),
-            Rate::Steps(v) => {
-                for (k, r) in v.iter().enumerate() {
-                    if !(*r > 0.0 && *r <= 1_000_000.0) {
-                        c.err(
-                            &format!("{p}.rate[{k}]"),
-                            format!("{r} is out of range (0, 1000000] requests/s"),
-                        );
-                    }
-                }
-            }
-            _ => {}
-        }
-        if f.protocol == FlowProtocol::TcpStream && !matches!(f.rate, Rate::Max) {
-            c.err(
-                &format!("{p}.rate"),
-                "a tcp-stream flow sends as fast as it can; set `rate: max`",
-            );
-        }
-        if f.connections == 0 || f.connections > 10_000 {
-            c.err(
-                &format!("{p}.connections"),
-                format!("{} is out of range 1..10000", f.connections),
-            );
-        }
-        if !f.reuse && f.protocol != FlowProtocol::Http1 {
-            c.err(
-                &format!("{p}.reuse"),
-                "`reuse: false` (a connection per request) is for http1 flows",
-            );
-        }
-        if f.protocol == FlowProtocol::TcpRr && f.request_bytes() == 0 {
-            c.err(
-                &format!("{p}.requestBytes"),
-                "a tcp-rr message must be at least 1 byte",
-            );
-        }
-        if f.protocol == FlowProtocol::TcpRr
-            && let Some(r) = f.response_bytes
-            && r.0 != f.request_bytes()
-        {
-            c.err(&format!("{p}.responseBytes"), "a tcp echo answers with as many bytes as it gets; leave responseBytes out or make it equal requestBytes");
-        }
-        if f.duration.0.is_zero() {
-            c.err(&format!("{p}.duration"), "must be above 0s");
-        }
-        if !f.path.starts_with('/') {
-            c.err(
-                &format!("{p}.path"),
-                format!("`{}` must start with `/`", f.path),
-            );
-        }
-        if http::Method::from_bytes(f.method.as_bytes()).is_err() {
-            c.err(
-                &format!("{p}.method"),
-                format!("`{}` is not an HTTP method", f.method),
-            );
-        }
-        for k in f.headers.keys() {
-            if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
-                c.err(
-                    &format!("{p}.headers[{k:?}]"),
-                    format!("`{k}` is not a valid header name"),
-                );
+                    Some(_) => workloads
+                        .get(x.workload.as_str())
+                        .and_then(|&k| s.workloads[k].app.as_ref()),
+                },
             }
         }
     }
+}
 
-    // SLOs.
+/// A flow's rate, connections, sizes, duration, path, method and headers.
+fn check_flow_shape(c: &mut Ctx<'_>, p: &str, f: &crate::format::Flow) {
+    match &f.rate {
+        Rate::Fixed(r) if !(*r > 0.0 && *r <= 1_000_000.0) => c.err(
+            &format!("{p}.rate"),
+            format!("{r} is out of range (0, 1000000] requests/s"),
+        ),
+        Rate::Steps(v) if v.is_empty() => c.err(&format!("{p}.rate"), "lists no rate step"),
+        Rate::Steps(v) => {
+            for (k, r) in v.iter().enumerate() {
+                if !(*r > 0.0 && *r <= 1_000_000.0) {
+                    c.err(
+                        &format!("{p}.rate[{k}]"),
+                        format!("{r} is out of range (0, 1000000] requests/s"),
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+    if f.protocol == FlowProtocol::TcpStream && !matches!(f.rate, Rate::Max) {
+        c.err(
+            &format!("{p}.rate"),
+            "a tcp-stream flow sends as fast as it can; set `rate: max`",
+        );
+    }
+    if f.connections == 0 || f.connections > 10_000 {
+        c.err(
+            &format!("{p}.connections"),
+            format!("{} is out of range 1..10000", f.connections),
+        );
+    }
+    if !f.reuse && f.protocol != FlowProtocol::Http1 {
+        c.err(
+            &format!("{p}.reuse"),
+            "`reuse: false` (a connection per request) is for http1 flows",
+        );
+    }
+    if f.protocol == FlowProtocol::TcpRr && f.request_bytes() == 0 {
+        c.err(
+            &format!("{p}.requestBytes"),
+            "a tcp-rr message must be at least 1 byte",
+        );
+    }
+    if f.protocol == FlowProtocol::TcpRr
+        && let Some(r) = f.response_bytes
+        && r.0 != f.request_bytes()
+    {
+        c.err(&format!("{p}.responseBytes"), "a tcp echo answers with as many bytes as it gets; leave responseBytes out or make it equal requestBytes");
+    }
+    if f.duration.0.is_zero() {
+        c.err(&format!("{p}.duration"), "must be above 0s");
+    }
+    if !f.path.starts_with('/') {
+        c.err(
+            &format!("{p}.path"),
+            format!("`{}` must start with `/`", f.path),
+        );
+    }
+    if http::Method::from_bytes(f.method.as_bytes()).is_err() {
+        c.err(
+            &format!("{p}.method"),
+            format!("`{}` is not an HTTP method", f.method),
+        );
+    }
+    for k in f.headers.keys() {
+        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            c.err(
+                &format!("{p}.headers[{k:?}]"),
+                format!("`{k}` is not a valid header name"),
+            );
+        }
+    }
+}
+
+/// SLOs: their flow, modes and objectives.
+fn check_slos(c: &mut Ctx<'_>, flows: &BTreeSet<&str>) {
+    let s = &c.l.scenario;
     for (i, slo) in s.slos.iter().enumerate() {
         let p = format!("slos[{i}]");
         if !flows.contains(slo.flow.as_str()) {
@@ -548,8 +657,11 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
             );
         }
     }
+}
 
-    // Proxy settings.
+/// Proxy settings: concurrency and CPU limits.
+fn check_proxies(c: &mut Ctx<'_>) {
+    let s = &c.l.scenario;
     for (kind, ps) in [
         ("sidecar", &s.proxies.sidecar),
         ("ztunnel", &s.proxies.ztunnel),
@@ -569,8 +681,13 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
             c.err(&format!("proxies.{kind}.cpuLimit"), e);
         }
     }
+}
 
-    // Manifests: references to the scenario and to each other.
+/// Manifests: references to the scenario (namespaces, services, service accounts, JWKS) and
+/// to each other (waypoints).
+fn check_manifests(c: &mut Ctx<'_>, namespaces: &BTreeSet<String>) {
+    let l = c.l;
+    let s = &l.scenario;
     let gateways: BTreeSet<(String, String)> = l
         .objects()
         .filter_map(|o| match &o.object {
@@ -700,7 +817,6 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
             Object::PeerAuthentication(_) => {}
         }
     }
-    c.out
 }
 
 fn check_port(c: &mut Ctx<'_>, path: &str, port: u16) {

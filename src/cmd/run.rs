@@ -97,6 +97,91 @@ fn resume_from(
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Everything the user can get wrong is checked before any cluster starts.
+    let Some(Prepared {
+        loaded,
+        earlier,
+        mut opts,
+        profile,
+        out_dir,
+    }) = prepare(&args)?
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
+
+    // The sandbox must be entered while this process has one thread; stop signals are
+    // blocked before any thread starts so only the watcher receives them.
+    let sandbox = sim::sandbox::enter().context("cannot set up the sandbox")?;
+    watch_stop_signals(&opts)?;
+    let bar = progress(&loaded, &mut opts);
+
+    let build = results::interpret::BuildInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        commit: option_env!("MESHSIM_COMMIT").map(str::to_string),
+    };
+    let to_result: Arc<ToResult> = {
+        let (loaded, build, earlier) = (loaded.clone(), build.clone(), earlier.clone());
+        Arc::new(move |raw: &results::raw::RawRun| match &earlier {
+            Some(e) => results::interpret::resumed(&loaded, e, raw, &build),
+            None => results::interpret::run_result(&loaded, raw, &build),
+        })
+    };
+    let save_error = save_each_mode(&mut opts, &out_dir, to_result.clone());
+
+    let started = Instant::now();
+    let result = sim::runner::run(&loaded, &profile, sandbox, &opts);
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    if let Some(e) = save_error.lock().ok().and_then(|mut s| s.take()) {
+        return Err(e.context("cannot save the measured modes"));
+    }
+    let (output, failure) = match result {
+        Ok(o) => (Some(o), None),
+        Err(f) => (f.partial.map(|p| *p), Some(f.error)),
+    };
+    let mut wrote = None;
+    if let Some(o) = output
+        .as_ref()
+        .filter(|o| !o.modes.is_empty() || earlier.is_some())
+    {
+        let run = to_result(o);
+        run.save(out_dir.join("run.json"))?;
+        render(&run, &out_dir)?;
+        println!("{}", reports::render::summary_markdown(&run).trim_end());
+        println!();
+        println!(
+            "results in {} (run.json, report.html, summary.md, charts) after {:.0} s",
+            out_dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+        wrote = Some(run);
+    }
+    if let Some(e) = failure {
+        if wrote.is_some() {
+            eprintln!(
+                "the run stopped on an error; what was measured before it is written, marked incomplete"
+            );
+        }
+        return Err(anyhow::Error::new(e));
+    }
+    Ok(exit_code(wrote.as_ref()))
+}
+
+/// Turns what the runner measured into run.json.
+type ToResult = dyn Fn(&results::raw::RawRun) -> results::RunResult + Send + Sync;
+
+/// What a run needs before it starts, all checked.
+struct Prepared {
+    loaded: scenario::Loaded,
+    /// The run being resumed.
+    earlier: Option<results::RunResult>,
+    opts: RunOptions,
+    profile: scenario::profile::Profile,
+    out_dir: PathBuf,
+}
+
+/// Loads and checks everything; `None` when there is nothing to do (a complete run resumed).
+fn prepare(args: &Args) -> anyhow::Result<Option<Prepared>> {
     let mut loaded = super::load_scenario(&args.scenario)?;
     let (earlier, mut opts) = match &args.resume {
         Some(dir) => {
@@ -104,12 +189,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (Some(earlier), opts)
         }
         None => {
-            apply_overrides(&mut loaded, &args);
+            apply_overrides(&mut loaded, args);
             let mut opts = RunOptions::new();
             opts.repeat = args.repeat;
             (None, opts)
         }
     };
+    opts.modes = loaded.scenario.modes.clone();
     // `--profile` is the user's (a file relative to where they are); the scenario's is taken
     // relative to the scenario file.
     let profile = match &args.profile {
@@ -137,15 +223,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "{} is complete already: nothing to resume",
             out_dir.display()
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(None);
     }
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create the output directory {}", out_dir.display()))?;
     check_writable(&out_dir)?;
+    Ok(Some(Prepared {
+        loaded,
+        earlier,
+        opts,
+        profile,
+        out_dir,
+    }))
+}
 
-    // The sandbox must be entered while this process has one thread; stop signals are
-    // blocked before any thread starts so only the watcher below receives them.
-    let sandbox = sim::sandbox::enter().context("cannot set up the sandbox")?;
+/// Ctrl-C (and TERM, HUP) cancels the run's stop token; a second one exits at once.
+fn watch_stop_signals(opts: &RunOptions) -> anyhow::Result<()> {
     let signals = stop_signals();
     signals
         .thread_block()
@@ -166,14 +259,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         })
         .context("cannot watch for Ctrl-C")?;
+    Ok(())
+}
 
-    let schedule = sim::runner::schedule(&loaded, &opts);
-    let bar = progress_bar(&loaded, &opts, schedule.len());
-    if let Some(b) = &bar {
-        opts.events = Some(b.clone().events());
-    } else {
-        let total = schedule.len();
-        opts.events = Some(Arc::new(move |e: &Event| {
+/// A progress bar at a terminal, else a line per mode.
+fn progress(loaded: &scenario::Loaded, opts: &mut RunOptions) -> Option<Bar> {
+    let total = sim::runner::schedule(loaded, opts).len();
+    let bar = progress_bar(loaded, opts, total);
+    opts.events = Some(match &bar {
+        Some(b) => b.clone().events(),
+        None => Arc::new(move |e: &Event| {
             if let Event::ModeStarting {
                 index,
                 mode,
@@ -183,98 +278,53 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             {
                 eprintln!("[{}/{total}] {mode} (repeat {})", index + 1, repeat + 1);
             }
-        }));
-    }
+        }),
+    });
+    bar
+}
 
-    let build = results::interpret::BuildInfo {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        commit: option_env!("MESHSIM_COMMIT").map(str::to_string),
-    };
-    let to_result = {
-        let (loaded, build, earlier) = (loaded.clone(), build.clone(), earlier.clone());
-        move |raw: &results::raw::RawRun| match &earlier {
-            Some(e) => results::interpret::resumed(&loaded, e, raw, &build),
-            None => results::interpret::run_result(&loaded, raw, &build),
-        }
-    };
-    let to_result = Arc::new(to_result);
-    // After each mode, everything so far goes to disk, marked incomplete until the end.
+/// After each mode, everything so far goes to `out_dir/run.json`, marked incomplete until the
+/// end; the first error writing it is kept for the caller.
+fn save_each_mode(
+    opts: &mut RunOptions,
+    out_dir: &Path,
+    to_result: Arc<ToResult>,
+) -> Arc<Mutex<Option<anyhow::Error>>> {
     let save_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
-    opts.measured = {
-        let (path, to_result, save_error) = (
-            out_dir.join("run.json"),
-            to_result.clone(),
-            save_error.clone(),
-        );
-        Some(Arc::new(move |raw: &results::raw::RawRun| {
-            let mut run = to_result(raw);
-            run.incomplete = true;
-            if let Err(e) = run.save(&path)
-                && let Ok(mut slot) = save_error.lock()
-            {
-                slot.get_or_insert(anyhow::Error::new(e));
-            }
-        }))
-    };
-
-    let started = Instant::now();
-    let result = sim::runner::run(&loaded, &profile, sandbox, &opts);
-    if let Some(b) = &bar {
-        b.finish();
-    }
-    if let Some(e) = save_error.lock().ok().and_then(|mut s| s.take()) {
-        return Err(e.context("cannot save the measured modes"));
-    }
-    let (output, failure) = match result {
-        Ok(o) => (Some(o), None),
-        Err(f) => (f.partial.map(|p| *p), Some(f.error)),
-    };
-    let mut wrote = None;
-    if let Some(o) = output
-        .as_ref()
-        .filter(|o| !o.modes.is_empty() || earlier.is_some())
-    {
-        let run = to_result(o);
-        let path = out_dir.join("run.json");
-        run.save(&path)?;
-        render(&run, &out_dir)?;
-        wrote = Some(run);
-    }
-    if let Some(run) = &wrote {
-        println!("{}", reports::render::summary_markdown(run).trim_end());
-        println!();
-        println!(
-            "results in {} (run.json, report.html, summary.md, charts) after {:.0} s",
-            out_dir.display(),
-            started.elapsed().as_secs_f64()
-        );
-    }
-    if let Some(e) = failure {
-        if wrote.is_some() {
-            eprintln!(
-                "the run stopped on an error; what was measured before it is written, marked incomplete"
-            );
+    let (path, slot) = (out_dir.join("run.json"), save_error.clone());
+    opts.measured = Some(Arc::new(move |raw: &results::raw::RawRun| {
+        let mut run = to_result(raw);
+        run.incomplete = true;
+        if let Err(e) = run.save(&path)
+            && let Ok(mut slot) = slot.lock()
+        {
+            slot.get_or_insert(anyhow::Error::new(e));
         }
-        return Err(anyhow::Error::new(e));
-    }
-    let Some(run) = wrote else {
+    }));
+    save_error
+}
+
+/// 130 when interrupted (or nothing measured), 1 when an SLO failed, else 0.
+fn exit_code(run: Option<&results::RunResult>) -> ExitCode {
+    let Some(run) = run else {
         eprintln!("stopped before anything was measured; nothing written");
-        return Ok(ExitCode::from(130));
+        return ExitCode::from(130);
     };
     if run.incomplete {
-        return Ok(ExitCode::from(130));
+        return ExitCode::from(130);
     }
     let failed = run.failed_slos();
-    if !failed.is_empty() {
-        for (m, v) in &failed {
-            eprintln!(
-                "SLO {} failed in {}: {} (observed {:.3}, limit {:.3})",
-                v.name, m.mode, v.description, v.observed, v.limit
-            );
-        }
-        return Ok(ExitCode::from(1));
+    for (m, v) in &failed {
+        eprintln!(
+            "SLO {} failed in {}: {} (observed {:.3}, limit {:.3})",
+            v.name, m.mode, v.description, v.observed, v.limit
+        );
     }
-    Ok(ExitCode::SUCCESS)
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// An `addedP99` SLO needs no-mesh in the run; say so up front rather than skip it silently.

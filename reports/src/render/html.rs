@@ -113,22 +113,7 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
 
     details(&mut h, run);
 
-    h.push_str("<h2 id=\"scenario\">Scenario</h2>\n");
-    let scenario = serde_json::to_string_pretty(&run.scenario).unwrap_or_default();
-    let _ = writeln!(h, "<pre>{}</pre>", esc(&scenario));
-    if !run.manifests.is_empty() {
-        h.push_str("<h3>Manifests</h3>\n<table><tr><th>file</th><th class=\"l\">kinds used</th><th class=\"l\">ignored (not modeled)</th></tr>\n");
-        for m in &run.manifests {
-            let _ = writeln!(
-                h,
-                "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
-                esc(&m.path),
-                esc(&m.kinds.join(", ")),
-                esc(&m.ignored.join(", "))
-            );
-        }
-        h.push_str("</table>\n");
-    }
+    scenario_section(&mut h, run);
 
     h.push_str("<h2 id=\"environment\">Environment</h2>\n<dl>\n");
     let mut dl = |k: &str, v: String| {
@@ -225,6 +210,26 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
     let _ = writeln!(h, "<h3>Floors</h3>\n<pre>{}</pre>", esc(&floors));
     h.push_str("</main>\n</body>\n</html>\n");
     h
+}
+
+/// The scenario as the run ran it, and the manifests it used.
+fn scenario_section(h: &mut String, run: &RunResult) {
+    h.push_str("<h2 id=\"scenario\">Scenario</h2>\n");
+    let scenario = serde_json::to_string_pretty(&run.scenario).unwrap_or_default();
+    let _ = writeln!(h, "<pre>{}</pre>", esc(&scenario));
+    if !run.manifests.is_empty() {
+        h.push_str("<h3>Manifests</h3>\n<table><tr><th>file</th><th class=\"l\">kinds used</th><th class=\"l\">ignored (not modeled)</th></tr>\n");
+        for m in &run.manifests {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+                esc(&m.path),
+                esc(&m.kinds.join(", ")),
+                esc(&m.ignored.join(", "))
+            );
+        }
+        h.push_str("</table>\n");
+    }
 }
 
 /// Probes before the modes of one run further apart than this factor mean the host's speed

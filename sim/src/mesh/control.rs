@@ -23,10 +23,14 @@ use scenario::{Loaded, Mode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("cannot issue workload certificates: {0}")]
-    Ca(String),
-    #[error("JWKS for issuer {issuer}: {msg}")]
-    Jwks { issuer: String, msg: String },
+    #[error("cannot issue workload certificates")]
+    Ca(#[source] crate::mesh::CaError),
+    #[error("the JWKS for issuer {issuer} is not usable")]
+    Jwks {
+        issuer: String,
+        #[source]
+        source: scenario::jwt::JwtError,
+    },
 }
 
 /// A waypoint the mode deploys.
@@ -194,6 +198,47 @@ impl std::fmt::Debug for MeshPlan {
     }
 }
 
+/// The policies the manifests declare, with each RequestAuthentication's issuers and keys.
+type Policies = (
+    Vec<AuthorizationPolicy>,
+    Vec<(RequestAuthentication, Vec<Issuer>)>,
+    Vec<PeerAuthentication>,
+);
+
+fn policies(loaded: &Loaded) -> Result<Policies, ControlError> {
+    let mut authz = Vec::new();
+    let mut request_authn = Vec::new();
+    let mut peer_authn = Vec::new();
+    for o in loaded.objects() {
+        match &o.object {
+            Object::AuthorizationPolicy(p) => authz.push(p.clone()),
+            Object::RequestAuthentication(r) => {
+                let mut issuers = Vec::new();
+                for rule in &r.spec.jwt_rules {
+                    let text = match (&rule.jwks, &rule.jwks_uri) {
+                        (Some(t), _) => t.clone(),
+                        (None, Some(uri)) => loaded.jwks.get(uri).cloned().unwrap_or_default(),
+                        (None, None) => String::new(),
+                    };
+                    let jwks = Jwks::parse(&text).map_err(|source| ControlError::Jwks {
+                        issuer: rule.issuer.clone(),
+                        source,
+                    })?;
+                    issuers.push(Issuer {
+                        issuer: rule.issuer.clone(),
+                        audiences: rule.audiences.clone(),
+                        jwks,
+                    });
+                }
+                request_authn.push((r.clone(), issuers));
+            }
+            Object::PeerAuthentication(p) => peer_authn.push(p.clone()),
+            _ => {}
+        }
+    }
+    Ok((authz, request_authn, peer_authn))
+}
+
 impl MeshPlan {
     /// Computes the plan for a built topology (`spec` already holds the waypoint pods).
     pub fn build(
@@ -204,7 +249,7 @@ impl MeshPlan {
         topology: &Topology,
         decls: &[WaypointDecl],
     ) -> Result<Arc<MeshPlan>, ControlError> {
-        let ca = Ca::new().map_err(|e| ControlError::Ca(e.to_string()))?;
+        let ca = Ca::new().map_err(ControlError::Ca)?;
         let mut certs: HashMap<(String, String), WorkloadCert> = HashMap::new();
         let mut workloads = Vec::new();
         for (p, built) in spec.pods.iter().zip(&topology.pods) {
@@ -213,7 +258,7 @@ impl MeshPlan {
                 Some(c) => c.clone(),
                 None => {
                     let id = Identity::new(&p.namespace, &p.service_account);
-                    let c = ca.issue(&id).map_err(|e| ControlError::Ca(e.to_string()))?;
+                    let c = ca.issue(&id).map_err(ControlError::Ca)?;
                     certs.insert(key, c.clone());
                     c
                 }
@@ -286,36 +331,7 @@ impl MeshPlan {
                 waypoint,
             });
         }
-        let mut authz = Vec::new();
-        let mut request_authn = Vec::new();
-        let mut peer_authn = Vec::new();
-        for o in loaded.objects() {
-            match &o.object {
-                Object::AuthorizationPolicy(p) => authz.push(p.clone()),
-                Object::RequestAuthentication(r) => {
-                    let mut issuers = Vec::new();
-                    for rule in &r.spec.jwt_rules {
-                        let text = match (&rule.jwks, &rule.jwks_uri) {
-                            (Some(t), _) => t.clone(),
-                            (None, Some(uri)) => loaded.jwks.get(uri).cloned().unwrap_or_default(),
-                            (None, None) => String::new(),
-                        };
-                        let jwks = Jwks::parse(&text).map_err(|e| ControlError::Jwks {
-                            issuer: rule.issuer.clone(),
-                            msg: e.to_string(),
-                        })?;
-                        issuers.push(Issuer {
-                            issuer: rule.issuer.clone(),
-                            audiences: rule.audiences.clone(),
-                            jwks,
-                        });
-                    }
-                    request_authn.push((r.clone(), issuers));
-                }
-                Object::PeerAuthentication(p) => peer_authn.push(p.clone()),
-                _ => {}
-            }
-        }
+        let (authz, request_authn, peer_authn) = policies(loaded)?;
         let by_ip = workloads
             .iter()
             .enumerate()

@@ -1,0 +1,133 @@
+//! The control socket other meshsim processes find a running cluster by (`exec`): an
+//! *abstract* unix socket (`@meshsim/<uid>/<cluster>`) in the host's network namespace. It
+//! has no file, and the kernel removes it when the process ends, so a killed `up` leaves
+//! nothing behind for the next one to trip over.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener, UnixStream};
+use std::time::Duration;
+
+use super::{Cluster, ClusterError, ClusterInfo};
+
+const SOCKET_PREFIX: &str = "meshsim/";
+
+impl Cluster {
+    /// Registers the cluster under a unique name (the scenario's, or `<name>-2`, …) on the
+    /// control socket so `exec` can find it, and answers queries on a thread of its own.
+    pub fn publish(&mut self) -> Result<(), ClusterError> {
+        let uid = self.sandbox.host_uid;
+        let base = self.info.scenario.clone();
+        let mut n = 1;
+        let listener = loop {
+            let name = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            match bind_control(uid, &name) {
+                Ok(l) => {
+                    self.info.name = name;
+                    break l;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse && n < 1000 => n += 1,
+                Err(e) => return Err(ClusterError::Control(e)),
+            }
+        };
+        let server = listener.try_clone().map_err(ClusterError::Control)?;
+        let info = serde_json::to_string(&self.info).map_err(ClusterError::ControlInfo)?;
+        std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || serve_control(server, info))
+            .map_err(ClusterError::Control)?;
+        self._control = Some(listener);
+        Ok(())
+    }
+}
+
+fn control_name(uid: u32, cluster: &str) -> String {
+    format!("{SOCKET_PREFIX}{uid}/{cluster}")
+}
+
+fn bind_control(uid: u32, cluster: &str) -> io::Result<UnixListener> {
+    let addr = UnixAddr::from_abstract_name(control_name(uid, cluster).as_bytes())?;
+    UnixListener::bind_addr(&addr)
+}
+
+fn serve_control(listener: UnixListener, info: String) {
+    for stream in listener.incoming() {
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of descriptors and the like: wait it out rather than spin.
+                tracing::warn!(error = %e, "control socket accept failed; pausing");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut line = String::new();
+        if BufReader::new(&stream).read_line(&mut line).is_ok() && line.trim() == "info" {
+            let _ = stream.write_all(info.as_bytes());
+            let _ = stream.write_all(b"\n");
+        }
+    }
+}
+
+/// Names of the clusters this user has up, sorted. Reads the host's abstract unix sockets.
+pub fn list_clusters(uid: u32) -> Vec<String> {
+    let prefix = format!("@{SOCKET_PREFIX}{uid}/");
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(7))
+        .filter_map(|p| p.strip_prefix(&prefix))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Asks a running cluster for its info.
+pub fn query(uid: u32, name: &str) -> Result<ClusterInfo, ClusterError> {
+    let reach = |source| ClusterError::Reach {
+        name: name.to_string(),
+        source,
+    };
+    let addr = UnixAddr::from_abstract_name(control_name(uid, name).as_bytes()).map_err(reach)?;
+    let mut stream = UnixStream::connect_addr(&addr).map_err(reach)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(reach)?;
+    stream.write_all(b"info\n").map_err(reach)?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(reach)?;
+    serde_json::from_str(&line).map_err(|e| reach(io::Error::new(io::ErrorKind::InvalidData, e)))
+}
+
+/// Finds the cluster `exec` should use: the named one, or the only one up.
+pub fn find(uid: u32, name: Option<&str>) -> Result<ClusterInfo, ClusterError> {
+    let up = list_clusters(uid);
+    let name = match name {
+        Some(n) if up.iter().any(|u| u == n) => n.to_string(),
+        Some(n) => {
+            return Err(ClusterError::UnknownCluster {
+                name: n.to_string(),
+                up,
+            });
+        }
+        None => match up.as_slice() {
+            [] => return Err(ClusterError::NoCluster),
+            [one] => one.clone(),
+            _ => return Err(ClusterError::Ambiguous(up)),
+        },
+    };
+    query(uid, &name)
+}

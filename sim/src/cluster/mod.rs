@@ -1,0 +1,330 @@
+//! A running cluster. This file brings it up (topology, then apps); the rest, one job a file:
+//! - [`mesh`](self::mesh): the mesh mode's proxies wired in (plan, capture rules, proxies, admin ports)
+//! - `metrics`: every proxy's metrics merged on one host loopback port
+//! - `control`: the control socket `exec` finds a cluster by, and the queries it answers
+//! - `exec`: a program run inside a pod of a running cluster
+
+mod control;
+mod exec;
+pub mod mesh;
+mod metrics;
+
+pub use control::{find, list_clusters, query};
+pub use exec::exec;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
+
+use crate::apps::{self, AppIdentity};
+use crate::component::{Component, ComponentKind, ComponentRuntime};
+use crate::nft;
+use crate::sandbox::Sandbox;
+use crate::topology::{self, BuildOptions, ClusterSpec, Topology, TopologyError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error(transparent)]
+    Nft(#[from] nft::NftError),
+    #[error("cannot start the app of pod {pod}")]
+    App { pod: String, source: io::Error },
+    #[error("cannot set the mesh up")]
+    Mesh(#[from] crate::mesh::control::ControlError),
+    #[error("cannot start {what}")]
+    Proxy { what: String, source: io::Error },
+    #[error("cannot open the control socket `exec` finds the cluster by")]
+    Control(#[source] io::Error),
+    #[error("cannot write the cluster's description for the control socket")]
+    ControlInfo(#[source] serde_json::Error),
+    #[error("cannot serve the merged metrics on 127.0.0.1:{port}; pick another --metrics-port")]
+    Metrics {
+        port: u16,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no meshsim cluster is up (for this user). Start one with `meshsim up SCENARIO`")]
+    NoCluster,
+    #[error(
+        "several clusters are up: {}. Pick one with `--cluster NAME`",
+        .0.join(", ")
+    )]
+    Ambiguous(Vec<String>),
+    #[error("no cluster named {name:?} is up; clusters up: {}", fmt_list(.up))]
+    UnknownCluster { name: String, up: Vec<String> },
+    #[error("cannot reach cluster {name:?}")]
+    Reach { name: String, source: io::Error },
+    #[error("cluster {cluster:?} has no pod {pod:?}; its pods are: {}", fmt_list(.pods))]
+    UnknownPod {
+        cluster: String,
+        pod: String,
+        pods: Vec<String>,
+    },
+    #[error(
+        "cannot enter pod {pod} of cluster {cluster:?}: {step}: {source}{hint}",
+        hint = if .source.kind() == io::ErrorKind::PermissionDenied {
+            ". Run `meshsim exec` as the same user that ran `meshsim up`"
+        } else { "" }
+    )]
+    Enter {
+        cluster: String,
+        pod: String,
+        step: &'static str,
+        source: io::Error,
+    },
+    #[error("cannot run {program:?} in pod {pod}")]
+    Exec {
+        pod: String,
+        program: String,
+        source: io::Error,
+    },
+    #[error("no command given; usage: meshsim exec POD -- COMMAND [ARGS...]")]
+    NoCommand,
+}
+
+fn fmt_list(v: &[String]) -> String {
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// What `exec` and users need to know about a running cluster.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterInfo {
+    pub name: String,
+    pub scenario: String,
+    pub mode: String,
+    pub pid: u32,
+    pub user_namespace: bool,
+    /// `127.0.0.1:port` where all proxies' metrics are served merged (mesh modes).
+    #[serde(default)]
+    pub metrics: Option<String>,
+    pub pods: Vec<PodInfo>,
+    pub services: Vec<ServiceInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PodInfo {
+    pub name: String,
+    pub namespace: String,
+    pub workload: String,
+    pub node: String,
+    pub ip: Ipv4Addr,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceInfo {
+    pub name: String,
+    pub namespace: String,
+    pub vip: Ipv4Addr,
+    pub ports: Vec<u16>,
+}
+
+/// A phase of bring-up, as it begins.
+#[derive(Debug, Clone, Copy)]
+pub enum Phase {
+    /// Namespaces, links, routes, service rules.
+    Topology { nodes: usize, pods: usize },
+    /// Every pod's app.
+    Apps,
+    /// Certificates, capture rules and the proxies of a mesh mode.
+    Mesh { mode: scenario::Mode },
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Topology { nodes, pods } => write!(
+                f,
+                "building {nodes} node{} and {pods} pod{} (namespaces, links, routes, service rules)",
+                if *nodes == 1 { "" } else { "s" },
+                if *pods == 1 { "" } else { "s" }
+            ),
+            Phase::Apps => f.write_str("starting the apps"),
+            Phase::Mesh { mode } => write!(
+                f,
+                "starting the {mode} data plane (certificates, capture rules, proxies)"
+            ),
+        }
+    }
+}
+
+/// How to bring a cluster up.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The data-plane mode's name, shown to users.
+    pub mode: String,
+    pub build: BuildOptions,
+}
+
+/// A cluster that is up. Dropping it stops its components; the namespaces go with the process.
+pub struct Cluster {
+    // Fields drop in order: components stop before their namespaces are unnamed.
+    runtimes: Vec<ComponentRuntime>,
+    /// Stops the merged metrics server when dropped.
+    _metrics_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The mesh's control plane, in mesh modes.
+    pub mesh: Option<Arc<crate::mesh::control::MeshPlan>>,
+    /// Per proxy component: its cost-floor accounting (modeled memory).
+    pub burners: Vec<Arc<crate::proxy::cost::Burner>>,
+    /// Every proxy's metrics, labelled by proxy.
+    pub metrics: Vec<crate::proxy::admin::MetricsSource>,
+    _control: Option<UnixListener>,
+    pub info: ClusterInfo,
+    pub sandbox: Sandbox,
+    pub components: Vec<Arc<Component>>,
+    pub topology: Topology,
+}
+
+impl Cluster {
+    /// Builds the topology and starts every pod's app. Must run inside the sandbox, from a
+    /// thread in the host's network namespace.
+    pub fn up(
+        spec: &ClusterSpec,
+        sandbox: Sandbox,
+        opts: &UpOptions,
+    ) -> Result<Cluster, ClusterError> {
+        Self::up_reporting(spec, sandbox, opts, &|_| {})
+    }
+
+    fn up_reporting(
+        spec: &ClusterSpec,
+        sandbox: Sandbox,
+        opts: &UpOptions,
+        phase: &dyn Fn(Phase),
+    ) -> Result<Cluster, ClusterError> {
+        if opts.build.service_dnat {
+            nft::check_installed()?;
+        }
+        phase(Phase::Topology {
+            nodes: spec.nodes.len(),
+            pods: spec.pods.len(),
+        });
+        let topology = topology::build(spec, opts.build)?;
+        phase(Phase::Apps);
+        let mut components = Vec::new();
+        let mut runtimes = Vec::new();
+        for (p, pod) in spec.pods.iter().zip(&topology.pods) {
+            let c = Component::new(p.name.clone(), ComponentKind::App, pod.ns.clone());
+            let id = AppIdentity {
+                pod: p.name.clone(),
+                namespace: p.namespace.clone(),
+                workload: p.workload.clone(),
+            };
+            let rt = apps::start(&c, &p.app, id).map_err(|source| ClusterError::App {
+                pod: p.name.clone(),
+                source,
+            })?;
+            if let Some(rt) = rt {
+                components.push(c);
+                runtimes.push(rt);
+            }
+        }
+        let info = ClusterInfo {
+            name: spec.name.clone(),
+            scenario: spec.name.clone(),
+            mode: opts.mode.clone(),
+            pid: std::process::id(),
+            user_namespace: sandbox.user_namespace,
+            metrics: None,
+            pods: spec
+                .pods
+                .iter()
+                .zip(&topology.pods)
+                .map(|(p, built)| PodInfo {
+                    name: p.name.clone(),
+                    namespace: p.namespace.clone(),
+                    workload: p.workload.clone(),
+                    node: spec.nodes[p.node].name.clone(),
+                    ip: built.ip,
+                    port: p.app.port(),
+                })
+                .collect(),
+            services: spec
+                .services
+                .iter()
+                .zip(&topology.services)
+                .map(|(s, built)| ServiceInfo {
+                    name: s.name.clone(),
+                    namespace: s.namespace.clone(),
+                    vip: built.vip,
+                    ports: s.ports.iter().map(|p| p.port).collect(),
+                })
+                .collect(),
+        };
+        Ok(Cluster {
+            info,
+            sandbox,
+            topology,
+            components,
+            runtimes,
+            _control: None,
+            _metrics_stop: None,
+            mesh: None,
+            burners: Vec::new(),
+            metrics: Vec::new(),
+        })
+    }
+
+    /// Brings a loaded scenario's cluster up in `mode`, with the cost profile's floors on the
+    /// proxies. The one entry point `up` and `run` share.
+    pub fn up_scenario(
+        loaded: &scenario::Loaded,
+        mode: scenario::Mode,
+        profile: &scenario::profile::Profile,
+        sandbox: Sandbox,
+    ) -> Result<Cluster, ClusterError> {
+        Self::up_scenario_reporting(loaded, mode, profile, sandbox, &|_| {})
+    }
+
+    /// [`Cluster::up_scenario`], telling `phase` as each phase of bring-up begins (for a
+    /// person watching `up`).
+    pub fn up_scenario_reporting(
+        loaded: &scenario::Loaded,
+        mode: scenario::Mode,
+        profile: &scenario::profile::Profile,
+        sandbox: Sandbox,
+        phase: &dyn Fn(Phase),
+    ) -> Result<Cluster, ClusterError> {
+        let decls = crate::mesh::control::waypoints(loaded, mode);
+        let mut spec = crate::topology::cluster_spec(loaded);
+        crate::mesh::control::add_waypoint_pods(&mut spec, &decls);
+        // Service DNAT stays on in mesh modes too: captured traffic never reaches it, and a
+        // pod the mesh does not capture (a waypoint) still finds services.
+        let opts = UpOptions {
+            mode: mode.to_string(),
+            build: BuildOptions { service_dnat: true },
+        };
+        let enforce = sandbox.is_real_root();
+        let mut cluster = Cluster::up_reporting(&spec, sandbox, &opts, phase)?;
+        if mode != scenario::Mode::NoMesh {
+            phase(Phase::Mesh { mode });
+            cluster.start_mesh(loaded, mode, profile, &spec, &decls, enforce)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The network namespace of a pod, by name.
+    pub fn pod_netns(&self, pod: &str) -> Option<crate::netns::NetNsRef> {
+        self.topology.pod(pod).map(|p| p.ns.clone())
+    }
+
+    pub fn runtimes(&self) -> &[ComponentRuntime] {
+        &self.runtimes
+    }
+}
+
+/// Pods grouped by node, for printing.
+pub fn pods_by_node(info: &ClusterInfo) -> BTreeMap<&str, Vec<&PodInfo>> {
+    let mut m: BTreeMap<&str, Vec<&PodInfo>> = BTreeMap::new();
+    for p in &info.pods {
+        m.entry(p.node.as_str()).or_default().push(p);
+    }
+    m
+}
