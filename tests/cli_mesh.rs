@@ -229,6 +229,29 @@ fn sidecar_captures_curl_and_counts_every_request() {
         ),
         n
     );
+    // Every proxy says what it is, as Istio's do; one HELP and TYPE per family.
+    assert_eq!(
+        metric_sum(&t, "istio_build", &[("component", "proxy")]),
+        3.0,
+        "three sidecars: {t}"
+    );
+    assert_eq!(t.matches("# TYPE istio_requests_total counter").count(), 1);
+    // A scraper that asks for OpenMetrics gets it (Prometheus 2.x asks first).
+    let url = up.metrics.as_ref().expect("metrics address");
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "5"])
+        .args(["-H", "Accept: application/openmetrics-text;version=1.0.0"])
+        .arg(url)
+        .output()
+        .expect("curl");
+    let open = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        open.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text")
+            && open.trim_end().ends_with("# EOF")
+            && open.contains("# TYPE istio_requests counter"),
+        "{open}"
+    );
 }
 
 #[test]

@@ -133,7 +133,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     .context("cannot start the load runtime")?;
 
     // A live line only for a person watching; logs and CI get the summary alone.
-    let bar = std::io::stderr().is_terminal().then(|| {
+    let bar = (std::io::stderr().is_terminal() && !super::in_ci()).then(|| {
         let b = indicatif::ProgressBar::new_spinner();
         b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         b.set_message(format!("loading {} ...", spec.target));

@@ -60,7 +60,7 @@ impl Wiring<'_> {
                 cpu_limit(&self.proxies.sidecar),
                 self.enforce,
             );
-            let m = Arc::new(ProxyMetrics::default());
+            let m = Arc::new(ProxyMetrics::for_component("proxy"));
             let workers = self.proxies.sidecar.concurrency() as usize;
             let (rt, b) = sidecar::start(&c, self.plan.clone(), i, workers, m.clone())
                 .map_err(proxy_err(format!("sidecar of {}", w.pod)))?;
@@ -100,7 +100,7 @@ impl Wiring<'_> {
                 cpu_limit(&self.proxies.ztunnel),
                 self.enforce,
             );
-            let m = Arc::new(ProxyMetrics::default());
+            let m = Arc::new(ProxyMetrics::for_component("ztunnel"));
             let workers = self.proxies.ztunnel.concurrency() as usize;
             let (rt, b) = ztunnel::start(&c, self.plan.clone(), pods, workers, m.clone())
                 .map_err(proxy_err(format!("ztunnel of {}", node.name)))?;
@@ -131,7 +131,7 @@ impl Wiring<'_> {
                 wp.decl.cpu_limit_millis,
                 self.enforce,
             );
-            let m = Arc::new(ProxyMetrics::default());
+            let m = Arc::new(ProxyMetrics::for_component("proxy"));
             let (rt, b) = waypoint::start(&c, self.plan.clone(), k, m.clone())
                 .map_err(proxy_err(format!("waypoint {}", wp.decl.name)))?;
             out.push(Started {

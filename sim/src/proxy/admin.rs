@@ -12,7 +12,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::telemetry::{ProxyMetrics, render};
+use prometheus_client::registry::Registry;
+
+use super::telemetry::{Format, ProxyMetrics, registry, render};
 
 /// A proxy's metrics and the labels that tell it apart in the merged view.
 #[derive(Clone)]
@@ -21,18 +23,13 @@ pub struct MetricsSource {
     pub metrics: Arc<ProxyMetrics>,
 }
 
-/// Renders several proxies' metrics as one exposition.
-pub fn render_sources(sources: &[MetricsSource]) -> String {
-    let owned: Vec<(Vec<(&str, &str)>, &ProxyMetrics)> = sources
+/// Several proxies' metrics as one registry (each under its own labels).
+pub fn registry_of(sources: &[MetricsSource]) -> Registry {
+    let proxies: Vec<(Vec<(&'static str, String)>, &ProxyMetrics)> = sources
         .iter()
-        .map(|s| {
-            (
-                s.labels.iter().map(|(k, v)| (*k, v.as_str())).collect(),
-                s.metrics.as_ref(),
-            )
-        })
+        .map(|s| (s.labels.clone(), s.metrics.as_ref()))
         .collect();
-    render(&owned)
+    registry(&proxies)
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
@@ -48,19 +45,27 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
 /// Serves `/stats/prometheus` (and `/metrics`) with `sources`, and `/healthz/ready`, on
 /// `listener`, for as long as the runtime runs.
 pub async fn serve(listener: TcpListener, sources: Arc<Vec<MetricsSource>>) {
+    let registry = Arc::new(registry_of(&sources));
     loop {
         let (conn, _) = crate::accept::next(&listener, "admin", None).await;
-        let sources = sources.clone();
+        let registry = registry.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
-                let sources = sources.clone();
+                let registry = registry.clone();
                 async move {
                     let r = match req.uri().path() {
-                        "/stats/prometheus" | "/metrics" => reply(
-                            StatusCode::OK,
-                            "text/plain; version=0.0.4",
-                            render_sources(&sources),
-                        ),
+                        "/stats/prometheus" | "/metrics" => {
+                            let accept = req
+                                .headers()
+                                .get(http::header::ACCEPT)
+                                .and_then(|v| v.to_str().ok());
+                            let format = Format::negotiate(accept);
+                            reply(
+                                StatusCode::OK,
+                                format.content_type(),
+                                render(&registry, format),
+                            )
+                        }
                         "/healthz/ready" => reply(StatusCode::OK, "text/plain", "ready\n".into()),
                         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
                     };

@@ -290,8 +290,8 @@ pub fn labels(
 
 /// Records one finished request.
 pub fn record_request(m: &ProxyMetrics, labels: &Labels, started: std::time::Instant) {
-    m.requests_total.get(labels).inc();
+    m.requests_total.get_or_create(labels).inc();
     m.request_duration
-        .get(labels)
-        .observe_ms(started.elapsed().as_secs_f64() * 1000.0);
+        .get_or_create(labels)
+        .observe(started.elapsed().as_secs_f64() * 1000.0);
 }

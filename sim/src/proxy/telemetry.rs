@@ -1,14 +1,18 @@
-//! Istio-compatible telemetry: the standard metrics with Istio's names and labels, served as
-//! Prometheus text on each proxy's 15020 `/stats/prometheus`, and merged across all proxies
-//! on one loopback port by `up`.
+//! Istio-compatible telemetry: the standard metrics with Istio's names and labels, kept in
+//! `prometheus-client` families (the crate ztunnel itself uses) and served on each proxy's
+//! 15020 `/stats/prometheus`, and merged across all proxies on one loopback port by `up`.
 //!
-//! Metrics are kept per proxy. A sample's label set is looked up once per connection (or per
-//! response code) and the returned handle is bumped lock-free on the hot path.
+//! A scraper that asks for OpenMetrics (`Accept: application/openmetrics-text`) gets it; any
+//! other gets the Prometheus text format 0.0.4, as Envoy and ztunnel answer.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::borrow::Cow;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// An ordered label set; order is the exposition order.
 pub type Labels = Vec<(&'static str, String)>;
@@ -19,220 +23,213 @@ pub const DURATION_BUCKETS_MS: [f64; 19] = [
     60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
 ];
 
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-#[derive(Debug)]
-pub struct Histogram {
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    /// Sum in microseconds, so it can be atomic.
-    sum_us: AtomicU64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            buckets: DURATION_BUCKETS_MS
-                .iter()
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            count: AtomicU64::new(0),
-            sum_us: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Histogram {
-    pub fn observe_ms(&self, ms: f64) {
-        if let Some(i) = DURATION_BUCKETS_MS.iter().position(|&b| ms <= b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us
-            .fetch_add((ms * 1000.0).max(0.0) as u64, Ordering::Relaxed);
-    }
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-}
-
-/// A metric family: one series per label set.
-#[derive(Debug)]
-pub struct Family<M> {
-    pub name: &'static str,
-    pub help: &'static str,
-    series: RwLock<BTreeMap<Labels, Arc<M>>>,
-}
-
-impl<M: Default> Family<M> {
-    pub fn new(name: &'static str, help: &'static str) -> Self {
-        Family {
-            name,
-            help,
-            series: RwLock::new(BTreeMap::new()),
-        }
-    }
-
-    /// The series for `labels`, created on first use.
-    pub fn get(&self, labels: &Labels) -> Arc<M> {
-        if let Ok(s) = self.series.read()
-            && let Some(m) = s.get(labels)
-        {
-            return m.clone();
-        }
-        let mut s = self.series.write().unwrap_or_else(|e| e.into_inner());
-        s.entry(labels.clone()).or_default().clone()
-    }
-
-    pub fn snapshot(&self) -> Vec<(Labels, Arc<M>)> {
-        self.series
-            .read()
-            .map(|s| s.iter().map(|(l, m)| (l.clone(), m.clone())).collect())
-            .unwrap_or_default()
-    }
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS_MS)
 }
 
 /// The metrics one proxy reports.
 #[derive(Debug)]
 pub struct ProxyMetrics {
-    pub requests_total: Family<Counter>,
-    pub request_duration: Family<Histogram>,
-    pub tcp_opened: Family<Counter>,
-    pub tcp_closed: Family<Counter>,
-    pub tcp_sent: Family<Counter>,
-    pub tcp_received: Family<Counter>,
+    pub requests_total: Family<Labels, Counter>,
+    pub request_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    pub tcp_opened: Family<Labels, Counter>,
+    pub tcp_closed: Family<Labels, Counter>,
+    pub tcp_sent: Family<Labels, Counter>,
+    pub tcp_received: Family<Labels, Counter>,
+    /// `istio_build`: which proxy and version answers (always 1).
+    pub build: Family<Labels, Gauge>,
 }
 
 impl Default for ProxyMetrics {
     fn default() -> Self {
         ProxyMetrics {
-            requests_total: Family::new(
-                "istio_requests_total",
-                "Total requests handled by an Istio proxy.",
-            ),
-            request_duration: Family::new(
-                "istio_request_duration_milliseconds",
-                "Duration of requests handled by an Istio proxy, in milliseconds.",
-            ),
-            tcp_opened: Family::new(
-                "istio_tcp_connections_opened_total",
-                "Total TCP connections opened.",
-            ),
-            tcp_closed: Family::new(
-                "istio_tcp_connections_closed_total",
-                "Total TCP connections closed.",
-            ),
-            tcp_sent: Family::new(
-                "istio_tcp_sent_bytes_total",
-                "Bytes sent during TCP connections (response direction).",
-            ),
-            tcp_received: Family::new(
-                "istio_tcp_received_bytes_total",
-                "Bytes received during TCP connections (request direction).",
-            ),
+            requests_total: Family::default(),
+            request_duration: Family::new_with_constructor(duration_histogram),
+            tcp_opened: Family::default(),
+            tcp_closed: Family::default(),
+            tcp_sent: Family::default(),
+            tcp_received: Family::default(),
+            build: Family::default(),
         }
     }
 }
 
-/// Prometheus text label escaping.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+impl ProxyMetrics {
+    /// A proxy's metrics, with `istio_build` set: `component` is `proxy` for Envoy-like
+    /// proxies (sidecar, waypoint) and `ztunnel` for ztunnel, as Istio's are.
+    pub fn for_component(component: &str) -> ProxyMetrics {
+        let m = ProxyMetrics::default();
+        m.build
+            .get_or_create(&vec![
+                ("component", component.to_string()),
+                ("tag", format!("meshsim-{}", env!("CARGO_PKG_VERSION"))),
+            ])
+            .set(1);
+        m
+    }
+
+    /// Registers (shares) every family into `r`; counters get `_total` from the encoder.
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "istio_requests",
+            "Total requests handled by an Istio proxy",
+            self.requests_total.clone(),
+        );
+        r.register(
+            "istio_request_duration_milliseconds",
+            "Duration of requests handled by an Istio proxy, in milliseconds",
+            self.request_duration.clone(),
+        );
+        r.register(
+            "istio_tcp_connections_opened",
+            "Total TCP connections opened",
+            self.tcp_opened.clone(),
+        );
+        r.register(
+            "istio_tcp_connections_closed",
+            "Total TCP connections closed",
+            self.tcp_closed.clone(),
+        );
+        r.register(
+            "istio_tcp_sent_bytes",
+            "Bytes sent during TCP connections (response direction)",
+            self.tcp_sent.clone(),
+        );
+        r.register(
+            "istio_tcp_received_bytes",
+            "Bytes received during TCP connections (request direction)",
+            self.tcp_received.clone(),
+        );
+        r.register(
+            "istio_build",
+            "Istio component build info",
+            self.build.clone(),
+        );
+    }
 }
 
-fn write_labels(out: &mut String, labels: &Labels, extra: &[(&str, &str)], le: Option<&str>) {
-    out.push('{');
-    let mut first = true;
-    let mut put = |out: &mut String, k: &str, v: &str| {
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        let _ = write!(out, "{k}=\"{}\"", escape(v));
-    };
-    for (k, v) in extra {
-        put(out, k, v);
-    }
-    for (k, v) in labels {
-        put(out, k, v);
-    }
-    if let Some(le) = le {
-        put(out, "le", le);
-    }
-    out.push('}');
-}
-
-/// Renders the metrics of several proxies as one Prometheus text exposition. Each family's
-/// HELP and TYPE appear once; `extra` labels (e.g. the proxy's pod) tell the proxies apart.
-pub fn render(proxies: &[(Vec<(&str, &str)>, &ProxyMetrics)]) -> String {
-    let mut out = String::new();
-    let counters: [fn(&ProxyMetrics) -> &Family<Counter>; 5] = [
-        |m| &m.requests_total,
-        |m| &m.tcp_opened,
-        |m| &m.tcp_closed,
-        |m| &m.tcp_sent,
-        |m| &m.tcp_received,
-    ];
-    for pick in counters {
-        let Some((_, first)) = proxies.first() else {
-            return out;
-        };
-        let fam = pick(first);
-        let mut header = false;
-        for (extra, m) in proxies {
-            for (labels, c) in pick(m).snapshot() {
-                if !header {
-                    let _ = writeln!(out, "# HELP {} {}", fam.name, fam.help);
-                    let _ = writeln!(out, "# TYPE {} counter", fam.name);
-                    header = true;
-                }
-                out.push_str(fam.name);
-                write_labels(&mut out, &labels, extra, None);
-                let _ = writeln!(out, " {}", c.get());
-            }
-        }
-    }
-    let mut header = false;
+/// A registry of several proxies' metrics, each under its own `extra` labels (e.g. its pod),
+/// so one exposition tells them apart.
+pub fn registry(proxies: &[(Vec<(&'static str, String)>, &ProxyMetrics)]) -> Registry {
+    let mut r = Registry::default();
     for (extra, m) in proxies {
-        let fam = &m.request_duration;
-        for (labels, h) in fam.snapshot() {
-            if !header {
-                let _ = writeln!(out, "# HELP {} {}", fam.name, fam.help);
-                let _ = writeln!(out, "# TYPE {} histogram", fam.name);
-                header = true;
-            }
-            let mut cum = 0;
-            for (b, n) in DURATION_BUCKETS_MS.iter().zip(&h.buckets) {
-                cum += n.load(Ordering::Relaxed);
-                let _ = write!(out, "{}_bucket", fam.name);
-                write_labels(&mut out, &labels, extra, Some(&b.to_string()));
-                let _ = writeln!(out, " {cum}");
-            }
-            let count = h.count();
-            let _ = write!(out, "{}_bucket", fam.name);
-            write_labels(&mut out, &labels, extra, Some("+Inf"));
-            let _ = writeln!(out, " {count}");
-            let _ = write!(out, "{}_sum", fam.name);
-            write_labels(&mut out, &labels, extra, None);
-            let _ = writeln!(out, " {}", h.sum_us.load(Ordering::Relaxed) as f64 / 1000.0);
-            let _ = write!(out, "{}_count", fam.name);
-            write_labels(&mut out, &labels, extra, None);
-            let _ = writeln!(out, " {count}");
+        let labels = extra
+            .iter()
+            .map(|(k, v)| (Cow::Borrowed(*k), Cow::Owned(v.clone())));
+        m.register(r.sub_registry_with_labels(labels));
+    }
+    r
+}
+
+/// The exposition formats a scraper can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+    /// Prometheus text 0.0.4.
+    Prometheus,
+}
+
+impl Format {
+    /// From an `Accept` header: OpenMetrics when asked for, Prometheus text otherwise.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Prometheus,
         }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// Renders a registry in `format`.
+pub fn render(r: &Registry, format: Format) -> String {
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut text, r);
+    let merged = merge_families(&text);
+    match format {
+        Format::OpenMetrics => merged + "# EOF\n",
+        Format::Prometheus => to_prometheus_text(&merged),
+    }
+}
+
+/// Each proxy's sub-registry writes its own copy of a family's HELP and TYPE; both formats
+/// want each family once, with all its samples under it.
+fn merge_families(text: &str) -> String {
+    // Families in first-seen order: their metadata lines, then every sample.
+    let mut order: Vec<String> = Vec::new();
+    let mut families: std::collections::HashMap<String, (Vec<&str>, Vec<&str>)> =
+        std::collections::HashMap::new();
+    let mut current: Option<String> = None;
+    for l in text.lines() {
+        if l == "# EOF" {
+            continue;
+        }
+        if let Some(rest) = l.strip_prefix("# ") {
+            let name = rest.split(' ').nth(1).unwrap_or_default().to_string();
+            let f = families.entry(name.clone()).or_insert_with(|| {
+                order.push(name.clone());
+                (Vec::new(), Vec::new())
+            });
+            if !f.0.contains(&l) && f.1.is_empty() {
+                f.0.push(l);
+            }
+            current = Some(name);
+        } else if let Some(name) = &current
+            && let Some(f) = families.get_mut(name)
+        {
+            f.1.push(l);
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    for name in order {
+        if let Some((meta, samples)) = families.get(&name) {
+            for l in meta.iter().chain(samples) {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// OpenMetrics text → Prometheus text 0.0.4: no `# EOF`, no `# UNIT`, and a counter's HELP
+/// and TYPE name its samples (`istio_requests_total`), as the older format wants.
+fn to_prometheus_text(open: &str) -> String {
+    let mut counters = std::collections::BTreeSet::new();
+    for l in open.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ")
+            && let Some(name) = rest.strip_suffix(" counter")
+        {
+            counters.insert(name.to_string());
+        }
+    }
+    let mut out = String::with_capacity(open.len());
+    for l in open.lines() {
+        if l == "# EOF" || l.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| l.strip_prefix(p).map(|rest| (*p, rest)));
+        match meta {
+            Some((p, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    out.push_str(&format!("{p}{name}_total {tail}"));
+                } else {
+                    out.push_str(l);
+                }
+            }
+            None => out.push_str(l),
+        }
+        out.push('\n');
     }
     out
 }
@@ -242,31 +239,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_merged_families_once() {
-        let a = ProxyMetrics::default();
-        let b = ProxyMetrics::default();
+    fn renders_merged_families_once_in_both_formats() {
+        let a = ProxyMetrics::for_component("proxy");
+        let b = ProxyMetrics::for_component("ztunnel");
         let l: Labels = vec![
             ("reporter", "destination".into()),
             ("response_code", "200".into()),
         ];
-        a.requests_total.get(&l).inc();
-        a.requests_total.get(&l).inc();
-        b.requests_total.get(&l).inc();
-        b.request_duration.get(&l).observe_ms(3.0);
-        let text = render(&[(vec![("pod", "a")], &a), (vec![("pod", "b")], &b)]);
+        a.requests_total.get_or_create(&l).inc();
+        a.requests_total.get_or_create(&l).inc();
+        b.requests_total.get_or_create(&l).inc();
+        b.request_duration.get_or_create(&l).observe(3.0);
+        let r = registry(&[
+            (vec![("pod", "a".to_string())], &a),
+            (vec![("pod", "b".to_string())], &b),
+        ]);
+        let text = render(&r, Format::Prometheus);
         assert_eq!(
             text.matches("# TYPE istio_requests_total counter").count(),
-            1
+            1,
+            "{text}"
         );
-        assert!(text.contains(
-            "istio_requests_total{pod=\"a\",reporter=\"destination\",response_code=\"200\"} 2"
-        ));
-        assert!(text.contains(
-            "istio_requests_total{pod=\"b\",reporter=\"destination\",response_code=\"200\"} 1"
-        ));
-        assert!(text.contains("le=\"5\"} 1"), "{text}");
-        assert!(text.contains("le=\"1\"} 0"), "{text}");
-        assert!(text.contains("istio_request_duration_milliseconds_count{pod=\"b\""));
-        assert!(!text.contains("istio_tcp_connections_opened_total"));
+        let sample = |pod: &str, n: u64| {
+            text.lines().any(|l| {
+                l.starts_with("istio_requests_total{")
+                    && l.contains(&format!("pod=\"{pod}\""))
+                    && l.contains("reporter=\"destination\"")
+                    && l.ends_with(&format!(" {n}"))
+            })
+        };
+        assert!(sample("a", 2) && sample("b", 1), "{text}");
+        let bucket = |le: &str, n: u64| {
+            text.lines().any(|l| {
+                l.starts_with("istio_request_duration_milliseconds_bucket{")
+                    && l.contains(&format!("le=\"{le}\""))
+                    && l.ends_with(&format!(" {n}"))
+            })
+        };
+        assert!(bucket("5.0", 1) && bucket("1.0", 0), "{text}");
+        assert!(
+            text.contains("istio_request_duration_milliseconds_count{"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
+        assert!(text.contains("istio_build{") && text.contains("component=\"ztunnel\""));
+
+        let open = render(&r, Format::OpenMetrics);
+        assert!(open.ends_with("# EOF\n"), "{open}");
+        assert!(open.contains("# TYPE istio_requests counter"));
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text; version=1.0.0")),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::negotiate(Some("text/plain")), Format::Prometheus);
+        assert_eq!(Format::negotiate(None), Format::Prometheus);
     }
 }

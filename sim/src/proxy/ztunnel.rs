@@ -197,11 +197,11 @@ impl Ztunnel {
         let l = labels("source", &Peer::of(src), &Peer::of(dst_wl), svc, None);
         match tunnel {
             Ok(t) => {
-                self.metrics.tcp_opened.get(&l).inc();
+                self.metrics.tcp_opened.get_or_create(&l).inc();
                 let (down, up) = splice_tunnel_charged(t, conn, Some(self.burner.clone())).await;
-                self.metrics.tcp_received.get(&l).add(up);
-                self.metrics.tcp_sent.get(&l).add(down);
-                self.metrics.tcp_closed.get(&l).inc();
+                self.metrics.tcp_received.get_or_create(&l).inc_by(up);
+                self.metrics.tcp_sent.get_or_create(&l).inc_by(down);
+                self.metrics.tcp_closed.get_or_create(&l).inc();
             }
             Err(e) => {
                 tracing::debug!(error = %e, "tunnel refused or failed");
@@ -263,11 +263,11 @@ impl Ztunnel {
                 return;
             };
             z.burner.connection_opened();
-            z.metrics.tcp_opened.get(&l).inc();
+            z.metrics.tcp_opened.get_or_create(&l).inc();
             let (received, sent) = splice_tunnel_charged(tunnel, up, Some(z.burner.clone())).await;
-            z.metrics.tcp_received.get(&l).add(received);
-            z.metrics.tcp_sent.get(&l).add(sent);
-            z.metrics.tcp_closed.get(&l).inc();
+            z.metrics.tcp_received.get_or_create(&l).inc_by(received);
+            z.metrics.tcp_sent.get_or_create(&l).inc_by(sent);
+            z.metrics.tcp_closed.get_or_create(&l).inc();
             z.burner.connection_closed();
         }))
     }
