@@ -255,7 +255,7 @@ impl WorkerRecord {
         s.bytes_sent += sent;
         s.bytes_received += rcvd;
         s.max = s.max.max(l);
-        s.hist.saturating_record(l);
+        s.record(l);
     }
 
     pub fn error(&mut self, kind: ErrorKind, done: Instant) {
@@ -277,7 +277,12 @@ struct SecondAcc {
     bytes_sent: u64,
     bytes_received: u64,
     max: u64,
-    hist: Histogram<u64>,
+    /// The latencies of the second while it is being recorded.
+    hist: Option<Histogram<u64>>,
+    /// Once the worker has moved past the second: its latencies as (bucket value, count), a
+    /// few hundred bytes instead of a histogram's tens of KiB, so a long step's per-second
+    /// record stays small (a 30-minute step kept 140 MiB per load client before).
+    done: Vec<(u64, u64)>,
 }
 
 impl SecondAcc {
@@ -288,18 +293,46 @@ impl SecondAcc {
             bytes_sent: 0,
             bytes_received: 0,
             max: 0,
-            hist: new_series_histogram(),
+            hist: None,
+            done: Vec::new(),
         }
     }
 
+    fn record(&mut self, us: u64) {
+        self.hist
+            .get_or_insert_with(new_series_histogram)
+            .saturating_record(us);
+    }
+
+    /// Keeps the second's latencies in the compact form.
+    fn seal(&mut self) {
+        if let Some(h) = self.hist.take() {
+            self.done = h
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect();
+        }
+    }
+
+    /// Adds another worker's second into this one (its histogram, created if need be).
     fn add(&mut self, o: &SecondAcc) {
         self.requests += o.requests;
         self.errors += o.errors;
         self.bytes_sent += o.bytes_sent;
         self.bytes_received += o.bytes_received;
         self.max = self.max.max(o.max);
-        // Same bounds on both sides: cannot fail.
-        let _ = self.hist.add(&o.hist);
+        let h = self.hist.get_or_insert_with(new_series_histogram);
+        if let Some(oh) = &o.hist {
+            // Same bounds on both sides: cannot fail.
+            let _ = h.add(oh);
+        }
+        for &(v, n) in &o.done {
+            let _ = h.record_n(v, n);
+        }
+    }
+
+    fn quantile(&self, q: f64) -> u64 {
+        self.hist.as_ref().map_or(0, |h| h.value_at_quantile(q))
     }
 }
 
@@ -319,10 +352,23 @@ impl SeriesRecorder {
 
     fn at(&mut self, t: Instant) -> &mut SecondAcc {
         let i = t.saturating_duration_since(self.start).as_secs() as usize;
+        if i >= self.seconds.len() {
+            // A later second began: the ones before it are complete (a worker's requests
+            // finish in order), so their histograms can go.
+            for s in &mut self.seconds {
+                s.seal();
+            }
+        }
         while self.seconds.len() <= i {
             self.seconds.push(SecondAcc::new());
         }
         &mut self.seconds[i]
+    }
+
+    /// Seconds still holding a full histogram (at most the current one).
+    #[cfg(test)]
+    fn open_seconds(&self) -> usize {
+        self.seconds.iter().filter(|s| s.hist.is_some()).count()
     }
 }
 
@@ -381,8 +427,8 @@ pub(crate) fn step_result(
             errors: s.errors,
             bytes_sent: s.bytes_sent,
             bytes_received: s.bytes_received,
-            p50_us: s.hist.value_at_quantile(0.5),
-            p99_us: s.hist.value_at_quantile(0.99),
+            p50_us: s.quantile(0.5),
+            p99_us: s.quantile(0.99),
             max_us: s.max,
         })
         .collect();
@@ -409,6 +455,49 @@ pub(crate) fn step_result(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_step_keeps_one_histogram_a_worker_and_the_same_percentiles() {
+        // Two workers, 600 seconds of 50 requests each: only the second in progress holds a
+        // histogram, and the per-second percentiles merged at the end are the ones a full
+        // histogram per second gives.
+        let start = Instant::now();
+        let mut workers = [WorkerRecord::new(start), WorkerRecord::new(start)];
+        let mut full: Vec<Histogram<u64>> = (0..600).map(|_| new_series_histogram()).collect();
+        for sec in 0..600u64 {
+            for k in 0..50u64 {
+                for (w, rec) in workers.iter_mut().enumerate() {
+                    let us = 100 + (sec * 37 + k * 11 + w as u64 * 5) % 900;
+                    let at = start + Duration::from_millis(sec * 1000 + k * 10 + 5);
+                    rec.ok(
+                        Duration::from_micros(us),
+                        Duration::from_micros(us),
+                        at,
+                        1,
+                        1,
+                    );
+                    full[sec as usize].saturating_record(us);
+                }
+            }
+            for rec in &workers {
+                assert!(rec.series.open_seconds() <= 1, "second {sec}");
+            }
+        }
+        let r = step_result(
+            Some(100.0),
+            Duration::from_secs(600),
+            start,
+            workers.into(),
+            0,
+            false,
+        );
+        assert_eq!(r.series.len(), 600);
+        for (s, h) in r.series.iter().zip(&full) {
+            assert_eq!(s.requests, 100);
+            assert_eq!(s.p50_us, h.value_at_quantile(0.5), "second {}", s.second);
+            assert_eq!(s.p99_us, h.value_at_quantile(0.99), "second {}", s.second);
+        }
+    }
 
     #[test]
     fn histogram_roundtrip_keeps_percentiles() {

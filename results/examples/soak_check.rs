@@ -1,7 +1,10 @@
 //! Reads a soak run's `run.json` (benches/soak.sh) and says whether what could leak stayed
 //! flat: per component its heap, threads and open connections, and the process's resident
-//! memory, descriptors and threads, one sample a minute after the warmup, each within ±5% of
-//! the first minute after it. Components are threads of one process: resident memory and
+//! memory, descriptors and threads, one sample a minute after the warmup. A leak is a trend:
+//! the median of the last five minutes is judged against the median of the first five (within
+//! ±5%, or within an allowance for figures too small for a share to mean anything: 64 KiB of
+//! heap, a thread, the four connections of the churn flow). The largest momentary change is
+//! shown beside it. Components are threads of one process: resident memory and
 //! descriptors exist only for the process as a whole, so they are judged there; a component's
 //! memory is its heap (its own jemalloc arena).
 //!
@@ -31,6 +34,12 @@ fn minutes(t_s: &[f64], v: &[f64], from_s: f64) -> Vec<f64> {
         t += 60.0;
     }
     out
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
 /// Largest relative change from the first sample (absolute when the first is 0).
@@ -69,32 +78,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "\n## {} (from {:.0} s, one sample a minute)\n",
             m.mode, from
         );
-        println!("| what | first | last | min | max | largest change | flat |");
-        println!("|---|---:|---:|---:|---:|---:|---|");
-        // `small`: a count of a few, judged by how many it moved (5% of 3 threads is no thread).
-        let mut row = |what: String, v: Vec<f64>, small: Option<f64>| {
+        println!(
+            "| what | first 5 min (median) | last 5 min (median) | trend | min | max | largest momentary change | flat |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---|");
+        // `allow`: the absolute change that is no leak whatever its share.
+        let mut row = |what: String, v: Vec<f64>, allow: f64| {
             if v.is_empty() {
                 return;
             }
-            let d = drift(&v);
-            let moved = v.iter().map(|x| (x - v[0]).abs()).fold(0.0, f64::max);
-            let ok = match small {
-                Some(most) => moved <= most || d <= tol,
-                None => d <= tol,
-            };
+            let k = v.len().min(5);
+            let (first, last) = (median(&v[..k]), median(&v[v.len() - k..]));
+            let trend = if first > 0.0 { last / first - 1.0 } else { 0.0 };
+            let ok = (last - first).abs() <= allow || trend.abs() <= tol;
             flat &= ok;
             let (lo, hi) = v
                 .iter()
                 .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
             println!(
-                "| {what} | {:.2} | {:.2} | {lo:.2} | {hi:.2} | {} | {} |",
-                v[0],
-                v[v.len() - 1],
-                if small.is_some() && v[0] < 20.0 {
-                    format!("{moved:.0}")
-                } else {
-                    format!("{:.1}%", d * 100.0)
-                },
+                "| {what} | {first:.2} | {last:.2} | {:+.1}% | {lo:.2} | {hi:.2} | {:.1}% | {} |",
+                trend * 100.0,
+                drift(&v) * 100.0,
                 if ok { "yes" } else { "**no**" }
             );
         };
@@ -103,24 +107,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         row(
             "process RSS MiB".into(),
             minutes(&p.t_s, &p.rss_mib, from),
-            None,
+            0.0,
         );
         let fds = minutes(&p.t_s, &as_f(&p.fds), from);
-        row("process descriptors".into(), fds, None);
+        row("process descriptors".into(), fds, 4.0);
         let threads = minutes(&p.t_s, &as_f(&p.threads), from);
-        row("process threads".into(), threads, Some(1.0));
+        row("process threads".into(), threads, 1.0);
         for c in &m.components {
             let s = &c.series;
             row(
                 format!("{} heap MiB", c.name),
                 minutes(&s.t_s, &s.heap_mib, from),
-                None,
+                1.0 / 16.0,
             );
             let threads = minutes(&s.t_s, &as_f(&s.threads), from);
-            row(format!("{} threads", c.name), threads, Some(1.0));
+            row(format!("{} threads", c.name), threads, 1.0);
             // The churn flow's connections come and go: up to its 4 at a sample.
             let conns = minutes(&s.t_s, &as_f(&s.connections_active), from);
-            row(format!("{} open connections", c.name), conns, Some(4.0));
+            row(format!("{} open connections", c.name), conns, 4.0);
         }
     }
     println!(
