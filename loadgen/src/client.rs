@@ -321,14 +321,14 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u64, Err
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(crate) enum Framing {
     Length(u64),
     Chunked,
     UntilClose,
 }
 
 /// Head length, status, body framing, and whether the server closes after this response.
-fn parse_head(buf: &[u8]) -> Result<Option<(usize, u16, Framing, bool)>, ErrorKind> {
+pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(usize, u16, Framing, bool)>, ErrorKind> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
     let n = match resp.parse(buf) {
@@ -374,7 +374,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, u16, Framing, bool)>, ErrorKi
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunked {
+pub(crate) enum Chunked {
     Size,
     Data(u64),
     DataEnd,
@@ -387,7 +387,7 @@ fn find_crlf(b: &[u8]) -> Option<usize> {
 }
 
 /// Walks a chunked body as far as `b` allows; returns the bytes it consumed.
-fn chunked_step(st: &mut Chunked, b: &[u8]) -> Result<usize, ErrorKind> {
+pub(crate) fn chunked_step(st: &mut Chunked, b: &[u8]) -> Result<usize, ErrorKind> {
     let mut i = 0;
     loop {
         match *st {

@@ -16,6 +16,8 @@
 mod client;
 mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod record;
 mod spec;
 #[cfg(feature = "testing")]

@@ -545,7 +545,23 @@ where
             got: alpn.map(|p| String::from_utf8_lossy(p).into_owned()),
         });
     }
-    let mut conn = server_builder().handshake::<_, Bytes>(tls).await?;
+    serve_h2(tls, peer, peer_addr, handler).await
+}
+
+/// The part of [`serve`] after the mTLS handshake: HTTP/2 on `io`, each CONNECT checked and
+/// handed to `handler` on its own task, for the client authenticated as `peer`.
+async fn serve_h2<S, H, F>(
+    io: S,
+    peer: Identity,
+    peer_addr: Option<SocketAddr>,
+    handler: Arc<H>,
+) -> Result<(), HboneError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(ConnectRequest) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<HboneAccept, StatusCode>> + Send + 'static,
+{
+    let mut conn = server_builder().handshake::<_, Bytes>(io).await?;
     while let Some(next) = conn.accept().await {
         let (req, mut respond) = next?;
         let handler = handler.clone();
@@ -609,6 +625,23 @@ pub async fn serve_listener<H, F>(
             }
         });
     }
+}
+
+/// Serves HTTP/2 CONNECTs on `io` as [`serve`] does after its mTLS handshake (same code), with
+/// `peer` taken as the authenticated client and no TLS: for the `hbone_server` fuzz target,
+/// which feeds it frames from an untrusted peer. Not for production use.
+#[doc(hidden)]
+pub async fn serve_h2_plaintext<S, H, F>(
+    io: S,
+    peer: Identity,
+    handler: H,
+) -> Result<(), HboneError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(ConnectRequest) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<HboneAccept, StatusCode>> + Send + 'static,
+{
+    serve_h2(io, peer, None, Arc::new(handler)).await
 }
 
 // ---------------------------------------------------------------------------------------
