@@ -26,6 +26,10 @@ pub struct Attrs {
     pub namespace: Option<String>,
     pub source_ip: Option<IpAddr>,
     pub dest_port: u16,
+    /// The address the connection was sent to (`destination.ip`).
+    pub dest_ip: Option<IpAddr>,
+    /// The TLS server name the client asked for (`connection.sni`), where TLS was terminated.
+    pub sni: Option<String>,
     pub http: Option<HttpAttrs>,
 }
 
@@ -40,6 +44,10 @@ pub struct HttpAttrs {
     pub request_principal: Option<String>,
     pub request_issuer: Option<String>,
     pub request_audiences: Vec<String>,
+    /// `azp` of a validated JWT (`request.auth.presenter`).
+    pub request_presenter: Option<String>,
+    /// The whole payload of a validated JWT (`request.auth.claims[...]`).
+    pub request_claims: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,6 +401,8 @@ spec:
             namespace: Some(ns.into()),
             source_ip: Some("10.1.1.2".parse().unwrap()),
             dest_port: 8080,
+            dest_ip: None,
+            sni: None,
             http: Some(HttpAttrs {
                 method: method.into(),
                 path: path.into(),

@@ -227,6 +227,7 @@ impl Sidecar {
             source_ip: Some(peer_ip),
             dest_port: port,
             http: None,
+            ..Attrs::default()
         };
         let src = Peer::lookup(&self.plan, Some(peer_ip), id.as_ref());
         if self.plan.is_http_target(self.me, port) {

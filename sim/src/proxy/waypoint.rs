@@ -92,6 +92,7 @@ impl Waypoint {
             source_ip: req.peer_addr.map(|a| a.ip()),
             dest_port: req.authority.port(),
             http: None,
+            ..Attrs::default()
         };
         let src = Peer::lookup(&self.plan, None, Some(&req.peer));
         let src = match req

@@ -233,6 +233,7 @@ impl Ztunnel {
             source_ip: src_ip,
             dest_port: port,
             http: None,
+            ..Attrs::default()
         };
         policy::authorize(&refs, &attrs, Layer::L4) == Decision::Allow
     }
