@@ -123,6 +123,7 @@ pub fn mode_result(m: &RawMode) -> ModeResult {
         repeat: m.repeat,
         complete: m.complete,
         flows: m.flows.iter().map(flow_result).collect(),
+        pods: m.pods.clone(),
         components_vcpu_sum: components.iter().map(|c| c.vcpu_avg).sum(),
         components,
         process_vcpu_avg: weighted_mean(&m.meter.process.vcpu, &windows),

@@ -36,6 +36,8 @@ pub struct RawMode {
     pub mode: Mode,
     pub repeat: u32,
     pub flows: Vec<RawFlow>,
+    /// Every pod's data plane.
+    pub pods: Vec<crate::run::PodDataPlane>,
     pub meter: MeterReport,
     /// Every flow ran every step to the end.
     pub complete: bool,

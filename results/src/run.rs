@@ -110,7 +110,7 @@ pub struct PingPong {
 }
 
 /// The data-plane modes, in the order reports show them (the scenario format's own type).
-pub use scenario::Mode;
+pub use scenario::{DataPlane, Mode};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +124,10 @@ pub struct ModeResult {
     pub complete: bool,
     pub flows: Vec<FlowResult>,
     pub components: Vec<ComponentResult>,
+    /// Every pod's data plane in this mode and what decided it (its labels in `declared`, the
+    /// mode otherwise); empty in runs from before meshsim recorded it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<PodDataPlane>,
     /// CPU of the whole meshsim process while this mode ran, in vCPU.
     pub process_vcpu_avg: f64,
     /// Sum of `components[].vcpu_avg`; far below `process_vcpu_avg` means unattributed work.
@@ -148,6 +152,17 @@ pub struct ModeResult {
     /// Filled by [`RunResult::derive_summaries`]; the runner leaves it at its default.
     #[serde(default)]
     pub summary: ModeSummary,
+}
+
+/// One pod's data plane in a mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PodDataPlane {
+    pub pod: String,
+    pub namespace: String,
+    pub node: String,
+    pub dataplane: scenario::DataPlane,
+    pub why: String,
 }
 
 fn yes() -> bool {

@@ -174,7 +174,7 @@ fn base_latency_us(mode: Mode, tcp: bool) -> f64 {
         Mode::NoMesh => 0.0,
         Mode::Sidecar => 300.0,
         Mode::Ambient => 180.0,
-        Mode::AmbientWaypoint => 470.0,
+        Mode::AmbientWaypoint | Mode::Declared => 470.0,
     }
 }
 
@@ -236,7 +236,7 @@ fn components_of(mode: Mode) -> Vec<Spec> {
                 0.5,
             ));
         }
-        Mode::Ambient | Mode::AmbientWaypoint => {
+        Mode::Ambient | Mode::AmbientWaypoint | Mode::Declared => {
             specs.push((
                 "ztunnel-node-0",
                 ComponentKind::Ztunnel,
@@ -360,6 +360,7 @@ fn sample_mode(mode: Mode, repeat: u32, rng: &mut Rng, slow: f64) -> RawMode {
         mode,
         repeat,
         flows,
+        pods: Vec::new(),
         meter,
         complete: true,
         bring_up: Duration::from_millis(300),

@@ -25,7 +25,10 @@ pub struct Scenario {
     /// Seed of every random choice in a run (endpoint picks, jitter); same seed, same choices.
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// The data-plane modes to compare, in order.
+    /// The data-plane modes to compare, in order. When left out: `declared` if the scenario
+    /// writes enrollment labels (`istio.io/dataplane-mode`, `istio-injection`,
+    /// `sidecar.istio.io/inject`, `istio.io/rev`), else no-mesh, sidecar, ambient and
+    /// ambient-waypoint.
     #[serde(default = "default_modes")]
     pub modes: Vec<Mode>,
     /// Cost profile: `native` (the models' own cost), `istio-1.24` (Istio's published costs
@@ -83,14 +86,27 @@ pub enum Mode {
     Ambient,
     /// ambient, plus a waypoint for every namespace with a server (L4 + L7 everywhere).
     AmbientWaypoint,
+    /// Each pod as its namespace's and its own labels declare it: sidecar, ambient or out of
+    /// the mesh, side by side, with the manifests' waypoints.
+    Declared,
 }
 
 impl Mode {
+    /// The "what if everything were X" modes, a scenario's default when it declares no
+    /// enrollment.
     pub const ALL: [Mode; 4] = [
         Mode::NoMesh,
         Mode::Sidecar,
         Mode::Ambient,
         Mode::AmbientWaypoint,
+    ];
+    /// Every mode, for parsing.
+    pub const EVERY: [Mode; 5] = [
+        Mode::NoMesh,
+        Mode::Sidecar,
+        Mode::Ambient,
+        Mode::AmbientWaypoint,
+        Mode::Declared,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,12 +115,13 @@ impl Mode {
             Mode::Sidecar => "sidecar",
             Mode::Ambient => "ambient",
             Mode::AmbientWaypoint => "ambient-waypoint",
+            Mode::Declared => "declared",
         }
     }
 
-    /// Whether the mode runs ztunnel.
+    /// Whether the mode deploys the manifests' waypoints (every mode where ztunnel may run).
     pub fn is_ambient(self) -> bool {
-        matches!(self, Mode::Ambient | Mode::AmbientWaypoint)
+        matches!(self, Mode::Ambient | Mode::AmbientWaypoint | Mode::Declared)
     }
 }
 
@@ -117,11 +134,13 @@ impl std::fmt::Display for Mode {
 impl std::str::FromStr for Mode {
     type Err = String;
     fn from_str(s: &str) -> Result<Mode, String> {
-        Mode::ALL
+        Mode::EVERY
             .into_iter()
             .find(|m| m.as_str() == s)
             .ok_or_else(|| {
-                format!("`{s}` is not a mode; use no-mesh, sidecar, ambient or ambient-waypoint")
+                format!(
+                    "`{s}` is not a mode; use no-mesh, sidecar, ambient, ambient-waypoint or declared"
+                )
             })
     }
 }

@@ -7,6 +7,7 @@
 //! - [`units`]: durations, sizes, fractions and rates as people write them
 //! - [`yaml`]: YAML with places: field paths ↔ line and column, multi-document files
 //! - [`format`]: the scenario format v1 (types, defaults, the JSON Schema)
+//! - [`enrollment`]: which data plane each pod gets from its labels, as Istio decides it
 //! - [`manifest`]: the Istio / Gateway API kinds meshsim models (Namespace, Gateway, policies)
 //! - [`profile`]: cost profiles (per-proxy cost floors from published Istio figures)
 //! - [`jwt`]: JWKS documents and JWT verification (RequestAuthentication), minting for tests
@@ -14,6 +15,7 @@
 //! - [`load`]: reading a scenario file and its manifests, with file:line:column errors
 //! - [`validate`]: the checks after parsing (references, ranges, what can be built)
 
+pub mod enrollment;
 pub mod format;
 pub mod jwt;
 pub mod load;
@@ -24,6 +26,7 @@ pub mod units;
 pub mod validate;
 pub mod yaml;
 
+pub use enrollment::{DataPlane, Enrollment};
 pub use format::*;
 pub use load::{ScenarioError, json_schema, load, load_str};
 pub use loaded::{Loaded, LoadedManifest, Resolved, ResolvedManifest};

@@ -134,7 +134,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ScenarioError> {
             },
         }
     }
-    let loaded = Loaded {
+    let mut loaded = Loaded {
         path: path.to_path_buf(),
         scenario,
         manifests,
@@ -142,6 +142,9 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ScenarioError> {
         ignored,
         index,
     };
+    if !loaded.index.has("modes") && loaded.declares_enrollment() {
+        loaded.scenario.modes = vec![crate::Mode::Declared];
+    }
     problems.extend(crate::validate::validate(&loaded));
     if problems.is_empty() {
         Ok(loaded)

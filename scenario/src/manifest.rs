@@ -874,6 +874,7 @@ fn check_selection(
 pub const WAYPOINT_CLASS: &str = "istio-waypoint";
 pub const WAYPOINT_FOR: &str = "istio.io/waypoint-for";
 pub const USE_WAYPOINT: &str = "istio.io/use-waypoint";
+pub const USE_WAYPOINT_NAMESPACE: &str = "istio.io/use-waypoint-namespace";
 pub const FOR_SERVICE_ACCOUNT: &str = "istio.io/for-service-account";
 pub const PROXY_CONFIG: &str = "proxy.istio.io/config";
 pub const DATAPLANE_MODE: &str = "istio.io/dataplane-mode";

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::format::{App, FlowProtocol, Mode, PortProtocol};
 use crate::loaded::Loaded;
-use crate::manifest::{self, Object, ROOT_NAMESPACE, TargetRef, USE_WAYPOINT, WAYPOINT_CLASS};
+use crate::manifest::{
+    self, Object, ROOT_NAMESPACE, TargetRef, USE_WAYPOINT, USE_WAYPOINT_NAMESPACE, WAYPOINT_CLASS,
+};
 use crate::units::Rate;
 use crate::yaml::Diagnostic;
 
@@ -97,7 +99,7 @@ fn check_header(c: &mut Ctx<'_>) {
     if s.modes.is_empty() {
         c.err(
             "modes",
-            "lists no mode; add at least one of no-mesh, sidecar, ambient, ambient-waypoint",
+            "lists no mode; add at least one of no-mesh, sidecar, ambient, ambient-waypoint, declared",
         );
     }
     let mut seen_modes = BTreeSet::new();
@@ -697,21 +699,28 @@ fn check_manifests(c: &mut Ctx<'_>, namespaces: &BTreeSet<String>) {
             _ => None,
         })
         .collect();
-    for (i, n) in s.namespaces.iter().enumerate() {
-        if let Some(wp) = n.labels.get(USE_WAYPOINT)
-            && wp != "none"
-            && !gateways.contains(&(wp.clone(), n.name.clone()))
-        {
-            c.err(&format!("namespaces[{i}].labels[{USE_WAYPOINT:?}]"), format!("waypoint `{wp}` is not declared in namespace `{}`; add a Gateway of class istio-waypoint to a manifest", n.name));
+    // `istio.io/use-waypoint` names a Gateway in the object's own namespace, or in the one
+    // `istio.io/use-waypoint-namespace` names beside it.
+    let mut check_use = |labels: &BTreeMap<String, String>, own_ns: &str, path: String| {
+        let Some(wp) = labels.get(USE_WAYPOINT).filter(|wp| *wp != "none") else {
+            return;
+        };
+        let (wns, field) = match labels.get(USE_WAYPOINT_NAMESPACE) {
+            Some(n) => (n.as_str(), USE_WAYPOINT_NAMESPACE),
+            None => (own_ns, USE_WAYPOINT),
+        };
+        if !gateways.contains(&(wp.clone(), wns.to_string())) {
+            c.err(&format!("{path}.labels[{field:?}]"), format!("waypoint `{wp}` is not declared in namespace `{wns}`; add a Gateway of class istio-waypoint to a manifest"));
         }
+    };
+    for (i, n) in s.namespaces.iter().enumerate() {
+        check_use(&n.labels, &n.name, format!("namespaces[{i}]"));
     }
     for (i, svc) in s.services.iter().enumerate() {
-        if let Some(wp) = svc.labels.get(USE_WAYPOINT)
-            && wp != "none"
-            && !gateways.contains(&(wp.clone(), svc.namespace.clone()))
-        {
-            c.err(&format!("services[{i}].labels[{USE_WAYPOINT:?}]"), format!("waypoint `{wp}` is not declared in namespace `{}`; add a Gateway of class istio-waypoint to a manifest", svc.namespace));
-        }
+        check_use(&svc.labels, &svc.namespace, format!("services[{i}]"));
+    }
+    for (i, w) in s.workloads.iter().enumerate() {
+        check_use(&w.labels, &w.namespace, format!("workloads[{i}]"));
     }
     let sa_exists = |ns: &str, sa: &str| {
         s.workloads

@@ -211,6 +211,11 @@ impl LocIndex {
             .unwrap_or_else(|| self.start())
     }
 
+    /// Whether the document writes `path` itself (not only an ancestor of it).
+    pub fn has(&self, path: &str) -> bool {
+        self.entries.iter().any(|e| e.path == path)
+    }
+
     fn start(&self) -> Loc {
         self.entries.first().map(|e| e.value).unwrap_or(Loc {
             line: self.line_offset + 1,

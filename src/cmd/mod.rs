@@ -42,6 +42,8 @@ pub enum DataPlane {
     Ambient,
     /// Ambient with a waypoint for every namespace that has a server.
     AmbientWaypoint,
+    /// Each pod as its labels declare it (sidecar, ambient or out of the mesh).
+    Declared,
 }
 
 impl From<DataPlane> for scenario::Mode {
@@ -51,6 +53,7 @@ impl From<DataPlane> for scenario::Mode {
             DataPlane::Sidecar => scenario::Mode::Sidecar,
             DataPlane::Ambient => scenario::Mode::Ambient,
             DataPlane::AmbientWaypoint => scenario::Mode::AmbientWaypoint,
+            DataPlane::Declared => scenario::Mode::Declared,
         }
     }
 }

@@ -98,13 +98,17 @@ fn print_info(info: &ClusterInfo, scenario: &std::path::Path, took: std::time::D
         .unwrap_or(9)
         .max(9);
     println!(
-        "{:w$}  {:wn$}  {:8}  {:15}  PORT",
-        "POD", "NAMESPACE", "NODE", "IP"
+        "{:w$}  {:wn$}  {:8}  {:15}  {:5}  {:9}  WHY",
+        "POD", "NAMESPACE", "NODE", "IP", "PORT", "DATAPLANE"
     );
     for p in &info.pods {
         let port = p.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let (dp, why) = match &p.enrollment {
+            Some(e) => (e.dataplane.as_str(), e.why.as_str()),
+            None => ("-", "a waypoint proxy"),
+        };
         println!(
-            "{:w$}  {:wn$}  {:8}  {:15}  {port}",
+            "{:w$}  {:wn$}  {:8}  {:15}  {port:5}  {dp:9}  {why}",
             p.name,
             p.namespace,
             p.node,

@@ -27,6 +27,7 @@ pub fn mode_color(mode: Mode) -> RGBColor {
         Mode::Sidecar => RGBColor(0, 114, 178),
         Mode::Ambient => RGBColor(0, 158, 115),
         Mode::AmbientWaypoint => RGBColor(230, 159, 0),
+        Mode::Declared => RGBColor(204, 121, 167),
     }
 }
 

@@ -97,6 +97,7 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
     status_banners(&mut h, run);
     headline(&mut h, run);
     verdicts(&mut h, run);
+    dataplanes(&mut h, run);
 
     h.push_str("<h2 id=\"charts\">Charts</h2>\n");
     for c in charts {
@@ -346,6 +347,52 @@ fn headline(h: &mut String, run: &RunResult) {
         h,
         "<p class=\"note\">Added latency: over no-mesh, {hl}. vCPU per 1000 rps: per proxy instance, for the traffic through it. MiB: measured heap + what the cost profile models beyond it. \"All proxies\": the data plane's whole cost (apps and load clients excluded). Istio 1.24's published figures at 1000 rps: sidecar ≈ 0.20 vCPU / 60 MB, waypoint ≈ 0.25 vCPU / 60 MB, ztunnel ≈ 0.06 vCPU / 12 MB.</p>"
     );
+}
+
+/// Each pod's data plane: one line per override mode, the whole table where labels decided
+/// (a mixed mesh), so a reader sees which pods were sidecar, ambient or out of the mesh.
+fn dataplanes(h: &mut String, run: &RunResult) {
+    let modes: Vec<&ModeResult> = run
+        .sorted_modes()
+        .into_iter()
+        .filter(|m| m.repeat == 0 && !m.pods.is_empty())
+        .collect();
+    if modes.is_empty() {
+        return;
+    }
+    h.push_str("<h2 id=\"dataplanes\">Data planes</h2>\n<ul>\n");
+    for m in &modes {
+        let _ = writeln!(
+            h,
+            "<li>{}<b>{}</b>: {}</li>",
+            swatch(m.mode),
+            m.mode,
+            esc(&super::dataplane_counts(m))
+        );
+    }
+    h.push_str("</ul>\n");
+    for m in modes
+        .iter()
+        .filter(|m| m.mode.dataplane_override().is_none())
+    {
+        let _ = writeln!(
+            h,
+            "<h3>{} — as the labels declare</h3>\n<table>\n<tr><th class=\"l\">pod</th><th class=\"l\">namespace</th><th class=\"l\">node</th><th class=\"l\">data plane</th><th class=\"l\">why</th></tr>",
+            m.mode
+        );
+        for p in &m.pods {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+                esc(&p.pod),
+                esc(&p.namespace),
+                esc(&p.node),
+                p.dataplane,
+                esc(&p.why)
+            );
+        }
+        h.push_str("</table>\n");
+    }
 }
 
 fn verdicts(h: &mut String, run: &RunResult) {

@@ -77,6 +77,16 @@ pub fn summary_markdown(run: &RunResult) -> String {
         s.push('\n');
     }
 
+    let planes: Vec<String> = run
+        .sorted_modes()
+        .into_iter()
+        .filter(|m| m.repeat == 0 && !m.pods.is_empty())
+        .map(|m| format!("- {}: {}", m.mode, super::dataplane_counts(m)))
+        .collect();
+    if !planes.is_empty() {
+        let _ = writeln!(s, "**Data planes** (pods):\n\n{}\n", planes.join("\n"));
+    }
+
     s.push_str("### Headline\n\n");
     let _ = writeln!(s, "| {} |", HEADLINE_HEADER.join(" | "));
     let _ = writeln!(s, "|---|{}", "---:|".repeat(HEADLINE_HEADER.len() - 1));

@@ -528,3 +528,20 @@ pub(crate) fn headline_cells(run: &RunResult) -> Vec<HeadlineCells> {
         })
         .collect()
 }
+
+/// "3 sidecar, 2 ambient, 1 out of the mesh" for one mode's pods.
+pub fn dataplane_counts(m: &crate::run::ModeResult) -> String {
+    use crate::run::DataPlane;
+    let mut counts: std::collections::BTreeMap<DataPlane, usize> = Default::default();
+    for p in &m.pods {
+        *counts.entry(p.dataplane).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(d, n)| match d {
+            DataPlane::None => format!("{n} out of the mesh"),
+            d => format!("{n} {d}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

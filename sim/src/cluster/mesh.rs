@@ -6,7 +6,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use scenario::{Loaded, Mode, ProxySettings};
+use scenario::{DataPlane, Loaded, Mode, ProxySettings};
 
 use super::{Cluster, ClusterError};
 use crate::component::{Component, ComponentKind, ComponentRuntime};
@@ -53,6 +53,9 @@ impl Wiring<'_> {
         let mut out = Vec::new();
         let pods = self.plan.workloads.iter().zip(&self.cluster.topology.pods);
         for (i, (w, pod)) in pods.enumerate() {
+            if w.dataplane() != DataPlane::Sidecar {
+                continue;
+            }
             let c = Component::with_limit(
                 format!("sidecar-{}", w.pod),
                 ComponentKind::Sidecar,
@@ -89,7 +92,7 @@ impl Wiring<'_> {
                 .iter()
                 .zip(&self.cluster.topology.pods)
                 .enumerate()
-                .filter(|(_, (w, _))| w.node == n && w.is_waypoint.is_none())
+                .filter(|(_, (w, _))| w.node == n && w.dataplane() == DataPlane::Ambient)
                 .map(|(i, (_, p))| (i, p.ns.clone()))
                 .collect();
             let name = format!("ztunnel-{}", node.name);
@@ -164,8 +167,10 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         let plan = MeshPlan::build(loaded, mode, profile, spec, &self.topology, decls)?;
         let capture_rules = capture::rules();
+        // Sidecar and ambient pods are captured alike (istio-init / istio-cni in-pod rules);
+        // a pod out of the mesh, or a waypoint, is not.
         for (w, pod) in plan.workloads.iter().zip(&self.topology.pods) {
-            if w.is_waypoint.is_none() {
+            if w.dataplane() != DataPlane::None {
                 nft::apply(&pod.ns, &capture_rules)?;
             }
         }
@@ -175,13 +180,13 @@ impl Cluster {
             proxies: &loaded.scenario.proxies,
             enforce,
         };
-        let started = if mode == Mode::Sidecar {
-            wiring.sidecars()?
-        } else {
-            let mut v = wiring.ztunnels(spec)?;
-            v.extend(wiring.waypoints()?);
-            v
-        };
+        // Each pod gets the data plane its enrollment says; ztunnel runs on every node (a
+        // DaemonSet) as soon as one pod is ambient.
+        let mut started = wiring.sidecars()?;
+        if plan.runs_ztunnel() {
+            started.extend(wiring.ztunnels(spec)?);
+        }
+        started.extend(wiring.waypoints()?);
         for s in started {
             self.adopt(s)?;
         }

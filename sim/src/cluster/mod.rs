@@ -116,6 +116,9 @@ pub struct PodInfo {
     pub node: String,
     pub ip: Ipv4Addr,
     pub port: Option<u16>,
+    /// Its data plane and why (set once the mesh is up; out of the mesh in `no-mesh`).
+    #[serde(default)]
+    pub enrollment: Option<scenario::Enrollment>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -244,6 +247,7 @@ impl Cluster {
                     node: spec.nodes[p.node].name.clone(),
                     ip: built.ip,
                     port: p.app.port(),
+                    enrollment: None,
                 })
                 .collect(),
             services: spec
@@ -306,6 +310,19 @@ impl Cluster {
         if mode != scenario::Mode::NoMesh {
             phase(Phase::Mesh { mode });
             cluster.start_mesh(loaded, mode, profile, &spec, &decls, enforce)?;
+        }
+        let plan = cluster.mesh.clone();
+        // A waypoint's pod is a proxy, not an enrolled workload: it has no data plane.
+        for (i, pod) in cluster.info.pods.iter_mut().enumerate() {
+            pod.enrollment = match &plan {
+                Some(plan) if plan.workloads[i].is_waypoint.is_some() => None,
+                Some(plan) => Some(plan.workloads[i].enrollment.clone()),
+                None if decls.iter().any(|d| d.pod == pod.name) => None,
+                None => Some(scenario::Enrollment {
+                    dataplane: scenario::DataPlane::None,
+                    why: format!("mode {mode}"),
+                }),
+            };
         }
         Ok(cluster)
     }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::mesh::policy;
 use crate::mesh::{Ca, Identity, WorkloadCert};
 use crate::topology::{ClusterSpec, PodSpec, Topology};
+use scenario::enrollment::{DataPlane, Enrollment, enroll};
 use scenario::jwt::{Issuer, Jwks};
 use scenario::manifest::{
     self, AuthorizationPolicy, MtlsMode, Object, PeerAuthentication, RequestAuthentication,
@@ -89,6 +90,10 @@ pub fn waypoints(loaded: &Loaded, mode: Mode) -> Vec<WaypointDecl> {
         server_ns.dedup();
         for ns in server_ns {
             let name = format!("{ns}-waypoint");
+            // A manifest may already declare it: that one serves.
+            if out.iter().any(|d| d.name == name && d.namespace == ns) {
+                continue;
+            }
             out.push(WaypointDecl {
                 pod: format!("{name}-0"),
                 name,
@@ -137,6 +142,29 @@ pub struct WorkloadInfo {
     pub cert: WorkloadCert,
     /// Index into `waypoints` when this pod *is* a waypoint.
     pub is_waypoint: Option<usize>,
+    /// Its data plane, and the label (or mode) that decided it. A waypoint pod's is `None`:
+    /// it is a proxy itself, not captured.
+    pub enrollment: Enrollment,
+    /// Index into `waypoints` of the workload waypoint that traffic addressed to this pod goes
+    /// through (`istio.io/use-waypoint` on the pod or its namespace, a waypoint for
+    /// `workload` or `all`).
+    pub waypoint: Option<usize>,
+}
+
+impl WorkloadInfo {
+    pub fn dataplane(&self) -> DataPlane {
+        self.enrollment.dataplane
+    }
+
+    /// Whether it takes HBONE on 15008: ztunnel's in-pod listener, a waypoint, or a sidecar —
+    /// Istio's ambient profile sets `ISTIO_META_ENABLE_HBONE` on sidecars, and the injection
+    /// template then labels the pod `networking.istio.io/tunnel: http`
+    /// (`manifests/helm-profiles/ambient.yaml`, `injection-template.yaml`), so ztunnels and
+    /// waypoints tunnel to it (`pilot/pkg/serviceregistry/ambient/workloads.go`
+    /// `setTunnelProtocol`).
+    pub fn takes_hbone(&self) -> bool {
+        self.is_waypoint.is_some() || self.dataplane() != DataPlane::None
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -274,6 +302,8 @@ impl MeshPlan {
                 identity: cert.identity().clone(),
                 cert,
                 is_waypoint: decls.iter().position(|d| d.pod == p.name),
+                enrollment: pod_enrollment(loaded, mode, p, decls),
+                waypoint: None,
             });
         }
         let waypoints: Vec<WaypointInfo> = decls
@@ -288,6 +318,9 @@ impl MeshPlan {
                 .iter()
                 .position(|w| w.decl.name == name && w.decl.namespace == ns)
         };
+        for w in workloads.iter_mut() {
+            w.waypoint = workload_waypoint(loaded, mode, w, &waypoints);
+        }
         let mut services = Vec::new();
         for (s, built) in spec.services.iter().zip(&topology.services) {
             let scen = loaded
@@ -296,14 +329,11 @@ impl MeshPlan {
                 .iter()
                 .find(|x| x.name == s.name && x.namespace == s.namespace);
             let waypoint = if mode.is_ambient() {
-                let svc_label = scen.and_then(|x| x.labels.get(manifest::USE_WAYPOINT).cloned());
-                let ns_label = loaded
-                    .namespace_labels(&s.namespace)
-                    .get(manifest::USE_WAYPOINT)
-                    .cloned();
-                match svc_label.or(ns_label) {
-                    Some(n) if n == "none" => None,
-                    Some(n) => find_wp(&n, &s.namespace),
+                let ns_labels = loaded.namespace_labels(&s.namespace);
+                let svc_labels = scen.map(|x| x.labels.clone()).unwrap_or_default();
+                match use_waypoint(&svc_labels, &ns_labels, &s.namespace) {
+                    Some((n, _)) if n == "none" => None,
+                    Some((n, ns)) => find_wp(&n, &ns),
                     None if mode == Mode::AmbientWaypoint => {
                         find_wp(&format!("{}-waypoint", s.namespace), &s.namespace)
                     }
@@ -400,36 +430,26 @@ impl MeshPlan {
             .any(|s| s.ports.iter().any(|p| p.1 == target_port && p.2))
     }
 
-    /// Policies a workload's own proxy enforces: selector / namespace / mesh-wide ones, and —
-    /// in sidecar mode, where no waypoint exists — those targeting its services.
+    /// Policies a workload's own proxy (its sidecar, or its ztunnel) enforces: selector,
+    /// namespace and mesh-wide ones. A policy with `targetRefs` binds to a waypoint or
+    /// gateway only: sidecars and ztunnel ignore it, whatever it targets (istio.io, reference
+    /// "Authorization Policy", `targetRefs`: "…the policy is applied to the targets";
+    /// pilot's `WorkloadPolicyMatcher` skips policies with targetRefs for sidecars).
     pub fn workload_policies(&self, w: usize) -> Vec<&AuthorizationPolicy> {
         let wl = &self.workloads[w];
-        let svcs: Vec<&ServiceInfo> = self.services_of(w).collect();
         self.authz
             .iter()
-            .filter(|p| {
-                policy::selects_workload(p, &wl.namespace, &wl.labels)
-                    || (self.mode == Mode::Sidecar
-                        && svcs
-                            .iter()
-                            .any(|s| policy::targets_service(p, &s.namespace, &s.name)))
-            })
+            .filter(|p| policy::selects_workload(p, &wl.namespace, &wl.labels))
             .collect()
     }
 
-    /// RequestAuthentication issuers a workload's sidecar checks.
+    /// RequestAuthentication issuers a workload's sidecar checks (selector ones only, as
+    /// [`MeshPlan::workload_policies`]).
     pub fn workload_issuers(&self, w: usize) -> Vec<Issuer> {
         let wl = &self.workloads[w];
-        let svcs: Vec<&ServiceInfo> = self.services_of(w).collect();
         self.request_authn
             .iter()
-            .filter(|(r, _)| {
-                policy::selects_workload_ra(r, &wl.namespace, &wl.labels)
-                    || (self.mode == Mode::Sidecar
-                        && svcs
-                            .iter()
-                            .any(|s| policy::targets_service_ra(r, &s.namespace, &s.name)))
-            })
+            .filter(|(r, _)| policy::selects_workload_ra(r, &wl.namespace, &wl.labels))
             .flat_map(|(_, i)| i.iter().cloned())
             .collect()
     }
@@ -446,6 +466,24 @@ impl MeshPlan {
             .collect()
     }
 
+    /// Policies bound to the waypoint itself (a `Gateway` targetRef), for workload traffic.
+    pub fn waypoint_own_policies(&self, wp: usize) -> Vec<&AuthorizationPolicy> {
+        let d = &self.waypoints[wp].decl;
+        self.authz
+            .iter()
+            .filter(|p| policy::targets_gateway(p, &d.namespace, &d.name))
+            .collect()
+    }
+
+    pub fn waypoint_own_issuers(&self, wp: usize) -> Vec<Issuer> {
+        let d = &self.waypoints[wp].decl;
+        self.request_authn
+            .iter()
+            .filter(|(r, _)| policy::targets_gateway_ra(r, &d.namespace, &d.name))
+            .flat_map(|(_, i)| i.iter().cloned())
+            .collect()
+    }
+
     pub fn waypoint_issuers(&self, wp: usize, svc: &ServiceInfo) -> Vec<Issuer> {
         let d = &self.waypoints[wp].decl;
         self.request_authn
@@ -458,44 +496,66 @@ impl MeshPlan {
             .collect()
     }
 
-    /// Whether inbound plaintext to a workload is refused (PeerAuthentication STRICT; the
-    /// most specific policy wins: selector over namespace over mesh-wide).
-    pub fn strict_mtls(&self, w: usize) -> bool {
+    /// The PeerAuthentication mode for inbound traffic to `port` (a target port) of workload
+    /// `w`, composed as pilot's `ComposePeerAuthentication` does
+    /// (`pilot/pkg/security/authn/policy_applier.go`): PERMISSIVE by default, then the mesh
+    /// (root namespace) policy, the namespace one and the workload (selector) one, each
+    /// overriding unless UNSET; then the workload policy's `portLevelMtls` for the port (UNSET
+    /// inherits). Of several at one level the first in the manifests wins (Istio: the oldest).
+    pub fn mtls_mode(&self, w: usize, port: u16) -> MtlsMode {
         let wl = &self.workloads[w];
-        let mut best: Option<(u8, MtlsMode)> = None;
-        for p in &self.peer_authn {
-            let ns = p.metadata.ns();
-            let rank = match &p.spec.selector {
-                Some(sel) if ns == wl.namespace => {
-                    if sel
-                        .match_labels
+        let first =
+            |want: &dyn Fn(&PeerAuthentication) -> bool| self.peer_authn.iter().find(|p| want(p));
+        let has_selector = |p: &PeerAuthentication| {
+            p.spec
+                .selector
+                .as_ref()
+                .is_some_and(|s| !s.match_labels.is_empty())
+        };
+        let mesh = first(&|p| !has_selector(p) && p.metadata.ns() == manifest::ROOT_NAMESPACE);
+        let ns = first(&|p| {
+            !has_selector(p)
+                && p.metadata.ns() != manifest::ROOT_NAMESPACE
+                && p.metadata.ns() == wl.namespace
+        });
+        let workload = first(&|p| {
+            has_selector(p)
+                && p.metadata.ns() != manifest::ROOT_NAMESPACE
+                && p.metadata.ns() == wl.namespace
+                && p.spec.selector.as_ref().is_some_and(|s| {
+                    s.match_labels
                         .iter()
                         .all(|(k, v)| wl.labels.get(k) == Some(v))
-                    {
-                        3
-                    } else {
-                        continue;
-                    }
-                }
-                None if ns == wl.namespace => 2,
-                None if ns == manifest::ROOT_NAMESPACE => 1,
-                _ => continue,
-            };
-            let mode = p.spec.mtls.as_ref().map(|m| m.mode).unwrap_or_default();
-            if mode != MtlsMode::Unset && best.is_none_or(|(r, _)| rank > r) {
-                best = Some((rank, mode));
+                })
+        });
+        let mut mode = MtlsMode::Permissive;
+        for p in [mesh, ns, workload].into_iter().flatten() {
+            let m = p.spec.mtls.as_ref().map(|m| m.mode).unwrap_or_default();
+            if m != MtlsMode::Unset {
+                mode = m;
             }
         }
-        matches!(best, Some((_, MtlsMode::Strict)))
+        if let Some(m) = workload
+            .and_then(|p| p.spec.port_level_mtls.get(&port.to_string()))
+            .map(|m| m.mode)
+            .filter(|m| *m != MtlsMode::Unset)
+        {
+            mode = m;
+        }
+        mode
     }
 
-    /// Whether `peer` is the waypoint that serves some service of workload `w` (the destination
-    /// ztunnel lets the waypoint in: it already enforced the service's policies).
-    pub fn is_serving_waypoint(&self, peer: &Identity, w: usize) -> bool {
-        self.services_of(w).any(|s| {
-            s.waypoint
-                .is_some_and(|wp| &self.workloads[self.waypoints[wp].workload].identity == peer)
-        })
+    /// Whether plaintext to `port` of workload `w` is refused (STRICT).
+    pub fn strict_mtls(&self, w: usize, port: u16) -> bool {
+        self.mtls_mode(w, port) == MtlsMode::Strict
+    }
+
+    /// Whether any pod of the plan is captured by ztunnel (then every node runs one, as the
+    /// DaemonSet does).
+    pub fn runs_ztunnel(&self) -> bool {
+        self.workloads
+            .iter()
+            .any(|w| w.dataplane() == DataPlane::Ambient)
     }
 
     /// Cost floors of one proxy kind in this run's profile.
@@ -521,5 +581,67 @@ impl MeshPlan {
     /// The address of a workload's HBONE listener (its in-pod ztunnel or the waypoint).
     pub fn hbone_addr(&self, w: &WorkloadInfo) -> SocketAddr {
         SocketAddr::from((w.ip, crate::mesh::hbone::HBONE_PORT))
+    }
+}
+
+/// The waypoint an object's labels ask for: `istio.io/use-waypoint` on the object, else on its
+/// namespace, with `istio.io/use-waypoint-namespace` (beside it) naming another namespace.
+/// Returns (gateway name, gateway namespace).
+fn use_waypoint(
+    own: &BTreeMap<String, String>,
+    ns_labels: &BTreeMap<String, String>,
+    ns: &str,
+) -> Option<(String, String)> {
+    let from = |l: &BTreeMap<String, String>| {
+        l.get(manifest::USE_WAYPOINT).map(|name| {
+            let wns = l
+                .get(manifest::USE_WAYPOINT_NAMESPACE)
+                .cloned()
+                .unwrap_or_else(|| ns.to_string());
+            (name.clone(), wns)
+        })
+    };
+    from(own).or_else(|| from(ns_labels))
+}
+
+/// The workload waypoint of a pod: its own or its namespace's `istio.io/use-waypoint`,
+/// kept only when that waypoint serves workloads (`istio.io/waypoint-for: workload|all`;
+/// the default `service` does not). Only ambient pods are routed through one.
+fn workload_waypoint(
+    loaded: &Loaded,
+    mode: Mode,
+    w: &WorkloadInfo,
+    waypoints: &[WaypointInfo],
+) -> Option<usize> {
+    if !mode.is_ambient() || w.is_waypoint.is_some() || w.dataplane() != DataPlane::Ambient {
+        return None;
+    }
+    let ns_labels = loaded.namespace_labels(&w.namespace);
+    let (name, ns) = use_waypoint(&w.labels, &ns_labels, &w.namespace)?;
+    waypoints
+        .iter()
+        .position(|x| x.decl.name == name && x.decl.namespace == ns)
+        .filter(|&i| {
+            matches!(
+                waypoints[i].decl.waypoint_for,
+                WaypointFor::Workload | WaypointFor::All
+            )
+        })
+}
+
+/// A pod's data plane in `mode`: the mode's override, or its labels in `declared`.
+fn pod_enrollment(loaded: &Loaded, mode: Mode, p: &PodSpec, decls: &[WaypointDecl]) -> Enrollment {
+    if decls.iter().any(|d| d.pod == p.name) {
+        return Enrollment {
+            dataplane: DataPlane::None,
+            why: "waypoint proxy".into(),
+        };
+    }
+    match mode.dataplane_override() {
+        Some(dataplane) => Enrollment {
+            dataplane,
+            why: format!("mode {mode}"),
+        },
+        None => enroll(&loaded.namespace_labels(&p.namespace), &p.labels),
     }
 }

@@ -695,6 +695,14 @@ impl Baggage {
     }
 }
 
+/// The original source address ztunnel put in `forwarded: for=<ip>`.
+pub fn forwarded_for(h: &http::HeaderMap) -> Option<std::net::IpAddr> {
+    let v = h.get(http::header::FORWARDED)?.to_str().ok()?;
+    v.split(';')
+        .find_map(|p| p.trim().strip_prefix("for="))
+        .and_then(|ip| ip.trim_matches('"').parse().ok())
+}
+
 /// The headers ztunnel sends on a CONNECT: `forwarded: for=<source ip>` and, when given,
 /// `baggage`. Values that are not valid header text are left out.
 pub fn tunnel_headers(src_ip: IpAddr, baggage: Option<&Baggage>) -> HeaderMap {

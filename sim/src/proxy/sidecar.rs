@@ -7,6 +7,13 @@
 //! terminated (plaintext only where PeerAuthentication allows), the request authenticated
 //! (JWT) and authorized (full L7), and forwarded to the app on localhost. Non-HTTP ports pass
 //! through as TCP over mTLS, authorized at L4 attributes.
+//!
+//! In a mixed mesh the sidecar speaks each destination's language, as Istio's does with the
+//! ambient profile: legacy mTLS to another sidecar, HBONE to a pod captured by ztunnel (and
+//! it takes HBONE itself on 15008, from ztunnels and waypoints), plaintext to a pod out of the
+//! mesh or one whose PeerAuthentication is DISABLE. It never sends to a service's waypoint:
+//! Istio treats a sidecar's traffic as workload traffic
+//! (`pilot/pkg/xds/endpoints/endpoint_builder.go`, the comment on service waypoints).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -20,11 +27,13 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::accept;
 use crate::component::{Component, ComponentRuntime};
-use crate::mesh::control::{MeshPlan, ServiceInfo};
+use crate::mesh::control::{MeshPlan, ServiceInfo, WorkloadInfo};
+use crate::mesh::hbone::{self, Connector, HbonePool};
 use crate::mesh::policy::{self, Attrs, Decision, Layer};
 use crate::mesh::tls;
-use crate::proxy::capture::{INBOUND_PORT, OUTBOUND_PORT};
-use crate::proxy::cost::{Burner, splice_charged};
+use crate::mesh::{ConnectRequest, HboneAccept};
+use crate::proxy::capture::{HBONE_PORT, INBOUND_PORT, OUTBOUND_PORT};
+use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
 use crate::proxy::http::{self, Body, Peer, UpstreamPool};
 use crate::proxy::sock;
 use crate::proxy::telemetry::ProxyMetrics;
@@ -40,13 +49,24 @@ struct Sidecar {
     metrics: Arc<ProxyMetrics>,
     client: Arc<rustls::ClientConfig>,
     server: Arc<rustls::ServerConfig>,
-    /// Upstream mTLS connections, by endpoint address.
+    /// Upstream HTTP connections (mTLS, HBONE or plaintext), by endpoint address.
     outbound: UpstreamPool<SocketAddr>,
+    /// HBONE tunnels to ambient pods, by destination.
+    hbone: HbonePool,
     /// Connections to the local app, by port.
     inbound: UpstreamPool<u16>,
     policies: Vec<AuthorizationPolicy>,
     issuers: Vec<Issuer>,
-    strict: bool,
+}
+
+/// How the sidecar reaches one destination (Istio's auto mTLS and HBONE choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// Istio's legacy mTLS to another sidecar.
+    Mtls,
+    /// An HBONE tunnel to the pod's 15008.
+    Hbone,
+    Plain,
 }
 
 /// Starts the sidecar of workload `me` on `component`'s threads (inside its pod).
@@ -65,7 +85,10 @@ pub fn start(
     let sc = Arc::new(Sidecar {
         policies: plan.workload_policies(me).into_iter().cloned().collect(),
         issuers: plan.workload_issuers(me),
-        strict: plan.strict_mtls(me),
+        hbone: HbonePool::new(&plan.ca, {
+            let c: Connector = Arc::new(|addr| Box::pin(sock::connect_marked(addr)));
+            c
+        }),
         plan: plan.clone(),
         me,
         burner: burner.clone(),
@@ -76,11 +99,21 @@ pub fn start(
         inbound: UpstreamPool::default(),
     });
     let rt = component.start_runtime(concurrency, None)?;
-    let (out_l, in_l) = rt.run(async {
+    let (out_l, in_l, hbone_l) = rt.run(async {
         let o = TcpListener::bind((Ipv4Addr::UNSPECIFIED, OUTBOUND_PORT)).await?;
         let i = TcpListener::bind((Ipv4Addr::UNSPECIFIED, INBOUND_PORT)).await?;
-        Ok::<_, std::io::Error>((o, i))
+        let h = TcpListener::bind((Ipv4Addr::UNSPECIFIED, HBONE_PORT)).await?;
+        Ok::<_, std::io::Error>((o, i, h))
     })?;
+    let hbone_server = tls::server_config(&w.cert, &plan.ca, &[hbone::ALPN_H2]).map_err(err)?;
+    let (s, counters) = (sc.clone(), component.counters.clone());
+    rt.spawn(async move {
+        hbone::serve_listener(hbone_l, hbone_server, Some(counters), move |req| {
+            let s = s.clone();
+            async move { s.hbone_inbound(req) }
+        })
+        .await;
+    });
     let s = sc.clone();
     let counters = component.counters.clone();
     rt.spawn(async move {
@@ -115,32 +148,90 @@ impl Sidecar {
                 Some((target, true)) => self.outbound_http(conn, svc, target).await,
                 Some((target, false)) => {
                     if let Some(ep) = self.plan.pick_endpoint(svc) {
-                        let addr = SocketAddr::from((ep.ip, target));
-                        let id = ep.identity.clone();
-                        self.outbound_tcp(conn, addr, id).await;
+                        self.outbound_tcp(conn, ep, target).await;
                     }
                 }
                 None => passthrough(conn, SocketAddr::V4(dst), &self.burner).await,
             },
             None => match self.plan.workload_by_ip(*dst.ip()) {
-                Some(w) => {
-                    let id = w.identity.clone();
-                    self.outbound_tcp(conn, SocketAddr::V4(dst), id).await
-                }
+                Some(w) => self.outbound_tcp(conn, w, dst.port()).await,
                 None => passthrough(conn, SocketAddr::V4(dst), &self.burner).await,
             },
         }
         self.burner.connection_closed();
     }
 
-    async fn outbound_tcp(&self, conn: TcpStream, addr: SocketAddr, id: crate::mesh::Identity) {
-        let Ok(up) = sock::connect_marked(addr).await else {
-            return;
-        };
-        let Ok((tls, _)) = tls::connect(up, self.client.clone(), &[id]).await else {
-            return;
-        };
-        splice_charged(conn, tls, Some(self.burner.clone())).await;
+    /// How to reach port `port` of `ep`: mTLS to a sidecar unless its PeerAuthentication for
+    /// the port is DISABLE (auto mTLS then sends plaintext: endpoint_builder.go drops the
+    /// endpoint's tlsMode when mTLS is off), HBONE to an ambient pod or a waypoint (Istio's
+    /// `PILOT_ENABLE_SENDING_HBONE`, on with ambient; sidecars keep legacy mTLS to each other
+    /// since `PILOT_PREFER_SENDING_HBONE` is off), plaintext out of the mesh.
+    fn transport(&self, ep: &WorkloadInfo, port: u16) -> Transport {
+        use scenario::DataPlane;
+        let w = self.plan.workload_index(ep.ip).unwrap_or(usize::MAX);
+        match ep.dataplane() {
+            _ if ep.is_waypoint.is_some() => Transport::Hbone,
+            DataPlane::Sidecar
+                if self.plan.mtls_mode(w, port) == scenario::manifest::MtlsMode::Disable =>
+            {
+                Transport::Plain
+            }
+            DataPlane::Sidecar => Transport::Mtls,
+            DataPlane::Ambient => Transport::Hbone,
+            DataPlane::None => Transport::Plain,
+        }
+    }
+
+    /// Opens a byte stream to `port` of `ep` the way [`Sidecar::transport`] says.
+    async fn open(&self, ep: &WorkloadInfo, port: u16) -> Result<Upstream, String> {
+        let addr = SocketAddr::from((ep.ip, port));
+        match self.transport(ep, port) {
+            Transport::Plain => Ok(Upstream::Plain(
+                sock::connect_marked(addr)
+                    .await
+                    .map_err(|e| format!("connect {addr}: {e}"))?,
+            )),
+            Transport::Mtls => {
+                let tcp = sock::connect_marked(addr)
+                    .await
+                    .map_err(|e| format!("connect {addr}: {e}"))?;
+                let (tls, _) =
+                    tls::connect(tcp, self.client.clone(), std::slice::from_ref(&ep.identity))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                Ok(Upstream::Mtls(Box::new(tls)))
+            }
+            Transport::Hbone => {
+                let me = &self.plan.workloads[self.me];
+                let t = self
+                    .hbone
+                    .connect(
+                        &me.cert,
+                        self.plan.hbone_addr(ep),
+                        &ep.identity,
+                        addr,
+                        hbone::tunnel_headers(me.ip.into(), None),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Upstream::Hbone(t))
+            }
+        }
+    }
+
+    async fn outbound_tcp(&self, conn: TcpStream, ep: &WorkloadInfo, port: u16) {
+        match self.open(ep, port).await {
+            Ok(Upstream::Plain(up)) => {
+                splice_charged(conn, up, Some(self.burner.clone())).await;
+            }
+            Ok(Upstream::Mtls(up)) => {
+                splice_charged(conn, *up, Some(self.burner.clone())).await;
+            }
+            Ok(Upstream::Hbone(up)) => {
+                splice_tunnel_charged(up, conn, Some(self.burner.clone())).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "sidecar upstream failed"),
+        }
     }
 
     async fn outbound_http(self: &Arc<Self>, conn: TcpStream, svc: usize, target: u16) {
@@ -163,16 +254,13 @@ impl Sidecar {
             return http::unavailable();
         };
         let addr = SocketAddr::from((ep.ip, target));
-        let expected = ep.identity.clone();
-        let client = self.client.clone();
         let resp = http::send(&self.outbound, addr, req, || async move {
-            let tcp = sock::connect_marked(addr)
-                .await
-                .map_err(|e| format!("connect {addr}: {e}"))?;
-            let (tls, _) = tls::connect(tcp, client, &[expected])
-                .await
-                .map_err(|e| e.to_string())?;
-            http::handshake(tls).await.map_err(|e| e.to_string())
+            let r = match self.open(ep, target).await? {
+                Upstream::Plain(io) => http::handshake(io).await,
+                Upstream::Mtls(io) => http::handshake(*io).await,
+                Upstream::Hbone(io) => http::handshake(io).await,
+            };
+            r.map_err(|e| e.to_string())
         })
         .await;
         let resp = match resp {
@@ -203,13 +291,36 @@ impl Sidecar {
             if let Ok((tls, id)) = tls::accept(conn, self.server.clone()).await {
                 self.inbound_stream(tls, peer.ip(), Some(id), port).await;
             }
-        } else if self.strict {
+        } else if self.plan.strict_mtls(self.me, port) {
             // PeerAuthentication STRICT: plaintext is refused with a reset.
             let _ = socket2::SockRef::from(&conn).set_linger(Some(std::time::Duration::ZERO));
         } else {
             self.inbound_stream(conn, peer.ip(), None, port).await;
         }
         self.burner.connection_closed();
+    }
+
+    /// HBONE from a ztunnel or a waypoint (or another sidecar): the peer's identity is the
+    /// tunnel's mTLS certificate, its address the `Forwarded` header when a ztunnel tunnels
+    /// for a pod. Then as any inbound stream.
+    fn hbone_inbound(
+        self: &Arc<Self>,
+        req: ConnectRequest,
+    ) -> Result<HboneAccept, ::http::StatusCode> {
+        let me = &self.plan.workloads[self.me];
+        if req.authority.ip() != IpAddr::V4(me.ip) {
+            return Err(::http::StatusCode::BAD_REQUEST);
+        }
+        let src_ip = hbone::forwarded_for(&req.headers)
+            .or(req.peer_addr.map(|a| a.ip()))
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let port = req.authority.port();
+        let s = self.clone();
+        Ok(HboneAccept::new(move |tunnel| async move {
+            s.burner.connection_opened();
+            s.inbound_stream(tunnel, src_ip, Some(req.peer), port).await;
+            s.burner.connection_closed();
+        }))
     }
 
     async fn inbound_stream<S>(
@@ -304,6 +415,13 @@ impl Sidecar {
         http::record_request(&self.metrics, &l, started);
         http::pay_after_body(resp, cost)
     }
+}
+
+/// An upstream byte stream of any of the sidecar's transports.
+enum Upstream {
+    Plain(TcpStream),
+    Mtls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Hbone(hbone::H2Stream),
 }
 
 /// Traffic to something outside the mesh goes out unchanged (Istio's PassthroughCluster).

@@ -16,11 +16,12 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::component::{Component, ComponentRuntime};
+use crate::mesh::control::{ServiceInfo, WorkloadInfo};
 use crate::mesh::hbone::{self, Baggage, Connector, HbonePool};
 use crate::mesh::policy::{self, Attrs, Decision, Layer};
 use crate::mesh::{ConnectRequest, HboneAccept, tls};
 use crate::proxy::capture::HBONE_PORT;
-use crate::proxy::cost::{Burner, splice_charged};
+use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
 use crate::proxy::http::{self, Body, Peer, UpstreamPool};
 use crate::proxy::sock;
 use crate::proxy::telemetry::ProxyMetrics;
@@ -72,20 +73,92 @@ pub fn start(
     Ok((rt, burner))
 }
 
+/// What a tunnel to the waypoint is addressed to: a service it serves (by VIP), or a pod it
+/// is the workload waypoint of (by pod IP, `istio.io/waypoint-for: workload|all`).
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Service(usize),
+    Workload(usize),
+}
+
 impl Waypoint {
-    fn accept(self: &Arc<Self>, req: ConnectRequest) -> Result<HboneAccept, StatusCode> {
-        let std::net::IpAddr::V4(vip) = req.authority.ip() else {
+    /// What `addr` names, if this waypoint serves it, with the target port and whether it
+    /// speaks HTTP.
+    fn target(&self, addr: SocketAddr) -> Result<(Target, u16, bool), StatusCode> {
+        let std::net::IpAddr::V4(ip) = addr.ip() else {
             return Err(StatusCode::BAD_REQUEST);
         };
-        let Some((svc, info)) = self.plan.service_by_vip(vip) else {
-            return Err(StatusCode::NOT_FOUND);
-        };
-        if info.waypoint != Some(self.wp) {
+        if let Some((svc, info)) = self.plan.service_by_vip(ip) {
+            if info.waypoint != Some(self.wp) {
+                return Err(StatusCode::NOT_FOUND);
+            }
+            let (target, is_http) = info.port(addr.port()).ok_or(StatusCode::NOT_FOUND)?;
+            return Ok((Target::Service(svc), target, is_http));
+        }
+        let w = self.plan.workload_index(ip).ok_or(StatusCode::NOT_FOUND)?;
+        if self.plan.workloads[w].waypoint != Some(self.wp) {
             return Err(StatusCode::NOT_FOUND);
         }
-        let Some((target, is_http)) = info.port(req.authority.port()) else {
-            return Err(StatusCode::NOT_FOUND);
-        };
+        let is_http = self.plan.is_http_target(w, addr.port());
+        Ok((Target::Workload(w), addr.port(), is_http))
+    }
+
+    fn service(&self, t: Target) -> Option<&ServiceInfo> {
+        match t {
+            Target::Service(s) => Some(&self.plan.services[s]),
+            Target::Workload(_) => None,
+        }
+    }
+
+    fn endpoint(&self, t: Target) -> Option<&WorkloadInfo> {
+        match t {
+            Target::Service(s) => self.plan.pick_endpoint(s),
+            Target::Workload(w) => Some(&self.plan.workloads[w]),
+        }
+    }
+
+    /// Policies bound to the target: the service's `targetRefs` and the waypoint's own for
+    /// service traffic; for workload traffic only the waypoint's (a Service targetRef binds
+    /// to the service's traffic).
+    fn policies(&self, t: Target) -> Vec<&AuthorizationPolicy> {
+        match self.service(t) {
+            Some(info) => self.plan.waypoint_policies(self.wp, info),
+            None => self.plan.waypoint_own_policies(self.wp),
+        }
+    }
+
+    fn issuers(&self, t: Target) -> Vec<scenario::jwt::Issuer> {
+        match self.service(t) {
+            Some(info) => self.plan.waypoint_issuers(self.wp, info),
+            None => self.plan.waypoint_own_issuers(self.wp),
+        }
+    }
+
+    /// Opens a stream to `ep`: HBONE where it takes it (an ambient pod's ztunnel, a sidecar),
+    /// plaintext to a pod out of the mesh.
+    async fn open(&self, ep: &WorkloadInfo, addr: SocketAddr) -> Result<Upstream, String> {
+        if !ep.takes_hbone() {
+            return sock::connect_marked(addr)
+                .await
+                .map(Upstream::Plain)
+                .map_err(|e| format!("connect {addr}: {e}"));
+        }
+        let me = &self.plan.workloads[self.me];
+        self.pool
+            .connect(
+                &me.cert,
+                self.plan.hbone_addr(ep),
+                &ep.identity,
+                addr,
+                hbone::tunnel_headers(me.ip.into(), None),
+            )
+            .await
+            .map(Upstream::Hbone)
+            .map_err(|e| e.to_string())
+    }
+
+    fn accept(self: &Arc<Self>, req: ConnectRequest) -> Result<HboneAccept, StatusCode> {
+        let (t, target, is_http) = self.target(req.authority)?;
         let attrs = Attrs {
             principal: Some(req.peer.principal()),
             namespace: Some(req.peer.namespace.clone()),
@@ -109,95 +182,73 @@ impl Waypoint {
         };
         let w = self.clone();
         if is_http {
-            Ok(HboneAccept::new(move |tunnel| async move {
+            return Ok(HboneAccept::new(move |tunnel| async move {
                 w.burner.connection_opened();
                 let w2 = w.clone();
                 let service = service_fn(move |r: Request<Incoming>| {
                     let w = w2.clone();
                     let (attrs, src) = (attrs.clone(), src.clone());
                     async move {
-                        Ok::<_, std::convert::Infallible>(w.route(r, svc, target, attrs, src).await)
+                        Ok::<_, std::convert::Infallible>(w.route(r, t, target, attrs, src).await)
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tunnel), service)
                     .await;
                 w.burner.connection_closed();
-            }))
-        } else {
-            let policies = self.plan.waypoint_policies(self.wp, info);
-            if policy::authorize(&policies, &attrs, Layer::L4) != Decision::Allow {
-                return Err(StatusCode::FORBIDDEN);
-            }
-            Ok(HboneAccept::new(move |tunnel| async move {
-                let Some(ep) = w.plan.pick_endpoint(svc) else {
-                    return;
-                };
-                let me = &w.plan.workloads[w.me];
-                let Ok(up) = w
-                    .pool
-                    .connect(
-                        &me.cert,
-                        w.plan.hbone_addr(ep),
-                        &ep.identity,
-                        SocketAddr::from((ep.ip, target)),
-                        hbone::tunnel_headers(me.ip.into(), None),
-                    )
-                    .await
-                else {
-                    return;
-                };
-                w.burner.connection_opened();
-                splice_charged(tunnel, up, Some(w.burner.clone())).await;
-                w.burner.connection_closed();
-            }))
+            }));
         }
+        if policy::authorize(&self.policies(t), &attrs, Layer::L4) != Decision::Allow {
+            return Err(StatusCode::FORBIDDEN);
+        }
+        Ok(HboneAccept::new(move |tunnel| async move {
+            let Some(ep) = w.endpoint(t) else {
+                return;
+            };
+            let Ok(up) = w.open(ep, SocketAddr::from((ep.ip, target))).await else {
+                return;
+            };
+            w.burner.connection_opened();
+            match up {
+                Upstream::Plain(up) => {
+                    splice_tunnel_charged(tunnel, up, Some(w.burner.clone())).await;
+                }
+                Upstream::Hbone(up) => {
+                    splice_charged(tunnel, up, Some(w.burner.clone())).await;
+                }
+            }
+            w.burner.connection_closed();
+        }))
     }
 
     async fn route(
         &self,
         req: Request<Incoming>,
-        svc: usize,
+        t: Target,
         target: u16,
         mut attrs: Attrs,
         src: Peer,
     ) -> Response<Body> {
         let started = Instant::now();
         let cost = self.burner.request_started();
-        let info = &self.plan.services[svc];
-        let ep = self.plan.pick_endpoint(svc);
+        let info = self.service(t);
+        let ep = self.endpoint(t);
         let mut h = http::http_attrs(&req);
-        let issuers = self.plan.waypoint_issuers(self.wp, info);
+        let issuers = self.issuers(t);
         let resp = match http::check_jwt(&req, &issuers, &mut h) {
             Err(r) => *r,
             Ok(()) => {
                 attrs.http = Some(h);
-                let policies: Vec<&AuthorizationPolicy> =
-                    self.plan.waypoint_policies(self.wp, info);
-                if policy::authorize(&policies, &attrs, Layer::L7) != Decision::Allow {
+                if policy::authorize(&self.policies(t), &attrs, Layer::L7) != Decision::Allow {
                     http::denied()
                 } else if let Some(ep) = ep {
-                    let me = &self.plan.workloads[self.me];
                     let addr = SocketAddr::from((ep.ip, target));
-                    let (pool, cert, hb, id) = (
-                        &self.pool,
-                        me.cert.clone(),
-                        self.plan.hbone_addr(ep),
-                        ep.identity.clone(),
-                    );
-                    let my_ip = me.ip;
                     let r = http::send(&self.upstream, addr, req, || async move {
-                        let t = pool
-                            .connect(
-                                &cert,
-                                hb,
-                                &id,
-                                addr,
-                                hbone::tunnel_headers(my_ip.into(), None),
-                            )
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        http::handshake(t).await.map_err(|e| e.to_string())
+                        let r = match self.open(ep, addr).await? {
+                            Upstream::Plain(io) => http::handshake(io).await,
+                            Upstream::Hbone(io) => http::handshake(io).await,
+                        };
+                        r.map_err(|e| e.to_string())
                     })
                     .await;
                     match r {
@@ -210,14 +261,14 @@ impl Waypoint {
             }
         };
         let dst = ep.map(Peer::of).unwrap_or_default();
-        let l = http::labels(
-            "waypoint",
-            &src,
-            &dst,
-            Some(info),
-            Some(resp.status().as_u16()),
-        );
+        let l = http::labels("waypoint", &src, &dst, info, Some(resp.status().as_u16()));
         http::record_request(&self.metrics, &l, started);
         http::pay_after_body(resp, cost)
     }
+}
+
+/// A waypoint's upstream stream.
+enum Upstream {
+    Plain(tokio::net::TcpStream),
+    Hbone(hbone::H2Stream),
 }

@@ -25,7 +25,7 @@ use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
 use crate::proxy::http::{Peer, labels};
 use crate::proxy::sock;
 use crate::proxy::telemetry::ProxyMetrics;
-use scenario::manifest::{Action, AuthorizationPolicy};
+use scenario::manifest::AuthorizationPolicy;
 
 /// ztunnel's worker threads (its default is 2).
 pub const ZTUNNEL_WORKERS: usize = 2;
@@ -43,7 +43,6 @@ struct PodCtx {
     ns: NetNsRef,
     pool: HbonePool,
     policies: Vec<AuthorizationPolicy>,
-    strict: bool,
 }
 
 /// Starts the ztunnel of a node on `component`'s threads, serving `pods` (workload indices
@@ -80,7 +79,6 @@ pub fn start(
             ns: ns.clone(),
             pool: HbonePool::new(&plan.ca, connector),
             policies: plan.workload_policies(w).into_iter().cloned().collect(),
-            strict: plan.strict_mtls(w),
         });
         let server = tls::server_config(&wl.cert, &plan.ca, &[hbone::ALPN_H2])
             .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -141,39 +139,24 @@ impl Ztunnel {
         };
         let plan = &self.plan;
         let src = &plan.workloads[ctx.w];
-        // Where to tunnel: (HBONE server, its identity, CONNECT authority, dst workload, svc).
-        let route: Option<(
-            &WorkloadInfo,
-            SocketAddr,
-            Option<&ServiceInfo>,
-            &WorkloadInfo,
-        )> = match plan.service_by_vip(*dst.ip()) {
-            Some((svc, info)) => {
-                let Some((target, _)) = info.port(dst.port()) else {
-                    return reset(conn);
-                };
-                match info.waypoint {
-                    Some(wp) if plan.waypoints[wp].workload != ctx.w => {
-                        let wl = &plan.workloads[plan.waypoints[wp].workload];
-                        Some((wl, SocketAddr::V4(dst), Some(info), wl))
-                    }
-                    _ => match plan.pick_endpoint(svc) {
-                        Some(ep) => Some((ep, SocketAddr::from((ep.ip, target)), Some(info), ep)),
-                        None => return reset(conn),
-                    },
-                }
-            }
-            None => plan
-                .workload_by_ip(*dst.ip())
-                .map(|w| (w, SocketAddr::V4(dst), None, w)),
+        let Some(Next {
+            server,
+            authority,
+            svc,
+            dst: dst_wl,
+        }) = self.next_hop(ctx, dst)
+        else {
+            return;
         };
-        let Some((server, authority, svc, dst_wl)) = route else {
-            // Out of the mesh: straight through, from the pod's namespace.
-            if let Ok(up) = sock::connect_in(&ctx.ns, &self.node_ns, SocketAddr::V4(dst)).await {
+        let Some(server) = server else {
+            // Out of the mesh (no HBONE there): straight through, plaintext, from the pod's
+            // namespace, as ztunnel's passthrough does.
+            if let Ok(up) = sock::connect_in(&ctx.ns, &self.node_ns, authority).await {
                 splice_charged(conn, up, Some(self.burner.clone())).await;
             }
             return;
         };
+        let dst_wl = dst_wl.unwrap_or(server);
         let baggage = Baggage {
             cluster: "Kubernetes".into(),
             namespace: src.namespace.clone(),
@@ -211,7 +194,65 @@ impl Ztunnel {
         self.burner.connection_closed();
     }
 
-    /// The L4 authorization of a connection to workload `w` from `peer`.
+    /// Where captured outbound traffic to `dst` goes. A service with a waypoint goes to the
+    /// waypoint; otherwise an endpoint is picked. A pod with a workload waypoint goes to that
+    /// waypoint. A destination that takes HBONE (ambient, sidecar or waypoint pod) gets a
+    /// tunnel; anything else (out of the mesh, or unknown) plaintext. `None`: refuse.
+    fn next_hop(&self, ctx: &PodCtx, dst: std::net::SocketAddrV4) -> Option<Next<'_>> {
+        let plan = &self.plan;
+        let via_waypoint = |wp: usize| {
+            let wl = &plan.workloads[plan.waypoints[wp].workload];
+            (plan.waypoints[wp].workload != ctx.w).then_some(wl)
+        };
+        match plan.service_by_vip(*dst.ip()) {
+            Some((svc, info)) => {
+                let (target, _) = info.port(dst.port())?;
+                if let Some(wl) = info.waypoint.and_then(via_waypoint) {
+                    return Some(Next {
+                        server: Some(wl),
+                        authority: SocketAddr::V4(dst),
+                        svc: Some(info),
+                        dst: None,
+                    });
+                }
+                let ep = plan.pick_endpoint(svc)?;
+                Some(Next {
+                    server: takes_hbone(ep),
+                    authority: SocketAddr::from((ep.ip, target)),
+                    svc: Some(info),
+                    dst: Some(ep),
+                })
+            }
+            None => {
+                let Some(w) = plan.workload_by_ip(*dst.ip()) else {
+                    return Some(Next {
+                        server: None,
+                        authority: SocketAddr::V4(dst),
+                        svc: None,
+                        dst: None,
+                    });
+                };
+                let server = match w.waypoint.and_then(via_waypoint) {
+                    Some(wp) => Some(wp),
+                    None => takes_hbone(w),
+                };
+                Some(Next {
+                    server,
+                    authority: SocketAddr::V4(dst),
+                    svc: None,
+                    dst: Some(w),
+                })
+            }
+        }
+    }
+
+    /// The L4 authorization of a connection to workload `w` from `peer`. Every policy that
+    /// selects the workload applies to every peer, a waypoint included: traffic that came
+    /// through a waypoint carries the waypoint's identity, and an ALLOW naming only the
+    /// original client refuses it (istio.io "Use waypoint proxies to enforce L7 policy":
+    /// policies at the destination ztunnel see the waypoint as the source; pilot grants
+    /// waypoints nothing unless `PILOT_AUTO_ALLOW_WAYPOINT_POLICY`, off by default,
+    /// `pilot/pkg/features/ambient.go`).
     fn authorize(
         &self,
         ctx: &PodCtx,
@@ -219,14 +260,7 @@ impl Ztunnel {
         src_ip: Option<std::net::IpAddr>,
         port: u16,
     ) -> bool {
-        let serving_waypoint = peer.is_some_and(|p| self.plan.is_serving_waypoint(p, ctx.w));
-        // Behind a waypoint the service's policies were enforced there; the destination
-        // ztunnel lets the waypoint in and still applies DENY rules to it.
-        let refs: Vec<&AuthorizationPolicy> = ctx
-            .policies
-            .iter()
-            .filter(|p| !serving_waypoint || p.spec.action == Action::Deny)
-            .collect();
+        let refs: Vec<&AuthorizationPolicy> = ctx.policies.iter().collect();
         let attrs = Attrs {
             principal: peer.map(|p| p.principal()),
             namespace: peer.map(|p| p.namespace.clone()),
@@ -247,9 +281,11 @@ impl Ztunnel {
         if req.authority.ip() != std::net::IpAddr::V4(me.ip) {
             return Err(StatusCode::BAD_REQUEST);
         }
-        let src_ip = forwarded_for(&req.headers).or(req.peer_addr.map(|a| a.ip()));
+        let src_ip = hbone::forwarded_for(&req.headers).or(req.peer_addr.map(|a| a.ip()));
         if !self.authorize(ctx, Some(&req.peer), src_ip, req.authority.port()) {
-            return Err(StatusCode::FORBIDDEN);
+            // ztunnel answers a CONNECT its policy refuses with 401
+            // (istio/ztunnel `src/proxy/inbound.rs`, the RBAC rejection).
+            return Err(StatusCode::UNAUTHORIZED);
         }
         let src = Peer::lookup(&self.plan, src_ip, Some(&req.peer));
         let svc = self
@@ -277,7 +313,14 @@ impl Ztunnel {
         let Ok(dst) = sock::original_dst(&conn) else {
             return;
         };
-        if ctx.strict || !self.authorize(ctx, None, Some(peer.ip()), dst.port()) {
+        let strict = self.plan.strict_mtls(ctx.w, dst.port());
+        if strict || !self.authorize(ctx, None, Some(peer.ip()), dst.port()) {
+            // Reset once the client has spoken (or after a second): an RST racing the
+            // client's own connect shows as "failed to connect", where Istio's users see
+            // "connection reset by peer" on their request.
+            let mut b = [0u8; 1];
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(1), conn.peek(&mut b)).await;
             return reset(conn);
         }
         if let Ok(up) = sock::connect_in(&ctx.ns, &self.node_ns, dst).await {
@@ -286,10 +329,15 @@ impl Ztunnel {
     }
 }
 
-/// The original source address ztunnel put in `forwarded: for=<ip>`.
-fn forwarded_for(h: &http::HeaderMap) -> Option<std::net::IpAddr> {
-    let v = h.get(http::header::FORWARDED)?.to_str().ok()?;
-    v.split(';')
-        .find_map(|p| p.trim().strip_prefix("for="))
-        .and_then(|ip| ip.trim_matches('"').parse().ok())
+fn takes_hbone(w: &WorkloadInfo) -> Option<&WorkloadInfo> {
+    w.takes_hbone().then_some(w)
+}
+
+/// Where one outbound connection goes: `server` is the HBONE peer (none: plaintext to
+/// `authority`), `dst` the destination workload when known.
+struct Next<'a> {
+    server: Option<&'a WorkloadInfo>,
+    authority: SocketAddr,
+    svc: Option<&'a ServiceInfo>,
+    dst: Option<&'a WorkloadInfo>,
 }

@@ -334,6 +334,21 @@ fn run_mode(
     let t0 = Instant::now();
     let cluster = Cluster::up_scenario(loaded, mode, profile, sandbox)
         .map_err(|source| RunError::Cluster { mode, source })?;
+    let pods = cluster
+        .info
+        .pods
+        .iter()
+        .filter_map(|p| {
+            let e = p.enrollment.as_ref()?;
+            Some(results::run::PodDataPlane {
+                pod: p.name.clone(),
+                namespace: p.namespace.clone(),
+                node: p.node.clone(),
+                dataplane: e.dataplane,
+                why: e.why.clone(),
+            })
+        })
+        .collect();
     let bring_up = t0.elapsed();
     tracing::info!(took = ?bring_up, "cluster up");
     let flows = flows::plan(loaded, &cluster, opts)?;
@@ -391,6 +406,7 @@ fn run_mode(
         mode,
         repeat,
         flows: out_flows,
+        pods,
         meter,
         complete,
         bring_up,
