@@ -47,6 +47,10 @@ pub struct Scenario {
     /// Proxy settings for the modes that have them.
     #[serde(default)]
     pub proxies: Proxies,
+    /// The parts of Istio's MeshConfig meshsim models: `extensionProviders` for CUSTOM
+    /// AuthorizationPolicies.
+    #[serde(default, skip_serializing_if = "MeshConfig::is_empty")]
+    pub mesh_config: MeshConfig,
     /// Load flows, run side by side.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flows: Vec<Flow>,
@@ -275,6 +279,75 @@ pub struct ServicePort {
 pub enum PortProtocol {
     Http,
     Tcp,
+}
+
+/// Istio MeshConfig, as far as meshsim models it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeshConfig {
+    /// External authorizers a CUSTOM AuthorizationPolicy names (`provider.name`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extension_providers: Vec<ExtensionProvider>,
+}
+
+impl MeshConfig {
+    pub fn is_empty(&self) -> bool {
+        self.extension_providers.is_empty()
+    }
+}
+
+/// One `meshConfig.extensionProviders` entry (only `envoyExtAuthzHttp` is modeled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtensionProvider {
+    pub name: String,
+    pub envoy_ext_authz_http: ExtAuthzHttp,
+}
+
+/// Envoy's HTTP ext_authz check, as Istio's MeshConfig writes it: the proxy sends each request's
+/// method, path (after `pathPrefix`) and chosen headers to the service; a 200 allows, anything
+/// else is the answer to the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtAuthzHttp {
+    /// The authorizer's service: `<name>.<ns>.svc.cluster.local`, `<name>.<ns>` or `<ns>/<name>`
+    /// of a scenario service.
+    pub service: String,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// How long the check may take (Istio's default: 600s); a timeout is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Dur>,
+    /// Allow when the authorizer cannot be reached (default: deny).
+    #[serde(default)]
+    pub fail_open: bool,
+    /// The status when the check fails and `failOpen` is false (default 403).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_on_error: Option<String>,
+    /// Request headers sent in the check, beside Host, Method, Path, Content-Length and
+    /// Authorization (always sent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_request_headers_in_check: Vec<String>,
+    /// The authorizer's response headers added to the request when it allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers_to_upstream_on_allow: Vec<String>,
+    /// The authorizer's response headers sent to the client when it denies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers_to_downstream_on_deny: Vec<String>,
+}
+
+impl ExtAuthzHttp {
+    /// The (namespace, name) of the service this names, if the form is one meshsim reads.
+    pub fn service_ref(&self) -> Option<(String, String)> {
+        if let Some((ns, name)) = self.service.split_once('/') {
+            return Some((ns.to_string(), name.to_string()));
+        }
+        let host = self.service.trim_end_matches(".svc.cluster.local");
+        let host = host.trim_end_matches(".svc");
+        let (name, ns) = host.split_once('.')?;
+        (!ns.contains('.')).then(|| (ns.to_string(), name.to_string()))
+    }
 }
 
 /// Proxy settings. Waypoints declared by manifests take theirs from `proxy.istio.io/config`.

@@ -68,7 +68,57 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
     check_slos(&mut c, &flows);
     check_proxies(&mut c);
     check_manifests(&mut c, &namespaces);
+    check_extension_providers(&mut c);
     c.out
+}
+
+/// `meshConfig.extensionProviders`: each names a service of the scenario, once; each CUSTOM
+/// policy names one of them.
+fn check_extension_providers(c: &mut Ctx<'_>) {
+    let l = c.l;
+    let s = &l.scenario;
+    let mut names = BTreeSet::new();
+    for (i, p) in s.mesh_config.extension_providers.iter().enumerate() {
+        let path = format!("meshConfig.extensionProviders[{i}]");
+        if !names.insert(p.name.as_str()) {
+            c.err(
+                &format!("{path}.name"),
+                format!("provider `{}` is defined twice", p.name),
+            );
+        }
+        let h = &p.envoy_ext_authz_http;
+        let field = format!("{path}.envoyExtAuthzHttp.service");
+        match h.service_ref() {
+            None => c.err(&field, format!("`{}` is not a service name meshsim can resolve; write `<name>.<namespace>.svc.cluster.local`", h.service)),
+            Some((ns, name)) => {
+                let svc = s.services.iter().find(|x| x.name == name && x.namespace == ns);
+                match svc {
+                    None => c.err(&field, format!("service `{name}` does not exist in namespace `{ns}`; add it under `services:`")),
+                    Some(svc) if !svc.ports.iter().any(|p| p.port == h.port) => c.err(
+                        &format!("{path}.envoyExtAuthzHttp.port"),
+                        format!("service `{name}.{ns}` has no port {}", h.port),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    for o in l.objects() {
+        let Object::AuthorizationPolicy(p) = &o.object else {
+            continue;
+        };
+        if p.spec.action != manifest::Action::Custom {
+            continue;
+        }
+        let provider = serde_json::to_value(&p.spec.provider)
+            .ok()
+            .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_string));
+        match provider {
+            None => c.out.push(o.origin.at("spec.provider", "a CUSTOM policy needs `provider: {name: …}` naming one of the scenario's `meshConfig.extensionProviders`".to_string())),
+            Some(n) if !names.contains(n.as_str()) => c.out.push(o.origin.at("spec.provider.name", format!("extension provider `{n}` is not defined; add it under the scenario's `meshConfig.extensionProviders` (an `envoyExtAuthzHttp` service)"))),
+            Some(_) => {}
+        }
+    }
 }
 
 /// Version, name, profile and modes.

@@ -209,6 +209,8 @@ pub struct MeshPlan {
     pub authz: Vec<AuthorizationPolicy>,
     pub request_authn: Vec<(RequestAuthentication, Vec<Issuer>)>,
     pub peer_authn: Vec<PeerAuthentication>,
+    /// CUSTOM policies' authorizers by provider name: their settings and service index.
+    pub providers: BTreeMap<String, (scenario::ExtAuthzHttp, usize)>,
     pub profile: Profile,
     by_ip: HashMap<Ipv4Addr, usize>,
     by_vip: HashMap<Ipv4Addr, usize>,
@@ -362,6 +364,20 @@ impl MeshPlan {
             });
         }
         let (authz, request_authn, peer_authn) = policies(loaded)?;
+        let providers = loaded
+            .scenario
+            .mesh_config
+            .extension_providers
+            .iter()
+            .filter_map(|p| {
+                let h = &p.envoy_ext_authz_http;
+                let (ns, name) = h.service_ref()?;
+                let svc = services
+                    .iter()
+                    .position(|s: &ServiceInfo| s.name == name && s.namespace == ns)?;
+                Some((p.name.clone(), (h.clone(), svc)))
+            })
+            .collect();
         let by_ip = workloads
             .iter()
             .enumerate()
@@ -387,11 +403,21 @@ impl MeshPlan {
             authz,
             request_authn,
             peer_authn,
+            providers,
             profile: profile.clone(),
             by_ip,
             by_vip,
             rr,
         }))
+    }
+
+    /// An ext_authz provider's settings and the address of one of its pods (the service
+    /// port's target, round robin).
+    pub fn ext_authz(&self, name: &str) -> Option<(&scenario::ExtAuthzHttp, SocketAddr)> {
+        let (cfg, svc) = self.providers.get(name)?;
+        let (target, _) = self.services[*svc].port(cfg.port)?;
+        let ep = self.pick_endpoint(*svc)?;
+        Some((cfg, SocketAddr::from((ep.ip, target))))
     }
 
     pub fn workload_by_ip(&self, ip: Ipv4Addr) -> Option<&WorkloadInfo> {
