@@ -436,7 +436,6 @@ fn same_group(a: &str, b: &str) -> bool {
 /// A reference to `kind`/`group` named `name` in namespace `ns`, as `ShouldAttachPolicy`
 /// (`policyattachment.go`) attaches it: only a policy in the object's own namespace attaches
 /// (cross-namespace references never match).
-#[allow(clippy::too_many_arguments)]
 fn targets(
     policy_ns: &str,
     refs: &[TargetRef],

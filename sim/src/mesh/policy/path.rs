@@ -67,7 +67,7 @@ fn is_unreserved(b: u8) -> bool {
 }
 
 fn must_escape(b: u8) -> bool {
-    b < 0x20 || b >= 0x7f || matches!(b, b' ' | b'"' | b'<' | b'>' | b'`' | b'{' | b'}')
+    !(0x20..0x7f).contains(&b) || matches!(b, b' ' | b'"' | b'<' | b'>' | b'`' | b'{' | b'}')
 }
 
 fn hex(b: u8) -> Option<u8> {
