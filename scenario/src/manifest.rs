@@ -308,12 +308,20 @@ pub struct AuthorizationPolicySpec {
     pub target_refs: Vec<TargetRef>,
     #[serde(default)]
     pub action: Action,
+    /// The ext_authz provider of a CUSTOM policy (a mesh config `extensionProviders` name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<serde_json::Value>,
+    pub provider: Option<Provider>,
     /// `None`: no `rules` field (ALLOW matches nothing, DENY nothing); `Some([])` likewise;
     /// `Some([{}])` matches everything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<Vec<Rule>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Provider {
+    #[serde(default)]
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -357,6 +365,11 @@ pub struct Source {
     pub remote_ip_blocks: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_remote_ip_blocks: Vec<String>,
+    /// `<sa>` (the policy's namespace) or `<ns>/<sa>`, exact (Istio 1.25+).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_accounts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_service_accounts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -436,16 +449,23 @@ pub struct Condition {
     pub not_values: Vec<String>,
 }
 
-/// `when` keys meshsim evaluates (Istio's authorization conditions that a model can know).
+/// `when` keys meshsim evaluates: Istio's (`pkg/config/security/security.go`,
+/// `ValidateAttribute`) except `experimental.envoy.filters.*` (Envoy metadata) and
+/// `source.trustDomain` (newer than 1.24). `source.serviceAccount` is Istio 1.25+.
 pub const CONDITION_KEYS: &[&str] = &[
-    "source.principal",
-    "source.namespace",
     "source.ip",
+    "remote.ip",
+    "source.namespace",
+    "source.serviceAccount",
+    "source.principal",
     "request.auth.principal",
-    "request.auth.issuer",
     "request.auth.audiences",
+    "request.auth.presenter",
+    "request.auth.claims",
     "request.headers",
+    "destination.ip",
     "destination.port",
+    "connection.sni",
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -784,33 +804,7 @@ fn check_object(object: &Object, origin: &Origin) -> Vec<Diagnostic> {
                 s.target_ref.is_some(),
                 &s.target_refs,
             );
-            match s.action {
-                Action::Allow | Action::Deny => {}
-                a @ (Action::Audit | Action::Custom) => errs.push(origin.at(
-                    "spec.action",
-                    format!(
-                        "action {} is not modeled; meshsim enforces ALLOW and DENY (remove the policy or change its action)",
-                        if a == Action::Audit { "AUDIT" } else { "CUSTOM" }
-                    ),
-                )),
-            }
-            for (r, rule) in s.rules.iter().flatten().enumerate() {
-                for (c, cond) in rule.when.iter().enumerate() {
-                    let known = CONDITION_KEYS
-                        .iter()
-                        .any(|k| cond.key == *k || cond.key.starts_with(&format!("{k}[")));
-                    if !known {
-                        errs.push(origin.at(
-                            &format!("spec.rules[{r}].when[{c}].key"),
-                            format!(
-                                "condition key `{}` is not modeled; meshsim evaluates {}",
-                                cond.key,
-                                CONDITION_KEYS.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
+            check_authz(&mut errs, origin, s);
         }
         Object::RequestAuthentication(ra) => {
             let s = &ra.spec;
@@ -841,6 +835,258 @@ fn check_object(object: &Object, origin: &Origin) -> Vec<Diagnostic> {
     errs
 }
 
+/// Istio's admission checks of an AuthorizationPolicy spec that decide whether it is accepted
+/// (`pkg/config/validation/validation.go`, `ValidateAuthorizationPolicy`), and the `when` keys.
+fn check_authz(errs: &mut Vec<Diagnostic>, origin: &Origin, s: &AuthorizationPolicySpec) {
+    let custom = s.action == Action::Custom;
+    if custom && s.rules.is_some() && s.provider.as_ref().is_none_or(|p| p.name.is_empty()) {
+        errs.push(origin.at("spec.provider", "a CUSTOM policy needs `provider.name`"));
+    }
+    if !custom && s.provider.is_some() {
+        errs.push(origin.at_key(
+            "spec.provider",
+            "`provider` is only for action CUSTOM (Istio rejects the policy)",
+        ));
+    }
+    if matches!(s.action, Action::Deny | Action::Custom) && s.rules.is_none() {
+        errs.push(origin.at_key(
+            "spec.action",
+            "a DENY or CUSTOM policy without `rules` never triggers and Istio rejects it; add `rules: [{}]` to match every request",
+        ));
+    }
+    for (r, rule) in s.rules.iter().flatten().enumerate() {
+        for (f, from) in rule.from.iter().enumerate() {
+            check_source(
+                errs,
+                origin,
+                &format!("spec.rules[{r}].from[{f}].source"),
+                &from.source,
+                custom,
+            );
+        }
+        for (t, to) in rule.to.iter().enumerate() {
+            check_operation(
+                errs,
+                origin,
+                &format!("spec.rules[{r}].to[{t}].operation"),
+                &to.operation,
+            );
+        }
+        for (c, cond) in rule.when.iter().enumerate() {
+            if let Err(e) = check_condition(cond, custom) {
+                errs.push(origin.at(&format!("spec.rules[{r}].when[{c}].key"), e));
+            }
+        }
+    }
+}
+
+fn check_source(errs: &mut Vec<Diagnostic>, origin: &Origin, at: &str, s: &Source, custom: bool) {
+    let identity = [
+        &s.principals,
+        &s.not_principals,
+        &s.namespaces,
+        &s.not_namespaces,
+    ];
+    let sas = [&s.service_accounts, &s.not_service_accounts];
+    let has_identity = identity.iter().any(|v| !v.is_empty());
+    let has_sa = sas.iter().any(|v| !v.is_empty());
+    if has_identity && has_sa {
+        errs.push(origin.at(at, "set `serviceAccounts` without `namespaces` or `principals` (Istio rejects the combination)"));
+    }
+    if custom
+        && (has_identity
+            || has_sa
+            || !s.request_principals.is_empty()
+            || !s.not_request_principals.is_empty())
+    {
+        errs.push(origin.at(at, "CUSTOM rules cannot match principals, namespaces, service accounts or request principals"));
+    }
+    let all = [
+        &s.principals,
+        &s.not_principals,
+        &s.request_principals,
+        &s.not_request_principals,
+        &s.namespaces,
+        &s.not_namespaces,
+        &s.ip_blocks,
+        &s.not_ip_blocks,
+        &s.remote_ip_blocks,
+        &s.not_remote_ip_blocks,
+        &s.service_accounts,
+        &s.not_service_accounts,
+    ];
+    if all.iter().all(|v| v.is_empty()) {
+        errs.push(origin.at(at, "`source` must not be empty"));
+    }
+    if all.iter().any(|v| v.iter().any(String::is_empty)) {
+        errs.push(origin.at(at, "empty values are not allowed"));
+    }
+    for v in sas.iter().flat_map(|v| v.iter()) {
+        let ok = !v.contains('*')
+            && v.len() <= 320
+            && match v.split_once('/') {
+                Some((ns, sa)) => !ns.is_empty() && !sa.is_empty() && !sa.contains('/'),
+                None => !v.is_empty(),
+            };
+        if !ok {
+            errs.push(origin.at(
+                at,
+                format!(
+                    "service account `{v}` must be `name` or `namespace/name`, without wildcards"
+                ),
+            ));
+        }
+    }
+    let ips = [
+        &s.ip_blocks,
+        &s.not_ip_blocks,
+        &s.remote_ip_blocks,
+        &s.not_remote_ip_blocks,
+    ];
+    for v in ips.iter().flat_map(|v| v.iter()) {
+        if !valid_ip_or_cidr(v) {
+            errs.push(origin.at(at, format!("`{v}` is not an IP address or CIDR range")));
+        }
+    }
+}
+
+fn valid_ip_or_cidr(v: &str) -> bool {
+    match v.split_once('/') {
+        Some((ip, len)) => match (ip.parse::<std::net::IpAddr>(), len.parse::<u8>()) {
+            (Ok(std::net::IpAddr::V4(_)), Ok(l)) => l <= 32,
+            (Ok(std::net::IpAddr::V6(_)), Ok(l)) => l <= 128,
+            _ => false,
+        },
+        None => v.parse::<std::net::IpAddr>().is_ok(),
+    }
+}
+
+fn check_operation(errs: &mut Vec<Diagnostic>, origin: &Origin, at: &str, o: &Operation) {
+    let strs = [
+        &o.hosts,
+        &o.not_hosts,
+        &o.methods,
+        &o.not_methods,
+        &o.paths,
+        &o.not_paths,
+    ];
+    if strs.iter().all(|v| v.is_empty()) && o.ports.is_empty() && o.not_ports.is_empty() {
+        errs.push(origin.at(at, "`operation` must not be empty"));
+    }
+    if strs.iter().any(|v| v.iter().any(String::is_empty)) {
+        errs.push(origin.at(at, "empty values are not allowed"));
+    }
+    for p in o.paths.iter().chain(&o.not_paths) {
+        if let Err(e) = check_path_template(p) {
+            errs.push(origin.at(at, format!("invalid path {e}")));
+        }
+    }
+}
+
+/// `pkg/config/security/security.go`, `CheckValidPathTemplate`: `{*}` and `{**}` only as whole
+/// segments, `{**}` last, literal segments around them.
+pub fn check_path_template(path: &str) -> Result<(), String> {
+    let templ = path.contains("{*}") || path.contains("{**}");
+    let literal = |seg: &str| {
+        !seg.is_empty()
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~%!$&'()+,;:@=".contains(c))
+    };
+    let mut any_seen = false;
+    for seg in path.trim_matches('/').split('/') {
+        match seg {
+            "{*}" | "{**}" if any_seen => {
+                return Err(format!("`{path}`: {{**}} must be the last operator"));
+            }
+            "{*}" => continue,
+            "{**}" => {
+                any_seen = true;
+                continue;
+            }
+            _ => {}
+        }
+        if seg.contains(['{', '}']) {
+            return Err(format!(
+                "`{path}`: `{{` or `}}` outside a whole-segment {{*}} or {{**}}"
+            ));
+        }
+        if templ && !literal(seg) {
+            return Err(format!(
+                "`{path}`: segment `{seg}` is not a valid literal next to a template"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A `when` condition as `ValidateAttribute` reads it, limited to the keys meshsim evaluates.
+fn check_condition(c: &Condition, custom: bool) -> Result<(), String> {
+    let k = c.key.as_str();
+    if c.values.is_empty() && c.not_values.is_empty() {
+        return Err(format!(
+            "at least one of `values` or `notValues` must be set for key {k}"
+        ));
+    }
+    if c.values.iter().chain(&c.not_values).any(String::is_empty) {
+        return Err(format!("empty values are not allowed for key {k}"));
+    }
+    let map_key = |prefix: &str| {
+        k.strip_prefix(prefix)
+            .is_some_and(|rest| rest.len() > 2 && rest.starts_with('[') && rest.ends_with(']'))
+    };
+    let all = || c.values.iter().chain(&c.not_values);
+    match k {
+        "source.ip" | "remote.ip" | "destination.ip" if !all().all(|v| valid_ip_or_cidr(v)) => {
+            Err(format!("`{k}` values must be IP addresses or CIDR ranges"))
+        }
+        "destination.port" if !all().all(|v| v.parse::<u16>().is_ok()) => {
+            Err("`destination.port` values must be ports 0..65535".to_string())
+        }
+        "source.namespace" | "source.serviceAccount" | "source.principal" if custom => {
+            Err(format!("`{k}` is not supported with action CUSTOM"))
+        }
+        _ if custom && k.starts_with("request.auth.") => {
+            Err(format!("`{k}` is not supported with action CUSTOM"))
+        }
+        "source.ip"
+        | "remote.ip"
+        | "destination.ip"
+        | "destination.port"
+        | "source.namespace"
+        | "source.serviceAccount"
+        | "source.principal"
+        | "request.auth.principal"
+        | "request.auth.audiences"
+        | "request.auth.presenter"
+        | "connection.sni" => Ok(()),
+        _ if k.starts_with("request.headers") || k.starts_with("request.auth.claims") => {
+            if map_key("request.headers") || map_key("request.auth.claims") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "bad key `{k}`: write it as {}[name]",
+                    k.split('[').next().unwrap_or(k)
+                ))
+            }
+        }
+        "destination.namespace" => {
+            Err("`destination.namespace` is replaced by the policy's metadata.namespace".into())
+        }
+        _ if k.starts_with("destination.labels") => {
+            Err(format!("`{k}` is replaced by the workload selector"))
+        }
+        _ if k.starts_with("experimental.") || k == "source.trustDomain" => Err(format!(
+            "condition key `{k}` is not modeled; meshsim evaluates {}",
+            CONDITION_KEYS.join(", ")
+        )),
+        _ => Err(format!(
+            "unknown attribute `{k}`; Istio's keys are {}",
+            CONDITION_KEYS.join(", ")
+        )),
+    }
+}
+
 fn check_selection(
     errs: &mut Vec<Diagnostic>,
     origin: &Origin,
@@ -855,15 +1101,18 @@ fn check_selection(
         ));
     }
     for (i, t) in target_refs.iter().enumerate() {
+        // pkg/config/validation/validation.go, allowedTargetRefs (GatewayClass: Istio 1.26+).
         let ok = matches!(
             (t.kind.as_str(), t.group.as_str()),
-            ("Service", "") | ("Gateway", "gateway.networking.k8s.io")
+            ("Service", "" | "core")
+                | ("ServiceEntry", "networking.istio.io")
+                | ("Gateway" | "GatewayClass", "gateway.networking.k8s.io")
         );
         if !ok {
             errs.push(origin.at(
                 &format!("spec.targetRefs[{i}].kind"),
                 format!(
-                    "targetRef kind `{}` group `{}` is not modeled; use kind Service (group \"\") or kind Gateway (group gateway.networking.k8s.io)",
+                    "targetRef kind `{}` group `{}` is not allowed; use Service (group \"\"), ServiceEntry (networking.istio.io), Gateway or GatewayClass (gateway.networking.k8s.io)",
                     t.kind, t.group
                 ),
             ));
@@ -934,5 +1183,77 @@ mod tests {
         let s = m.ignored[0].to_string();
         assert!(s.contains("VirtualService `prod/vs`"), "{s}");
         assert!(s.starts_with("m.yaml:1:"), "{s}");
+    }
+
+    fn authz_errors(spec: &str) -> Vec<String> {
+        let text = format!(
+            "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: p, namespace: prod}}\nspec:\n{spec}"
+        );
+        let (_, errs) = parse_file(Path::new("p.yaml"), &text);
+        errs.iter().map(|e| e.to_string()).collect()
+    }
+
+    // pkg/config/validation/validation.go, ValidateAuthorizationPolicy.
+    #[test]
+    fn authz_admission_rules() {
+        assert!(authz_errors("  action: AUDIT\n  rules: [{}]\n").is_empty());
+        assert!(
+            authz_errors("  action: CUSTOM\n  provider: {name: opa}\n  rules: [{}]\n").is_empty()
+        );
+        assert_eq!(authz_errors("  action: CUSTOM\n  rules: [{}]\n").len(), 1);
+        assert_eq!(authz_errors("  action: DENY\n").len(), 1);
+        assert_eq!(
+            authz_errors("  provider: {name: opa}\n  rules: [{}]\n").len(),
+            1
+        );
+        let mixed = "  rules:\n  - from: [{source: {serviceAccounts: [a], namespaces: [b]}}]\n";
+        assert_eq!(authz_errors(mixed).len(), 1);
+        assert_eq!(
+            authz_errors("  rules:\n  - from: [{source: {serviceAccounts: [\"a/*\"]}}]\n").len(),
+            1
+        );
+        assert_eq!(
+            authz_errors("  rules:\n  - from: [{source: {}}]\n").len(),
+            1
+        );
+        let custom_ns = "  action: CUSTOM\n  provider: {name: x}\n  rules:\n  - from: [{source: {namespaces: [a]}}]\n";
+        assert_eq!(authz_errors(custom_ns).len(), 1);
+    }
+
+    // pkg/config/security/security.go, ValidateAttribute and CheckValidPathTemplate.
+    #[test]
+    fn authz_keys_and_paths() {
+        let when = |k: &str| {
+            authz_errors(&format!(
+                "  rules:\n  - when: [{{key: \"{k}\", values: [\"1.2.3.4\"]}}]\n"
+            ))
+        };
+        for k in [
+            "remote.ip",
+            "destination.ip",
+            "connection.sni",
+            "request.auth.presenter",
+            "request.auth.claims[a][b]",
+            "source.serviceAccount",
+        ] {
+            assert!(when(k).is_empty(), "{k}: {:?}", when(k));
+        }
+        for k in [
+            "request.auth.issuer",
+            "request.headers",
+            "destination.namespace",
+            "experimental.envoy.filters.x[y]",
+        ] {
+            assert_eq!(when(k).len(), 1, "{k}");
+        }
+        assert!(check_path_template("/foo/{*}/bar/{**}").is_ok());
+        assert!(check_path_template("/foo/{**}/{*}").is_err());
+        assert!(check_path_template("/foo{*}").is_err());
+        assert!(check_path_template("/foo/{*}/b*r").is_err());
+        assert!(check_path_template("/plain/*").is_ok());
+        let tr = "  targetRefs: [{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio-waypoint}]\n";
+        assert!(authz_errors(tr).is_empty());
+        let se = "  targetRefs: [{kind: ServiceEntry, group: networking.istio.io, name: e}]\n";
+        assert!(authz_errors(se).is_empty());
     }
 }
