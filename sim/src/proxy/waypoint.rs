@@ -168,7 +168,8 @@ impl Waypoint {
         let ep = self.plan.pick_endpoint(svc);
         let mut h = http::http_attrs(&req);
         let issuers = self.plan.waypoint_issuers(self.wp, info);
-        let resp = match http::check_jwt(&req, &issuers, &mut h) {
+        let mut req = req;
+        let resp = match http::check_jwt(&mut req, &issuers, &mut h) {
             Err(r) => *r,
             Ok(()) => {
                 attrs.http = Some(h);
