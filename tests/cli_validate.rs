@@ -69,7 +69,7 @@ fn broken_scenario_lists_every_problem_and_exits_1() {
     assert!(err.contains("2 problems"), "{err}");
 }
 
-/// A scenario whose manifest holds an EnvoyFilter (line 1) and a VirtualService (line 7).
+/// A scenario whose manifest holds an EnvoyFilter (line 1) and a VirtualService (line 8).
 fn scenario_with_unmodelled_objects(dir: &Path) -> (PathBuf, PathBuf) {
     let m = dir.join("extras.yaml");
     std::fs::write(
@@ -102,7 +102,7 @@ fn unmodelled_objects_are_warnings_with_file_and_line() {
     let envoy_filter =
         format!("{m}:1: warning: EnvoyFilter prod/lua (Envoy config patch) is not modelled: ");
     let virtual_service = format!(
-        "{m}:7: warning: VirtualService reviews (routing rules) is not modelled: the run sends traffic by round robin and ignores its routes, retries, timeouts and faults"
+        "{m}:8: warning: VirtualService reviews (routing rules) is not modelled: the run sends traffic by round robin and ignores its routes, retries, timeouts and faults"
     );
     assert!(err.contains(&envoy_filter), "{err}");
     assert!(err.contains(&virtual_service), "{err}");
