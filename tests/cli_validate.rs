@@ -69,6 +69,74 @@ fn broken_scenario_lists_every_problem_and_exits_1() {
     assert!(err.contains("2 problems"), "{err}");
 }
 
+/// A scenario whose manifest holds an EnvoyFilter (line 1) and a VirtualService (line 8).
+fn scenario_with_unmodelled_objects(dir: &Path) -> (PathBuf, PathBuf) {
+    let m = dir.join("extras.yaml");
+    std::fs::write(
+        &m,
+        "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata:\n  name: lua\n  namespace: prod\nspec: {}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: reviews\nspec:\n  hosts: [reviews]\n",
+    )
+    .unwrap();
+    let p = dir.join("s.yaml");
+    std::fs::write(
+        &p,
+        "version: 1\nname: w\nnodes: [{name: n1}]\nmanifests: [extras.yaml]\nworkloads:\n  - name: c\n    nodes: [n1]\n  - name: s\n    nodes: [n1]\n    app: {http: {port: 8080}}\nservices:\n  - name: s\n    workload: s\n    ports: [{port: 8080}]\nflows:\n  - name: f\n    from: c\n    to: s:8080\n    rate: 10\n",
+    )
+    .unwrap();
+    (p, m)
+}
+
+#[test]
+fn unmodelled_objects_are_warnings_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, m) = scenario_with_unmodelled_objects(dir.path());
+    let out = Command::new(meshsim())
+        .arg("validate")
+        .arg(&p)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
+    let m = m.display();
+    let envoy_filter =
+        format!("{m}:1: warning: EnvoyFilter prod/lua (Envoy config patch) is not modelled: ");
+    let virtual_service = format!(
+        "{m}:8: warning: VirtualService reviews (routing rules) is not modelled: the run sends traffic by round robin and ignores its routes, retries, timeouts and faults"
+    );
+    assert!(err.contains(&envoy_filter), "{err}");
+    assert!(err.contains(&virtual_service), "{err}");
+
+    let out = Command::new(meshsim())
+        .args(["validate", "--strict"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let strict = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{strict}");
+    assert!(strict.contains(&envoy_filter), "{strict}");
+    assert!(strict.contains(&virtual_service), "{strict}");
+    assert!(
+        strict.contains("2 warnings (errors under --strict)"),
+        "{strict}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(": ok"));
+}
+
+#[test]
+fn bundled_scenarios_pass_strict() {
+    let out = Command::new(meshsim())
+        .args(["validate", "--strict"])
+        .arg(repo().join("scenarios/payment.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn missing_file_is_an_error_not_a_verdict() {
     let out = Command::new(meshsim())

@@ -28,16 +28,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let issuers = [
-        Issuer {
-            issuer: "https://auth.example.com".into(),
-            audiences: Vec::new(),
-            jwks,
-        },
-        Issuer {
-            issuer: "https://aud.example.com".into(),
-            audiences: vec!["payments".into()],
-            jwks: fixed,
-        },
+        Issuer::new("https://auth.example.com", Vec::new(), jwks),
+        Issuer::new("https://aud.example.com", vec!["payments".into()], fixed),
     ];
     match jwt::verify(token, &issuers, NOW) {
         Ok(claims) => {

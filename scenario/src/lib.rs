@@ -14,6 +14,7 @@
 //! - [`loaded`]: a scenario with everything it names read in ([`Loaded`])
 //! - [`load`]: reading a scenario file and its manifests, with file:line:column errors
 //! - [`validate`]: the checks after parsing (references, ranges, what can be built)
+//! - [`unmodelled`]: warnings for manifest objects and fields a run does not reflect
 
 pub mod enrollment;
 pub mod format;
@@ -23,6 +24,7 @@ pub mod loaded;
 pub mod manifest;
 pub mod profile;
 pub mod units;
+pub mod unmodelled;
 pub mod validate;
 pub mod yaml;
 

@@ -507,14 +507,29 @@ pub struct JwtRule {
     pub from_headers: Vec<JwtHeader>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub from_params: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from_cookies: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_payload_to_header: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_original_token: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_claim_to_headers: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_claim_to_headers: Vec<ClaimToHeader>,
+    /// Claims Istio splits on spaces before matching (`scope`, `permission` always); read, not
+    /// applied (listed by `meshsim validate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub space_delimited_claims: Vec<String>,
+    /// How long istiod or Envoy waits for a remote JWKS; meshsim reads JWKS from files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+}
+
+/// `outputClaimToHeaders` entry: the verified token's `claim` is copied into `header`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimToHeader {
+    pub header: String,
+    pub claim: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

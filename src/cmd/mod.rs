@@ -25,9 +25,15 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
-/// Loads and validates a scenario. Errors name file, line and field.
+/// Loads and validates a scenario for `run` and `up`. Errors name file, line and field; what
+/// the manifests hold that the run will not reflect is said once here, on stderr, as
+/// `meshsim validate` says it.
 pub fn load_scenario(path: &std::path::Path) -> anyhow::Result<scenario::Loaded> {
-    Ok(scenario::load(path)?)
+    let loaded = scenario::load(path)?;
+    for w in scenario::unmodelled::warnings(&loaded) {
+        eprintln!("{w}");
+    }
+    Ok(loaded)
 }
 
 /// A data-plane mode on the command line: the values are listed in `--help` and offered by

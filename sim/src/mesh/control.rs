@@ -254,11 +254,7 @@ fn policies(loaded: &Loaded) -> Result<Policies, ControlError> {
                         issuer: rule.issuer.clone(),
                         source,
                     })?;
-                    issuers.push(Issuer {
-                        issuer: rule.issuer.clone(),
-                        audiences: rule.audiences.clone(),
-                        jwks,
-                    });
+                    issuers.push(Issuer::from_rule(rule, jwks));
                 }
                 request_authn.push((r.clone(), issuers));
             }

@@ -20,6 +20,8 @@ use crate::mesh::policy::HttpAttrs;
 use crate::proxy::telemetry::{Labels, ProxyMetrics};
 use scenario::jwt::{self, Issuer};
 
+pub mod jwt_authn;
+
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// Idle upstream connections per key; more than this are closed after use.
@@ -146,43 +148,109 @@ pub fn boxed(r: Response<Incoming>) -> Response<Body> {
     r.map(|b| b.boxed())
 }
 
-/// Checks the request's JWT against `issuers` (Envoy's jwt_authn): no token passes with no
-/// request principal; a bad one is refused with 401.
-pub fn check_jwt(
-    req: &Request<Incoming>,
+/// Runs RequestAuthentication on the request as Envoy's jwt_authn filter does (see
+/// [`jwt_authn`]): no token passes with no request principal; a valid one fills the JWT
+/// attributes of `attrs` and changes `req` as the rule says (token stripped unless
+/// `forwardOriginalToken`, payload and claim headers added); an invalid one is refused with
+/// Envoy's status text, 401 (403 for a disallowed audience) and `www-authenticate`.
+pub fn check_jwt<B>(
+    req: &mut Request<B>,
     issuers: &[Issuer],
     attrs: &mut HttpAttrs,
 ) -> Result<(), Box<Response<Body>>> {
-    if issuers.is_empty() {
+    if issuers.is_empty() || is_cors_preflight(req) {
         return Ok(());
     }
-    let Some(auth) = req.headers().get(http::header::AUTHORIZATION) else {
-        return Ok(());
-    };
-    let token = auth
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .unwrap_or("");
+    // The realm is the URI as the client sent it, before any token is stripped.
+    let realm = original_uri(req);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    match jwt::verify(token.trim(), issuers, now) {
-        Ok(c) => {
+    match jwt_authn::authenticate(req, issuers, now) {
+        Ok(None) => Ok(()),
+        Ok(Some(c)) => {
             attrs.request_principal = Some(c.request_principal());
             attrs.request_issuer = Some(c.iss.clone());
-            attrs.request_audiences = c.aud;
+            attrs.request_audiences = c.aud.clone();
+            attrs.request_presenter = c.azp.clone();
+            attrs.request_claims = Some(c.payload);
+            // Later filters (RBAC) see the request as jwt_authn left it.
+            attrs.headers = header_pairs(req);
             Ok(())
         }
-        Err(_) => Err(Box::new(local_reply(
-            StatusCode::UNAUTHORIZED,
-            "Jwt verification fails",
-        ))),
+        Err(e) => Err(Box::new(jwt_denied(&e, &realm))),
     }
+}
+
+/// Istio sets `bypass_cors_preflight`: an OPTIONS with `Origin` and
+/// `Access-Control-Request-Method` carries no credentials and is not checked (envoy
+/// jwt_authn/filter.cc, `isCorsPreflightRequest`).
+fn is_cors_preflight<B>(req: &Request<B>) -> bool {
+    let present = |h: &str| req.headers().get(h).is_some_and(|v| !v.is_empty());
+    req.method() == hyper::Method::OPTIONS
+        && present("origin")
+        && present("access-control-request-method")
+}
+
+/// `scheme://host/path?query`, the path cut at 256 bytes (envoy
+/// `Http::Utility::buildOriginalUri` with jwt_authn's `MaximumUriLength`). The scheme is the
+/// request's own, else `http`: meshsim's proxies receive plain HTTP/1.1 after their own mTLS.
+fn original_uri<B>(req: &Request<B>) -> String {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    let mut path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    if path.len() > 256 {
+        let mut cut = 256;
+        while !path.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        path.truncate(cut);
+    }
+    format!(
+        "{}://{host}{path}",
+        req.uri().scheme_str().unwrap_or("http")
+    )
+}
+
+/// Envoy's reply to a refused token: the status text as body, and
+/// `www-authenticate: Bearer realm="<uri>", error="invalid_token"` (without the error part
+/// for a missing token) (envoy jwt_authn/filter.cc, `Filter::onComplete`).
+pub fn jwt_denied(e: &jwt::JwtError, realm: &str) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(e.to_string()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    let mut challenge = format!("Bearer realm=\"{realm}\"");
+    if *e != jwt::JwtError::Missing {
+        challenge.push_str(", error=\"invalid_token\"");
+    }
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&challenge) {
+        h.insert(http::header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+fn header_pairs<B>(req: &Request<B>) -> Vec<(String, String)> {
+    req.headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
 }
 
 /// The request's L7 attributes for policy.
@@ -197,11 +265,7 @@ pub fn http_attrs(req: &Request<Incoming>) -> HttpAttrs {
         method: req.method().as_str().to_string(),
         path: req.uri().path().to_string(),
         host,
-        headers: req
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect(),
+        headers: header_pairs(req),
         ..HttpAttrs::default()
     }
 }

@@ -382,7 +382,8 @@ impl Sidecar {
             .services_of(self.me)
             .find(|s| s.ports.iter().any(|p| p.1 == port));
         let mut h = http::http_attrs(&req);
-        let resp = match http::check_jwt(&req, &self.issuers, &mut h) {
+        let mut req = req;
+        let resp = match http::check_jwt(&mut req, &self.issuers, &mut h) {
             Err(r) => *r,
             Ok(()) => {
                 attrs.http = Some(h);

@@ -235,7 +235,8 @@ impl Waypoint {
         let ep = self.endpoint(t);
         let mut h = http::http_attrs(&req);
         let issuers = self.issuers(t);
-        let resp = match http::check_jwt(&req, &issuers, &mut h) {
+        let mut req = req;
+        let resp = match http::check_jwt(&mut req, &issuers, &mut h) {
             Err(r) => *r,
             Ok(()) => {
                 attrs.http = Some(h);
