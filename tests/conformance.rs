@@ -86,8 +86,8 @@ const NO_ID: &str = "istio.io Authorization Policy reference: principals and nam
 const TARGETREFS: &str = "istio.io Authorization Policy reference (targetRefs): a policy with targetRefs binds to waypoints/gateways only; sidecars and ztunnel ignore it";
 const L7_DENY: &str = "pilot/pkg/security/authz/builder: L7 DENY at a sidecar/waypoint answers 403 RBAC: access denied";
 const ALLOW_NOMATCH: &str = "istio.io Authorization Policy reference: with ALLOW policies, a request no rule matches is denied";
-const ZT_DENY_HTTP_ONLY: &str = "pilot/pkg/serviceregistry/ambient/authorization.go: for ztunnel a DENY entry with only HTTP attributes (incl. remoteIpBlocks) is empty and skipped";
-const ZT_DENY_MIXED: &str = "pilot/pkg/serviceregistry/ambient/authorization.go: for ztunnel a DENY entry mixing L4 and HTTP drops the HTTP parts (wider DENY)";
+const ZT_DENY_HTTP_ONLY: &str = "pilot/pkg/serviceregistry/ambient/authorization.go handleRule + istio/ztunnel src/rbac.rs matches: an entry with only HTTP attributes (incl. remoteIpBlocks) becomes an empty match, which never matches, so that DENY rule is a no-op";
+const ZT_DENY_MIXED: &str = "pilot/pkg/serviceregistry/ambient/authorization.go handleRule: for ztunnel an operation mixing ports and methods keeps only its ports (a wider DENY)";
 const ZT_RESET: &str = "istio/ztunnel src/proxy/inbound.rs: a CONNECT refused by RBAC gets 401; the sidecar client's Envoy answers 503 (upstream reset before headers)";
 const SIDECAR_NO_WAYPOINT: &str = "endpoint_builder.go (service waypoints comment): a sidecar sends to the workload, not through the service's waypoint";
 const WP_IDENTITY: &str = "istio.io 'Use waypoint proxies': the destination ztunnel sees the waypoint's identity; no free pass (PILOT_AUTO_ALLOW_WAYPOINT_POLICY off, features/ambient.go) — the waypoint answers 503";
@@ -104,6 +104,13 @@ const TEMPLATES: &str =
     "pilot/pkg/security/authz/matcher: path templates {*} (one segment) and {**} (the rest)";
 const NORMALIZE: &str =
     "istio.io security best practices, path normalization BASE: /a/../b is /b before policy";
+const CUSTOM_DENY: &str = "envoy ext_authz (HTTP service): a non-200 from the authorizer is the client's answer; Istio runs CUSTOM before DENY and ALLOW";
+const CUSTOM_ALLOW: &str = "envoy ext_authz: a 200 from the authorizer lets the request go on";
+const JWT_PREFIX: &str = "envoy jwt_authn extractor.cc: the Authorization header counts only with its `Bearer ` prefix; otherwise no token, and the ALLOW on requestPrincipals refuses (403)";
+const JWT_PARAM: &str = "envoy jwt_authn extractor.cc: with no fromHeaders/fromParams, the access_token query parameter is a default location";
+const JWT_EXPIRED: &str =
+    "envoy jwt_authn status.cc: `Jwt is expired` (past exp + 60 s clock skew), 401";
+const CLAIMS: &str = "istio.io Authorization Policy Conditions: request.auth.claims[groups] matches any element of a list claim";
 const OVERRIDE: &str =
     "meshsim: override modes put every pod in one data plane ('what if everything were X')";
 const SEL_L7_AMBIENT: &str = "istio.io 'Use waypoint proxies': selector policies with L7 rules cannot be enforced by ztunnel; their ALLOW rules never match there, and waypoint traffic is refused (503)";
@@ -466,6 +473,94 @@ const CASES: &[Case] = &[
         Status(403),
         ALLOW_NOMATCH,
     ),
+    // --- AUDIT, CUSTOM ---
+    c(
+        D,
+        SC,
+        get("http://s-echo.side:8080/open/audit"),
+        Status(200),
+        "istio.io Authorization Policy reference: AUDIT only logs; s-echo-audit matches every request and decides nothing",
+    ),
+    c(
+        D,
+        SC,
+        get("http://s-custom.side:8080/guarded/x"),
+        Says(403, "hello from p-authz-deny-0"),
+        CUSTOM_DENY,
+    ),
+    c(
+        D,
+        SC,
+        get("http://s-custom.side:8080/open"),
+        Status(200),
+        "a CUSTOM rule that does not match asks no authorizer",
+    ),
+    c(
+        D,
+        AC,
+        get("http://a-custom.amb:8080/checked/x"),
+        Status(200),
+        CUSTOM_ALLOW,
+    ),
+    c(
+        D,
+        PC,
+        get("http://s-custom.side:8080/guarded/y"),
+        Status(403),
+        CUSTOM_DENY,
+    ),
+    // --- JWT as Envoy's jwt_authn (a-jwt behind amb-waypoint) ---
+    c(
+        D,
+        AC,
+        Req::Http(
+            "GET",
+            "http://a-jwt.amb:8080/",
+            &["-H", "authorization: Basic YWxpY2U6eA=="],
+        ),
+        Says(403, "RBAC: access denied"),
+        JWT_PREFIX,
+    ),
+    c(
+        D,
+        AC,
+        get("http://a-jwt.amb:8080/?access_token={good}"),
+        Status(200),
+        JWT_PARAM,
+    ),
+    c(
+        D,
+        AC,
+        Req::Http(
+            "GET",
+            "http://a-jwt.amb:8080/",
+            &["-H", "authorization: Bearer {expired}"],
+        ),
+        Says(401, "Jwt is expired"),
+        JWT_EXPIRED,
+    ),
+    c(
+        D,
+        AC,
+        Req::Http(
+            "GET",
+            "http://a-jwt.amb:8080/claims/admin",
+            &["-H", "authorization: Bearer {admin}"],
+        ),
+        Status(200),
+        CLAIMS,
+    ),
+    c(
+        D,
+        AC,
+        Req::Http(
+            "GET",
+            "http://a-jwt.amb:8080/claims/admin",
+            &["-H", "authorization: Bearer {good}"],
+        ),
+        Status(403),
+        CLAIMS,
+    ),
     // --- override modes: everything one data plane ---
     c(
         "sidecar",
@@ -565,7 +660,11 @@ fn run(up: &Up, case: &Case, tokens: &[(&str, String)]) -> (Option<Want>, String
                 }
                 args.push(a);
             }
-            args.push(url.into());
+            let mut url = url.to_string();
+            for (k, v) in tokens {
+                url = url.replace(&format!("{{{k}}}"), v);
+            }
+            args.push(url);
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();
             let (code, rc, body) = curl(up, case.from, &refs);
             let seen = match (code, rc) {

@@ -118,13 +118,23 @@ fn ignored_fields(object: &Object, origin: &Origin) -> Vec<Warning> {
     };
     let name = |m: &crate::manifest::ObjectMeta| format!("{}/{}", m.ns(), m.name);
     match object {
-        Object::PeerAuthentication(p) if !p.spec.port_level_mtls.is_empty() => warn(
-            "spec.portLevelMtls",
-            format!(
-                "PeerAuthentication {}: portLevelMtls is not modelled: every port gets the policy's `mtls` mode",
-                name(&p.metadata)
-            ),
-        ),
+        // Istio reads portLevelMtls only from a workload (selector) policy
+        // (pilot/pkg/security/authn/policy_applier.go, ComposePeerAuthentication).
+        Object::PeerAuthentication(p)
+            if !p.spec.port_level_mtls.is_empty()
+                && p.spec
+                    .selector
+                    .as_ref()
+                    .is_none_or(|s| s.match_labels.is_empty()) =>
+        {
+            warn(
+                "spec.portLevelMtls",
+                format!(
+                    "PeerAuthentication {}: portLevelMtls without a selector is ignored, as Istio ignores it: every port gets the policy's `mtls` mode",
+                    name(&p.metadata)
+                ),
+            )
+        }
         Object::RequestAuthentication(r) => {
             for (i, rule) in r.spec.jwt_rules.iter().enumerate() {
                 if !rule.space_delimited_claims.is_empty() {
@@ -180,6 +190,9 @@ mod tests {
         let w = ignored_fields(&o.object, &o.origin);
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].line, 8);
-        assert!(w[0].to_string().contains("portLevelMtls is not modelled"));
+        assert!(
+            w[0].to_string()
+                .contains("portLevelMtls without a selector is ignored")
+        );
     }
 }

@@ -484,6 +484,7 @@ impl MeshPlan {
             .filter(|p| {
                 policy::targets_service(p, &svc.namespace, &svc.name)
                     || policy::targets_gateway(p, &d.namespace, &d.name)
+                    || policy::targets_waypoint_class(p)
             })
             .collect()
     }
@@ -493,7 +494,10 @@ impl MeshPlan {
         let d = &self.waypoints[wp].decl;
         self.authz
             .iter()
-            .filter(|p| policy::targets_gateway(p, &d.namespace, &d.name))
+            .filter(|p| {
+                policy::targets_gateway(p, &d.namespace, &d.name)
+                    || policy::targets_waypoint_class(p)
+            })
             .collect()
     }
 
@@ -501,7 +505,10 @@ impl MeshPlan {
         let d = &self.waypoints[wp].decl;
         self.request_authn
             .iter()
-            .filter(|(r, _)| policy::targets_gateway_ra(r, &d.namespace, &d.name))
+            .filter(|(r, _)| {
+                policy::targets_gateway_ra(r, &d.namespace, &d.name)
+                    || policy::targets_waypoint_class_ra(r)
+            })
             .flat_map(|(_, i)| i.iter().cloned())
             .collect()
     }
@@ -513,6 +520,7 @@ impl MeshPlan {
             .filter(|(r, _)| {
                 policy::targets_service_ra(r, &svc.namespace, &svc.name)
                     || policy::targets_gateway_ra(r, &d.namespace, &d.name)
+                    || policy::targets_waypoint_class_ra(r)
             })
             .flat_map(|(_, i)| i.iter().cloned())
             .collect()

@@ -359,3 +359,65 @@ pub fn record_request(m: &ProxyMetrics, labels: &Labels, started: std::time::Ins
         .get_or_create(labels)
         .observe(started.elapsed().as_secs_f64() * 1000.0);
 }
+
+/// Envoy's `normalize_path` (Istio's default, BASE) on the request before anything reads its
+/// path: the normalized path is what policies see and what goes upstream; a path Envoy refuses
+/// is answered here (400 or 404).
+pub fn normalize<B>(req: &mut Request<B>) -> Result<(), Box<Response<Body>>> {
+    let Some(pq) = req.uri().path_and_query().cloned() else {
+        return Ok(());
+    };
+    match crate::mesh::policy::normalize_path(pq.path()) {
+        Ok(p) if p == pq.path() => Ok(()),
+        Ok(p) => {
+            let target = match pq.query() {
+                Some(q) => format!("{p}?{q}"),
+                None => p,
+            };
+            let mut parts = req.uri().clone().into_parts();
+            parts.path_and_query = target.parse().ok();
+            if let Ok(uri) = hyper::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            Err(Box::new(local_reply(status, "Bad Request")))
+        }
+    }
+}
+
+/// The authorization filters of an Envoy proxy in Istio's order: CUSTOM (ext_authz against its
+/// provider), then DENY and ALLOW (RBAC). AUDIT matches are logged (target `meshsim::audit`),
+/// changing nothing. `Ok` lets the request go on (with any headers the authorizer added).
+pub async fn authorize(
+    plan: &MeshPlan,
+    policies: &[&scenario::manifest::AuthorizationPolicy],
+    attrs: &crate::mesh::policy::Attrs,
+    req: Request<Incoming>,
+) -> Result<Request<Incoming>, Response<Body>> {
+    use crate::mesh::policy::{self, Decision, Layer};
+    let mut req = req;
+    let custom = policy::custom_matches(policies, attrs, Layer::L7);
+    if let Some(m) = custom.first() {
+        let (mut parts, body) = req.into_parts();
+        match crate::proxy::ext_authz::check(plan, &m.provider, &parts).await {
+            crate::proxy::ext_authz::Outcome::Deny(r) => return Err(*r),
+            crate::proxy::ext_authz::Outcome::Allow(add) => {
+                for (k, v) in add {
+                    parts.headers.insert(k, v);
+                }
+            }
+        }
+        req = Request::from_parts(parts, body);
+    }
+    let verdict = policy::evaluate(policies, attrs, Layer::L7);
+    for a in &verdict.audits {
+        tracing::info!(target: "meshsim::audit", policy = %a.policy, rule = a.rule, path = %req.uri().path(), "AUDIT rule matched");
+    }
+    match verdict.decision {
+        Decision::Allow => Ok(req),
+        Decision::Deny { .. } => Err(denied()),
+    }
+}

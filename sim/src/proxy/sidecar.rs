@@ -355,8 +355,11 @@ impl Sidecar {
                 .serve_connection(TokioIo::new(io), service)
                 .await;
         } else {
+            // A non-HTTP port: Envoy's network RBAC filter (Layer::Tcp semantics).
             let refs: Vec<&AuthorizationPolicy> = self.policies.iter().collect();
-            if policy::authorize(&refs, &base, Layer::L7) != Decision::Allow {
+            let mut base = base;
+            base.dest_ip = Some(self.plan.workloads[self.me].ip.into());
+            if policy::authorize(&refs, &base, Layer::Tcp) != Decision::Allow {
                 return;
             }
             if let Ok(app) =
@@ -381,27 +384,32 @@ impl Sidecar {
             .plan
             .services_of(self.me)
             .find(|s| s.ports.iter().any(|p| p.1 == port));
-        let mut h = http::http_attrs(&req);
         let mut req = req;
-        let resp = match http::check_jwt(&mut req, &self.issuers, &mut h) {
+        let checked = http::normalize(&mut req).and_then(|()| {
+            let mut h = http::http_attrs(&req);
+            http::check_jwt(&mut req, &self.issuers, &mut h).map(|()| h)
+        });
+        let resp = match checked {
             Err(r) => *r,
-            Ok(()) => {
+            Ok(h) => {
                 attrs.http = Some(h);
+                attrs.dest_ip = Some(me.ip.into());
                 let refs: Vec<&AuthorizationPolicy> = self.policies.iter().collect();
-                if policy::authorize(&refs, &attrs, Layer::L7) != Decision::Allow {
-                    http::denied()
-                } else {
-                    let r = http::send(&self.inbound, port, req, || async move {
-                        let tcp =
-                            sock::connect_marked(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-                                .await
-                                .map_err(|e| e.to_string())?;
-                        http::handshake(tcp).await.map_err(|e| e.to_string())
-                    })
-                    .await;
-                    match r {
-                        Ok(r) => http::boxed(r),
-                        Err(_) => http::unavailable(),
+                match http::authorize(&self.plan, &refs, &attrs, req).await {
+                    Err(r) => r,
+                    Ok(req) => {
+                        let r = http::send(&self.inbound, port, req, || async move {
+                            let tcp =
+                                sock::connect_marked(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+                                    .await
+                                    .map_err(|e| e.to_string())?;
+                            http::handshake(tcp).await.map_err(|e| e.to_string())
+                        })
+                        .await;
+                        match r {
+                            Ok(r) => http::boxed(r),
+                            Err(_) => http::unavailable(),
+                        }
                     }
                 }
             }

@@ -198,7 +198,8 @@ impl Waypoint {
                 w.burner.connection_closed();
             }));
         }
-        if policy::authorize(&self.policies(t), &attrs, Layer::L4) != Decision::Allow {
+        // A non-HTTP port: Envoy's network RBAC filter (Layer::Tcp semantics).
+        if policy::authorize(&self.policies(t), &attrs, Layer::Tcp) != Decision::Allow {
             return Err(StatusCode::FORBIDDEN);
         }
         Ok(HboneAccept::new(move |tunnel| async move {
@@ -233,16 +234,22 @@ impl Waypoint {
         let cost = self.burner.request_started();
         let info = self.service(t);
         let ep = self.endpoint(t);
-        let mut h = http::http_attrs(&req);
         let issuers = self.issuers(t);
         let mut req = req;
-        let resp = match http::check_jwt(&mut req, &issuers, &mut h) {
+        let checked = http::normalize(&mut req).and_then(|()| {
+            let mut h = http::http_attrs(&req);
+            http::check_jwt(&mut req, &issuers, &mut h).map(|()| h)
+        });
+        let resp = match checked {
             Err(r) => *r,
-            Ok(()) => {
+            Ok(h) => {
                 attrs.http = Some(h);
-                if policy::authorize(&self.policies(t), &attrs, Layer::L7) != Decision::Allow {
-                    http::denied()
-                } else if let Some(ep) = ep {
+                attrs.dest_ip = ep.map(|e| e.ip.into());
+                let policies = self.policies(t);
+                let authorized = http::authorize(&self.plan, &policies, &attrs, req).await;
+                if let Err(r) = authorized {
+                    r
+                } else if let (Ok(req), Some(ep)) = (authorized, ep) {
                     let addr = SocketAddr::from((ep.ip, target));
                     let r = http::send(&self.upstream, addr, req, || async move {
                         let r = match self.open(ep, addr).await? {

@@ -266,6 +266,7 @@ impl Ztunnel {
             namespace: peer.map(|p| p.namespace.clone()),
             source_ip: src_ip,
             dest_port: port,
+            dest_ip: Some(self.plan.workloads[ctx.w].ip.into()),
             http: None,
             ..Attrs::default()
         };
