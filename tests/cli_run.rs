@@ -575,3 +575,78 @@ fn bad_input_is_one_clear_error_and_starts_nothing() {
     let out = meshsim_cmd(&["compare", "a.json", "b.json", "--threshold", "lots"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The bundled half-migrated mesh runs in `declared` (its default: it writes enrollment
+/// labels), every flow across the sidecar / ambient / out-of-mesh boundaries passes its SLO,
+/// and run.json and the report say which data plane each pod had and why.
+#[test]
+fn migration_mixed_runs_declared_and_reports_each_pods_data_plane() {
+    if !can_run("migration_mixed_runs_declared_and_reports_each_pods_data_plane") {
+        return;
+    }
+    let _g = lock();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out_dir = tmp.path().join("run");
+    let out = meshsim_cmd(&[
+        "run",
+        "scenarios/migration-mixed.yaml",
+        "--duration",
+        "2s",
+        "--warmup",
+        "1s",
+        "--out",
+        out_dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "every SLO of migration-mixed holds"
+    );
+    let run = load(&out_dir.join("run.json"));
+    assert_eq!(modes(&run).len(), 1);
+    let m = mode(&run, "declared");
+    let plane = |pod: &str| {
+        let p = m["pods"]
+            .as_array()
+            .expect("pods")
+            .iter()
+            .find(|p| p["pod"] == pod)
+            .unwrap_or_else(|| panic!("pod {pod} in run.json"));
+        (
+            p["dataplane"].as_str().unwrap_or_default().to_string(),
+            p["why"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    assert_eq!(plane("web-0").0, "sidecar");
+    assert!(plane("web-0").1.contains("istio-injection=enabled"));
+    assert_eq!(plane("checkout-0").0, "ambient");
+    assert_eq!(plane("batch-0").0, "none");
+    // The waypoint is a proxy, not an enrolled pod.
+    assert!(
+        m["pods"]
+            .as_array()
+            .expect("pods")
+            .iter()
+            .all(|p| p["pod"] != "payments-waypoint-0")
+    );
+    let kinds: Vec<&str> = m["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .filter_map(|c| c["kind"].as_str())
+        .collect();
+    for k in ["sidecar", "ztunnel", "waypoint"] {
+        assert!(kinds.contains(&k), "a {k} ran: {kinds:?}");
+    }
+    let html = std::fs::read_to_string(out_dir.join("report.html")).expect("report");
+    assert!(
+        html.contains("id=\"dataplanes\""),
+        "the report has a data plane section"
+    );
+    assert!(html.contains("<td>web-0</td>"), "and lists the pods");
+    let md = std::fs::read_to_string(out_dir.join("summary.md")).expect("summary");
+    assert!(
+        md.contains("- declared: 2 out of the mesh, 2 sidecar, 2 ambient"),
+        "{md}"
+    );
+}

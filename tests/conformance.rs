@@ -111,6 +111,20 @@ const JWT_PARAM: &str = "envoy jwt_authn extractor.cc: with no fromHeaders/fromP
 const JWT_EXPIRED: &str =
     "envoy jwt_authn status.cc: `Jwt is expired` (past exp + 60 s clock skew), 401";
 const CLAIMS: &str = "istio.io Authorization Policy Conditions: request.auth.claims[groups] matches any element of a list claim";
+const PRESENTER: &str =
+    "istio.io Authorization Policy Conditions: request.auth.presenter is the token's azp claim";
+const JWT_HEADER: &str = "istio.io RequestAuthentication jwtRules.fromHeaders (name, prefix): given locations replace the defaults (envoy extractor.cc)";
+const JWT_COOKIE: &str = "istio.io RequestAuthentication jwtRules.fromCookies (envoy extractor.cc)";
+const JWT_AUD: &str =
+    "envoy jwt_authn status.cc / filter.cc: `Audiences in Jwt are not allowed` is answered 403";
+const JWT_ISS: &str = "envoy jwt_authn status.cc: `Jwt issuer is not configured`, 401";
+const JWT_SKEW: &str =
+    "envoy jwt_authn: 60 s clock skew by default, a token 30 s past exp is still valid";
+const GATEWAY_CLASS: &str = "istio.io Authorization Policy reference (targetRefs GatewayClass istio-waypoint from the root namespace: every waypoint; Istio 1.26+, where 1.24 rejects the kind)";
+const POD_WAYPOINT: &str = "istio.io 'Configure waypoint proxies': istio.io/use-waypoint on a pod (with use-waypoint-namespace) sends traffic to its IP through that workload waypoint";
+const CONDITIONS: &str = "istio.io Authorization Policy Conditions: remote.ip (the direct peer with numTrustedProxies 0) and destination.ip";
+const SERVICE_ACCOUNTS: &str =
+    "istio.io Authorization Policy reference: source.serviceAccounts (Istio 1.25+)";
 const OVERRIDE: &str =
     "meshsim: override modes put every pod in one data plane ('what if everything were X')";
 const SEL_L7_AMBIENT: &str = "istio.io 'Use waypoint proxies': selector policies with L7 rules cannot be enforced by ztunnel; their ALLOW rules never match there, and waypoint traffic is refused (503)";
@@ -561,6 +575,158 @@ const CASES: &[Case] = &[
         Status(403),
         CLAIMS,
     ),
+    c(
+        D,
+        AC,
+        Req::Http(
+            "GET",
+            "http://a-jwt.amb:8080/claims/presenter",
+            &["-H", "authorization: Bearer {presenter}"],
+        ),
+        Status(200),
+        PRESENTER,
+    ),
+    c(
+        D,
+        AC,
+        Req::Http(
+            "GET",
+            "http://a-jwt.amb:8080/claims/presenter",
+            &["-H", "authorization: Bearer {good}"],
+        ),
+        Status(403),
+        PRESENTER,
+    ),
+    c(
+        D,
+        AC,
+        Req::Http(
+            "GET",
+            "http://a-custom.amb:8080/jwt/x",
+            &["-H", "x-jwt: Token {aud}"],
+        ),
+        Status(200),
+        JWT_HEADER,
+    ),
+    c(
+        D,
+        AC,
+        Req::Http(
+            "GET",
+            "http://a-custom.amb:8080/jwt/x",
+            &["-H", "authorization: Bearer {aud}"],
+        ),
+        Status(403),
+        JWT_HEADER,
+    ),
+    c(
+        D,
+        AC,
+        Req::Http(
+            "GET",
+            "http://a-custom.amb:8080/jwt/x",
+            &["--cookie", "session={aud}"],
+        ),
+        Status(200),
+        JWT_COOKIE,
+    ),
+    c(
+        D,
+        AC,
+        Req::Http(
+            "GET",
+            "http://a-custom.amb:8080/jwt/x",
+            &["-H", "x-jwt: Token {good}"],
+        ),
+        Says(403, "Audiences in Jwt are not allowed"),
+        JWT_AUD,
+    ),
+    c(
+        D,
+        AC,
+        Req::Http(
+            "GET",
+            "http://a-custom.amb:8080/jwt/x",
+            &["-H", "x-jwt: Token {otheriss}"],
+        ),
+        Says(401, "Jwt issuer is not configured"),
+        JWT_ISS,
+    ),
+    c(
+        D,
+        AC,
+        Req::Http(
+            "GET",
+            "http://a-custom.amb:8080/jwt/x",
+            &["-H", "x-jwt: Token {skewed}"],
+        ),
+        Status(200),
+        JWT_SKEW,
+    ),
+    // --- more attachment and conditions ---
+    c(
+        D,
+        AC,
+        get("http://a-wp.amb:8080/deny-all-waypoints"),
+        Status(403),
+        GATEWAY_CLASS,
+    ),
+    c(
+        D,
+        AC,
+        get("http://x-echo.xns:8080/deny-all-waypoints"),
+        Status(403),
+        GATEWAY_CLASS,
+    ),
+    c(
+        D,
+        AC,
+        get("http://a-pod-wp-0:8080/blocked"),
+        Status(403),
+        POD_WAYPOINT,
+    ),
+    c(
+        D,
+        AC,
+        get("http://a-pod-wp.amb:8080/blocked"),
+        Status(200),
+        POD_WAYPOINT,
+    ),
+    c(
+        D,
+        SC,
+        get("http://s-rbac.side:8080/remote"),
+        Status(200),
+        CONDITIONS,
+    ),
+    c(
+        D,
+        SC,
+        get("http://s-rbac.side:8080/remote-no"),
+        Status(403),
+        CONDITIONS,
+    ),
+    c(
+        D,
+        AC,
+        get("http://s-rbac.side:8080/dest"),
+        Status(200),
+        CONDITIONS,
+    ),
+    c(
+        D,
+        SC,
+        get("http://s-rbac.side:8080/sa"),
+        Status(200),
+        SERVICE_ACCOUNTS,
+    ),
+    c(
+        D,
+        AC,
+        get("http://s-rbac.side:8080/sa"),
+        Status(403),
+        SERVICE_ACCOUNTS,
+    ),
     // --- override modes: everything one data plane ---
     c(
         "sidecar",
@@ -731,10 +897,40 @@ fn tokens() -> Vec<(&'static str, String)> {
             "admin",
             mint(&signer, serde_json::json!({"groups": ["admins", "dev"]})),
         ),
+        (
+            "presenter",
+            mint(&signer, serde_json::json!({"azp": "web-app"})),
+        ),
+        ("aud", mint(&signer, serde_json::json!({"aud": "meshsim"}))),
+        (
+            "otheriss",
+            mint(
+                &signer,
+                serde_json::json!({"iss": "https://other.example.com", "aud": "meshsim"}),
+            ),
+        ),
+        (
+            "skewed",
+            mint(
+                &signer,
+                serde_json::json!({"aud": "meshsim", "exp": now - 30}),
+            ),
+        ),
     ]
 }
 
 fn conformance(mode: &str) {
+    // Every `{name}` a case uses is a token minted here: a typo would test a malformed token.
+    let known: Vec<&str> = tokens().iter().map(|(k, _)| *k).collect();
+    for case in CASES {
+        if let Req::Http(_, url, extra) = case.req {
+            for text in extra.iter().chain([&url]) {
+                if let Some(name) = text.split('{').nth(1).and_then(|r| r.split('}').next()) {
+                    assert!(known.contains(&name), "case uses unknown token {{{name}}}");
+                }
+            }
+        }
+    }
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !can_run(&format!("conformance_{mode}")) {
         return;

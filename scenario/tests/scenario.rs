@@ -336,3 +336,70 @@ fn a_profile_file_is_found_beside_the_scenario_and_a_broken_one_says_why() {
         "{d}"
     );
 }
+
+#[test]
+fn enrollment_labels_make_declared_the_default_mode() {
+    let labelled = BASE.replace(
+        "  - name: client\n",
+        "  - name: client\n    labels: {sidecar.istio.io/inject: \"true\"}\n",
+    );
+    let (_d, l) = load(&[("s.yaml", &labelled)]);
+    assert_eq!(l.unwrap().scenario.modes, vec![Mode::Declared]);
+    let (_d, l) = load(&[("s.yaml", BASE)]);
+    assert_eq!(l.unwrap().scenario.modes, Mode::ALL.to_vec());
+    // Modes written out win over the default.
+    let listed = labelled.replace(
+        "nodes:\n  - name: node-1",
+        "modes: [sidecar]\nnodes:\n  - name: node-1",
+    );
+    let (_d, l) = load(&[("s.yaml", &listed)]);
+    assert_eq!(l.unwrap().scenario.modes, vec![Mode::Sidecar]);
+}
+
+const CUSTOM_POLICY: &str = "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext, namespace: default}
+spec:
+  action: CUSTOM
+  provider: {name: my-authz}
+  rules: [{to: [{operation: {paths: [\"/admin/*\"]}}]}]
+";
+
+#[test]
+fn a_custom_policy_needs_a_defined_provider() {
+    let text = format!("{BASE}manifests: [m.yaml]\n");
+    let d = one(&[("s.yaml", &text), ("m.yaml", CUSTOM_POLICY)]);
+    assert!(d.file.ends_with("m.yaml"), "{d}");
+    assert_eq!(d.path, "spec.provider.name", "{d}");
+    assert!(
+        d.message
+            .contains("extension provider `my-authz` is not defined"),
+        "{d}"
+    );
+    assert!(d.message.contains("meshConfig.extensionProviders"), "{d}");
+}
+
+#[test]
+fn an_extension_provider_must_name_a_service_and_its_port() {
+    let text = format!(
+        "{BASE}manifests: [m.yaml]\nmeshConfig:\n  extensionProviders:\n  - name: my-authz\n    envoyExtAuthzHttp: {{service: authz.default.svc.cluster.local, port: 9000}}\n"
+    );
+    let d = one(&[("s.yaml", &text), ("m.yaml", CUSTOM_POLICY)]);
+    assert_eq!(
+        d.path, "meshConfig.extensionProviders[0].envoyExtAuthzHttp.service",
+        "{d}"
+    );
+    assert!(d.message.contains("service `authz` does not exist"), "{d}");
+    let text = text.replace("authz.default", "echo.default");
+    let d = one(&[("s.yaml", &text), ("m.yaml", CUSTOM_POLICY)]);
+    assert_eq!(
+        d.path, "meshConfig.extensionProviders[0].envoyExtAuthzHttp.port",
+        "{d}"
+    );
+    let ok = text.replace("port: 9000", "port: 8080");
+    assert!(
+        load(&[("s.yaml", &ok), ("m.yaml", CUSTOM_POLICY)])
+            .1
+            .is_ok()
+    );
+}

@@ -11,9 +11,10 @@ use sim::cluster::{Cluster, ClusterInfo};
 pub struct Args {
     /// Scenario file (YAML), e.g. scenarios/quickstart.yaml.
     pub scenario: PathBuf,
-    /// Data-plane mode.
-    #[arg(long, value_enum, default_value = "no-mesh")]
-    pub mode: super::DataPlane,
+    /// Data-plane mode. Default: the scenario's first mode (`declared` for a scenario that
+    /// writes enrollment labels and lists no modes).
+    #[arg(long, value_enum)]
+    pub mode: Option<super::DataPlane>,
     /// Cost profile: a bundled name (istio-1.24, native) or a profile file (.yaml) of your own.
     /// Default: the scenario's `profile`.
     #[arg(long)]
@@ -26,7 +27,15 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Everything the user can get wrong is checked before anything starts.
     let loaded = super::load_scenario(&args.scenario)?;
-    let mode = scenario::Mode::from(args.mode);
+    let mode = match args.mode {
+        Some(m) => scenario::Mode::from(m),
+        None => loaded
+            .scenario
+            .modes
+            .first()
+            .copied()
+            .unwrap_or(scenario::Mode::NoMesh),
+    };
     let profile = match &args.profile {
         Some(p) => scenario::profile::Profile::load(p)?,
         None => loaded.profile()?,
