@@ -32,6 +32,9 @@ enum Command {
     Compare(cmd::compare::Args),
     /// Check a scenario (and the manifests it includes) without starting anything.
     Validate(cmd::validate::Args),
+    /// The static migration checklist: classic ambient breaks in the scenario's policies,
+    /// enrollment and flows, without a cluster; exit 1 when an item fails.
+    Check(cmd::check::Args),
     /// Bring a scenario's cluster up and hold it until Ctrl-C.
     Up(cmd::up::Args),
     /// Run a program inside a pod of a running cluster (`meshsim exec client-0 -- curl ...`).
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Validate(a) => cmd::validate::run(a),
+        Command::Check(a) => cmd::check::run(a),
         Command::Up(a) => cmd::up::run(a),
         Command::Exec(a) => cmd::exec::run(a),
         Command::Load(a) => cmd::load::run(a),

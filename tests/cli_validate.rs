@@ -156,3 +156,79 @@ fn schema_command_prints_the_committed_schema() {
     let committed = std::fs::read_to_string(repo().join("scenarios/scenario.schema.json")).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), committed);
 }
+
+/// `meshsim check` finds an L7 policy that no waypoint serves: bound by selector to an ambient
+/// pod, ztunnel drops its HTTP rules and it refuses everything (pilot's ambient
+/// `authorization.go` `handleRule`); it names the policy with file and line and exits 1. Once
+/// the policy is bound to a waypoint with targetRefs, the check passes.
+#[test]
+fn check_finds_an_l7_policy_without_a_waypoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = "version: 1
+name: l7
+profile: istio-1.24
+nodes: [{name: node-1}]
+namespaces: [{name: shop, labels: {istio.io/dataplane-mode: ambient}}]
+workloads:
+  - {name: client, namespace: shop}
+  - {name: api, namespace: shop, app: {http: {port: 8080}}}
+services:
+  - {name: api, namespace: shop, workload: api, ports: [{port: 8080}], labels: {istio.io/use-waypoint: wp}}
+manifests: [m.yaml]
+";
+    let waypoint = "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: wp, namespace: shop}
+spec: {gatewayClassName: istio-waypoint}
+---
+";
+    let by_selector = "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: api-get, namespace: shop}
+spec:
+  selector: {matchLabels: {app: api}}
+  rules: [{to: [{operation: {methods: [GET]}}]}]
+";
+    std::fs::write(dir.path().join("s.yaml"), scenario).unwrap();
+    std::fs::write(
+        dir.path().join("m.yaml"),
+        format!("{waypoint}{by_selector}"),
+    )
+    .unwrap();
+    let out = Command::new(meshsim())
+        .args(["check"])
+        .arg(dir.path().join("s.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("(mode declared): pods 2 ambient"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("shop/api-get"))
+        .unwrap_or_else(|| panic!("the policy is named: {text}"));
+    assert!(
+        line.contains("m.yaml:8"),
+        "with file and line (its name): {line}"
+    );
+    assert!(line.contains("api-0"), "and the pod: {line}");
+    let bound = by_selector.replace(
+        "  selector: {matchLabels: {app: api}}",
+        "  targetRefs: [{kind: Service, group: \"\", name: api}]",
+    );
+    std::fs::write(dir.path().join("m.yaml"), format!("{waypoint}{bound}")).unwrap();
+    let out = Command::new(meshsim())
+        .args(["check", "--json"])
+        .arg(dir.path().join("s.yaml"))
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    let item = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "l7-at-ztunnel")
+        .unwrap();
+    assert_eq!(item["status"], "verified");
+}

@@ -321,28 +321,15 @@ impl MeshPlan {
         }
         let mut services = Vec::new();
         for (s, built) in spec.services.iter().zip(&topology.services) {
-            let scen = loaded
-                .scenario
-                .services
-                .iter()
-                .find(|x| x.name == s.name && x.namespace == s.namespace);
             let waypoint = if mode.is_ambient() {
-                let ns_labels = loaded.namespace_labels(&s.namespace);
-                let svc_labels = scen.map(|x| x.labels.clone()).unwrap_or_default();
-                match use_waypoint(&svc_labels, &ns_labels, &s.namespace) {
-                    Some((n, _)) if n == "none" => None,
-                    Some((n, ns)) => find_wp(&n, &ns),
-                    None if mode == Mode::AmbientWaypoint => {
-                        find_wp(&format!("{}-waypoint", s.namespace), &s.namespace)
-                    }
-                    None => None,
-                }
-                .filter(|&w| {
-                    matches!(
-                        waypoints[w].decl.waypoint_for,
-                        WaypointFor::Service | WaypointFor::All
-                    )
-                })
+                service_waypoint(loaded, mode, &s.namespace, &s.name)
+                    .and_then(|(n, ns)| find_wp(&n, &ns))
+                    .filter(|&w| {
+                        matches!(
+                            waypoints[w].decl.waypoint_for,
+                            WaypointFor::Service | WaypointFor::All
+                        )
+                    })
             } else {
                 None
             };
@@ -534,45 +521,7 @@ impl MeshPlan {
     /// inherits). Of several at one level the first in the manifests wins (Istio: the oldest).
     pub fn mtls_mode(&self, w: usize, port: u16) -> MtlsMode {
         let wl = &self.workloads[w];
-        let first =
-            |want: &dyn Fn(&PeerAuthentication) -> bool| self.peer_authn.iter().find(|p| want(p));
-        let has_selector = |p: &PeerAuthentication| {
-            p.spec
-                .selector
-                .as_ref()
-                .is_some_and(|s| !s.match_labels.is_empty())
-        };
-        let mesh = first(&|p| !has_selector(p) && p.metadata.ns() == manifest::ROOT_NAMESPACE);
-        let ns = first(&|p| {
-            !has_selector(p)
-                && p.metadata.ns() != manifest::ROOT_NAMESPACE
-                && p.metadata.ns() == wl.namespace
-        });
-        let workload = first(&|p| {
-            has_selector(p)
-                && p.metadata.ns() != manifest::ROOT_NAMESPACE
-                && p.metadata.ns() == wl.namespace
-                && p.spec.selector.as_ref().is_some_and(|s| {
-                    s.match_labels
-                        .iter()
-                        .all(|(k, v)| wl.labels.get(k) == Some(v))
-                })
-        });
-        let mut mode = MtlsMode::Permissive;
-        for p in [mesh, ns, workload].into_iter().flatten() {
-            let m = p.spec.mtls.as_ref().map(|m| m.mode).unwrap_or_default();
-            if m != MtlsMode::Unset {
-                mode = m;
-            }
-        }
-        if let Some(m) = workload
-            .and_then(|p| p.spec.port_level_mtls.get(&port.to_string()))
-            .map(|m| m.mode)
-            .filter(|m| *m != MtlsMode::Unset)
-        {
-            mode = m;
-        }
-        mode
+        mtls_mode(&self.peer_authn, &wl.namespace, &wl.labels, port)
     }
 
     /// Whether plaintext to `port` of workload `w` is refused (STRICT).
@@ -673,5 +622,78 @@ fn pod_enrollment(loaded: &Loaded, mode: Mode, p: &PodSpec, decls: &[WaypointDec
             why: format!("mode {mode}"),
         },
         None => enroll(&loaded.namespace_labels(&p.namespace), &p.labels),
+    }
+}
+
+/// The PeerAuthentication mode for inbound traffic to `port` of a pod in namespace `ns` with
+/// `labels`; see [`MeshPlan::mtls_mode`].
+pub fn mtls_mode(
+    peer_authn: &[PeerAuthentication],
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+    port: u16,
+) -> MtlsMode {
+    let first = |want: &dyn Fn(&PeerAuthentication) -> bool| peer_authn.iter().find(|p| want(p));
+    let has_selector = |p: &PeerAuthentication| {
+        p.spec
+            .selector
+            .as_ref()
+            .is_some_and(|s| !s.match_labels.is_empty())
+    };
+    let mesh = first(&|p| !has_selector(p) && p.metadata.ns() == manifest::ROOT_NAMESPACE);
+    let namespace = first(&|p| {
+        !has_selector(p) && p.metadata.ns() != manifest::ROOT_NAMESPACE && p.metadata.ns() == ns
+    });
+    let workload = first(&|p| {
+        has_selector(p)
+            && p.metadata.ns() != manifest::ROOT_NAMESPACE
+            && p.metadata.ns() == ns
+            && p.spec
+                .selector
+                .as_ref()
+                .is_some_and(|s| s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    });
+    let mut mode = MtlsMode::Permissive;
+    for p in [mesh, namespace, workload].into_iter().flatten() {
+        let m = p.spec.mtls.as_ref().map(|m| m.mode).unwrap_or_default();
+        if m != MtlsMode::Unset {
+            mode = m;
+        }
+    }
+    if let Some(m) = workload
+        .and_then(|p| p.spec.port_level_mtls.get(&port.to_string()))
+        .map(|m| m.mode)
+        .filter(|m| *m != MtlsMode::Unset)
+    {
+        mode = m;
+    }
+    mode
+}
+
+/// The waypoint (Gateway name, namespace) a service's traffic is sent to in `mode`: its
+/// `istio.io/use-waypoint` label, else its namespace's (`none` opts out), else in
+/// `ambient-waypoint` the namespace's own. Whether that waypoint exists and serves services is
+/// the caller's check.
+pub fn service_waypoint(
+    loaded: &Loaded,
+    mode: Mode,
+    ns: &str,
+    name: &str,
+) -> Option<(String, String)> {
+    if !mode.is_ambient() {
+        return None;
+    }
+    let svc_labels = loaded
+        .scenario
+        .services
+        .iter()
+        .find(|x| x.name == name && x.namespace == ns)
+        .map(|x| x.labels.clone())
+        .unwrap_or_default();
+    match use_waypoint(&svc_labels, &loaded.namespace_labels(ns), ns) {
+        Some((n, _)) if n == "none" => None,
+        Some(w) => Some(w),
+        None if mode == Mode::AmbientWaypoint => Some((format!("{ns}-waypoint"), ns.to_string())),
+        None => None,
     }
 }

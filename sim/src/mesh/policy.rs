@@ -276,6 +276,12 @@ fn rule_matches(r: &Rule, ns: &str, a: &Attrs, layer: Layer, action: Action) -> 
 /// Decides a request (L7) or connection (L4, Tcp) under the policies that apply where it is
 /// enforced, and says which rule decided, which AUDIT rules matched and what dry-run policies
 /// would have done. CUSTOM policies are not part of it: see [`custom_matches`].
+/// Whether a rule holds an HTTP attribute, which ztunnel cannot see (pilot's
+/// `ambient/authorization.go` `handleRule`).
+pub fn rule_has_http(r: &Rule) -> bool {
+    ztunnel::has_http(r)
+}
+
 pub fn evaluate(policies: &[&AuthorizationPolicy], attrs: &Attrs, layer: Layer) -> Verdict {
     let audits = if layer == Layer::L4 {
         Vec::new()
