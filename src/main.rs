@@ -35,6 +35,9 @@ enum Command {
     /// The static migration checklist: classic ambient breaks in the scenario's policies,
     /// enrollment and flows, without a cluster; exit 1 when an item fails.
     Check(cmd::check::Args),
+    /// Probe who can reach whom, for real, in each mode; show what breaks and what opens
+    /// between modes, with the policy that decided; exit 1 on any change.
+    Reach(cmd::reach::Args),
     /// Bring a scenario's cluster up and hold it until Ctrl-C.
     Up(cmd::up::Args),
     /// Run a program inside a pod of a running cluster (`meshsim exec client-0 -- curl ...`).
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Compare(a) => cmd::compare::run(a),
         Command::Validate(a) => cmd::validate::run(a),
         Command::Check(a) => cmd::check::run(a),
+        Command::Reach(a) => cmd::reach::run(a),
         Command::Up(a) => cmd::up::run(a),
         Command::Exec(a) => cmd::exec::run(a),
         Command::Load(a) => cmd::load::run(a),

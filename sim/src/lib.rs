@@ -17,6 +17,7 @@
 //! - [`proxy`]: the proxy models (sidecar, ztunnel, waypoint), capture, telemetry, cost profiles
 //! - [`apps`]: the HTTP/1.1 echo, TCP echo and TCP sink servers
 //! - [`cluster`]: a running cluster: bring-up, the control socket, and `exec` into its pods
+//! - [`reach`]: `meshsim reach`, the reachability matrix probed for real, and its diff
 //! - [`runner`]: `meshsim run`: every mode in turn (interleaved repeats), a metered load client
 //!   per flow in its source pod, meter series, stop on request keeping what was measured
 
@@ -33,6 +34,7 @@ pub mod netns;
 pub mod nft;
 pub mod os;
 pub mod proxy;
+pub mod reach;
 pub mod runner;
 pub mod sandbox;
 pub mod topology;

@@ -3,6 +3,7 @@ pub mod compare;
 pub mod completions;
 pub mod exec;
 pub mod load;
+pub mod reach;
 pub mod report;
 pub mod run;
 pub mod schema;

@@ -211,6 +211,8 @@ pub struct MeshPlan {
     pub peer_authn: Vec<PeerAuthentication>,
     /// CUSTOM policies' authorizers by provider name: their settings and service index.
     pub providers: BTreeMap<String, (scenario::ExtAuthzHttp, usize)>,
+    /// Which policy decided what (kept only once enabled).
+    pub decisions: crate::mesh::decisions::DecisionLog,
     pub profile: Profile,
     by_ip: HashMap<Ipv4Addr, usize>,
     by_vip: HashMap<Ipv4Addr, usize>,
@@ -387,6 +389,7 @@ impl MeshPlan {
             request_authn,
             peer_authn,
             providers,
+            decisions: Default::default(),
             profile: profile.clone(),
             by_ip,
             by_vip,

@@ -10,6 +10,7 @@
 //! - [`policy`]: AuthorizationPolicy evaluation (L4 at ztunnel, L7 at sidecars and waypoints),
 //!   and which policies select or target a workload, service or gateway
 //! - [`control`]: the control plane (istiod's model): certificates and what each proxy knows
+//! - [`decisions`]: which policy decided each connection or request (for `meshsim reach`)
 //! - [`hbone`]: HTTP/2 CONNECT tunnels over mTLS (port 15008): the server, the pooled
 //!   client, the tunnel stream, and the `forwarded`/`baggage` headers
 //!
@@ -19,6 +20,7 @@
 
 pub mod ca;
 pub mod control;
+pub mod decisions;
 pub mod hbone;
 pub mod identity;
 pub mod policy;

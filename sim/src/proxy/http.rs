@@ -393,17 +393,36 @@ pub fn normalize<B>(req: &mut Request<B>) -> Result<(), Box<Response<Body>>> {
 /// changing nothing. `Ok` lets the request go on (with any headers the authorizer added).
 pub async fn authorize(
     plan: &MeshPlan,
+    proxy: &str,
     policies: &[&scenario::manifest::AuthorizationPolicy],
     attrs: &crate::mesh::policy::Attrs,
     req: Request<Incoming>,
 ) -> Result<Request<Incoming>, Response<Body>> {
     use crate::mesh::policy::{self, Decision, Layer};
     let mut req = req;
+    let line = format!("{} {}", req.method(), req.uri().path());
+    let record = |allowed: bool, by: String| {
+        plan.decisions.push(crate::mesh::decisions::Record {
+            proxy: proxy.to_string(),
+            src_ip: attrs.source_ip,
+            port: attrs.dest_port,
+            request: Some(line.clone()),
+            allowed,
+            by,
+        })
+    };
     let custom = policy::custom_matches(policies, attrs, Layer::L7);
     if let Some(m) = custom.first() {
         let (mut parts, body) = req.into_parts();
         match crate::proxy::ext_authz::check(plan, &m.provider, &parts).await {
-            crate::proxy::ext_authz::Outcome::Deny(r) => return Err(*r),
+            crate::proxy::ext_authz::Outcome::Deny(r) => {
+                let by = format!(
+                    "CUSTOM {} rule {} (provider {})",
+                    m.rule.policy, m.rule.rule, m.provider
+                );
+                record(false, by);
+                return Err(*r);
+            }
             crate::proxy::ext_authz::Outcome::Allow(add) => {
                 for (k, v) in add {
                     parts.headers.insert(k, v);
@@ -413,6 +432,8 @@ pub async fn authorize(
         req = Request::from_parts(parts, body);
     }
     let verdict = policy::evaluate(policies, attrs, Layer::L7);
+    let allowed = verdict.decision == Decision::Allow;
+    record(allowed, crate::mesh::decisions::describe(&verdict));
     for a in &verdict.audits {
         tracing::info!(target: "meshsim::audit", policy = %a.policy, rule = a.rule, path = %req.uri().path(), "AUDIT rule matched");
     }

@@ -292,6 +292,14 @@ impl Sidecar {
                 self.inbound_stream(tls, peer.ip(), Some(id), port).await;
             }
         } else if self.plan.strict_mtls(self.me, port) {
+            self.plan.decisions.push(crate::mesh::decisions::Record {
+                proxy: format!("sidecar {}", self.plan.workloads[self.me].pod),
+                src_ip: Some(peer.ip()),
+                port,
+                request: None,
+                allowed: false,
+                by: "PeerAuthentication STRICT (plaintext refused)".into(),
+            });
             // PeerAuthentication STRICT: plaintext is refused with a reset.
             let _ = socket2::SockRef::from(&conn).set_linger(Some(std::time::Duration::ZERO));
         } else {
@@ -359,7 +367,16 @@ impl Sidecar {
             let refs: Vec<&AuthorizationPolicy> = self.policies.iter().collect();
             let mut base = base;
             base.dest_ip = Some(self.plan.workloads[self.me].ip.into());
-            if policy::authorize(&refs, &base, Layer::Tcp) != Decision::Allow {
+            let v = policy::evaluate(&refs, &base, Layer::Tcp);
+            self.plan.decisions.push(crate::mesh::decisions::Record {
+                proxy: format!("sidecar {}", self.plan.workloads[self.me].pod),
+                src_ip: base.source_ip,
+                port,
+                request: None,
+                allowed: v.decision == Decision::Allow,
+                by: crate::mesh::decisions::describe(&v),
+            });
+            if v.decision != Decision::Allow {
                 return;
             }
             if let Ok(app) =
@@ -390,12 +407,24 @@ impl Sidecar {
             http::check_jwt(&mut req, &self.issuers, &mut h).map(|()| h)
         });
         let resp = match checked {
-            Err(r) => *r,
+            Err(r) => {
+                // jwt_authn (or path normalization) answered before any policy.
+                self.plan.decisions.push(crate::mesh::decisions::Record {
+                    proxy: format!("sidecar {}", me.pod),
+                    src_ip: attrs.source_ip,
+                    port: attrs.dest_port,
+                    request: None,
+                    allowed: false,
+                    by: format!("RequestAuthentication / jwt_authn ({})", r.status()),
+                });
+                *r
+            }
             Ok(h) => {
                 attrs.http = Some(h);
                 attrs.dest_ip = Some(me.ip.into());
                 let refs: Vec<&AuthorizationPolicy> = self.policies.iter().collect();
-                match http::authorize(&self.plan, &refs, &attrs, req).await {
+                let who = format!("sidecar {}", me.pod);
+                match http::authorize(&self.plan, &who, &refs, &attrs, req).await {
                     Err(r) => r,
                     Ok(req) => {
                         let r = http::send(&self.inbound, port, req, || async move {

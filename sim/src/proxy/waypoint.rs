@@ -199,7 +199,16 @@ impl Waypoint {
             }));
         }
         // A non-HTTP port: Envoy's network RBAC filter (Layer::Tcp semantics).
-        if policy::authorize(&self.policies(t), &attrs, Layer::Tcp) != Decision::Allow {
+        let v = policy::evaluate(&self.policies(t), &attrs, Layer::Tcp);
+        self.plan.decisions.push(crate::mesh::decisions::Record {
+            proxy: format!("waypoint {}", self.plan.waypoints[self.wp].decl.name),
+            src_ip: attrs.source_ip,
+            port: attrs.dest_port,
+            request: None,
+            allowed: v.decision == Decision::Allow,
+            by: crate::mesh::decisions::describe(&v),
+        });
+        if v.decision != Decision::Allow {
             return Err(StatusCode::FORBIDDEN);
         }
         Ok(HboneAccept::new(move |tunnel| async move {
@@ -241,12 +250,24 @@ impl Waypoint {
             http::check_jwt(&mut req, &issuers, &mut h).map(|()| h)
         });
         let resp = match checked {
-            Err(r) => *r,
+            Err(r) => {
+                // jwt_authn (or path normalization) answered before any policy.
+                self.plan.decisions.push(crate::mesh::decisions::Record {
+                    proxy: format!("waypoint {}", self.plan.waypoints[self.wp].decl.name),
+                    src_ip: attrs.source_ip,
+                    port: attrs.dest_port,
+                    request: None,
+                    allowed: false,
+                    by: format!("RequestAuthentication / jwt_authn ({})", r.status()),
+                });
+                *r
+            }
             Ok(h) => {
                 attrs.http = Some(h);
                 attrs.dest_ip = ep.map(|e| e.ip.into());
                 let policies = self.policies(t);
-                let authorized = http::authorize(&self.plan, &policies, &attrs, req).await;
+                let who = format!("waypoint {}", self.plan.waypoints[self.wp].decl.name);
+                let authorized = http::authorize(&self.plan, &who, &policies, &attrs, req).await;
                 if let Err(r) = authorized {
                     r
                 } else if let (Ok(req), Some(ep)) = (authorized, ep) {

@@ -261,6 +261,7 @@ impl Ztunnel {
         port: u16,
     ) -> bool {
         let refs: Vec<&AuthorizationPolicy> = ctx.policies.iter().collect();
+        let me = &self.plan.workloads[ctx.w];
         let attrs = Attrs {
             principal: peer.map(|p| p.principal()),
             namespace: peer.map(|p| p.namespace.clone()),
@@ -270,7 +271,17 @@ impl Ztunnel {
             http: None,
             ..Attrs::default()
         };
-        policy::authorize(&refs, &attrs, Layer::L4) == Decision::Allow
+        let v = policy::evaluate(&refs, &attrs, Layer::L4);
+        let allowed = v.decision == Decision::Allow;
+        self.plan.decisions.push(crate::mesh::decisions::Record {
+            proxy: format!("ztunnel for {}", me.pod),
+            src_ip,
+            port,
+            request: None,
+            allowed,
+            by: crate::mesh::decisions::describe(&v),
+        });
+        allowed
     }
 
     fn hbone_inbound(
@@ -315,6 +326,16 @@ impl Ztunnel {
             return;
         };
         let strict = self.plan.strict_mtls(ctx.w, dst.port());
+        if strict {
+            self.plan.decisions.push(crate::mesh::decisions::Record {
+                proxy: format!("ztunnel for {}", self.plan.workloads[ctx.w].pod),
+                src_ip: Some(peer.ip()),
+                port: dst.port(),
+                request: None,
+                allowed: false,
+                by: "PeerAuthentication STRICT (plaintext refused)".into(),
+            });
+        }
         if strict || !self.authorize(ctx, None, Some(peer.ip()), dst.port()) {
             // Reset once the client has spoken (or after a second): an RST racing the
             // client's own connect shows as "failed to connect", where Istio's users see

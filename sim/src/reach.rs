@@ -1,0 +1,403 @@
+//! `meshsim reach`: the reachability matrix of a running cluster, and what changes between two
+//! modes (e.g. today's sidecars and tomorrow's ambient). Every probe is sent for real from its
+//! source pod's namespace — through the capture, the proxies and their policies — and its
+//! outcome is recorded with the decision that produced it (the proxies' decision log).
+//!
+//! The probe set: every source workload to every service port (`GET /`, or a TCP echo), each
+//! flow's own request, and the methods and paths that the policies' rules name (exact ones;
+//! wildcards and templates are left to the flows).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::cluster::Cluster;
+use crate::component::{Component, ComponentKind};
+use crate::mesh::decisions::Record;
+use scenario::Loaded;
+use scenario::format::{App, PortProtocol};
+use scenario::manifest::Object;
+
+/// How long a probe may take before it counts as a timeout.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One request from one pod.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Probe {
+    pub from: String,
+    /// `name.namespace:port`.
+    pub to: String,
+    /// `GET /path`, or `tcp` for a TCP echo.
+    pub request: String,
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
+    /// Why it is in the set: `service port`, `flow <name>`, `policy <ns/name>`.
+    pub why: String,
+}
+
+/// What the client saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome", content = "status")]
+pub enum Outcome {
+    /// An answer from the app (any status it sent).
+    Allowed(u16),
+    /// 403 from a proxy's policy.
+    Denied,
+    /// 401 from jwt_authn.
+    Unauthorized,
+    /// 503: the proxy could not reach the destination (e.g. a ztunnel refused the waypoint).
+    Unavailable,
+    /// Reset or closed with no answer.
+    Reset,
+    Timeout,
+}
+
+impl Outcome {
+    pub fn allowed(self) -> bool {
+        matches!(self, Outcome::Allowed(_))
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Allowed(s) => write!(f, "allowed ({s})"),
+            Outcome::Denied => f.write_str("denied 403"),
+            Outcome::Unauthorized => f.write_str("401"),
+            Outcome::Unavailable => f.write_str("503"),
+            Outcome::Reset => f.write_str("reset"),
+            Outcome::Timeout => f.write_str("timeout"),
+        }
+    }
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub probe: Probe,
+    pub outcome: Outcome,
+    /// The decision that refused it (the first refusing one), or the last that allowed it.
+    pub decided_by: Option<Record>,
+}
+
+/// A service port a probe can target.
+struct Target {
+    name: String,
+    ns: String,
+    port: u16,
+    http: bool,
+    workload: String,
+}
+
+fn targets(l: &Loaded) -> Vec<Target> {
+    let mut out = Vec::new();
+    for s in &l.scenario.services {
+        let app = l
+            .scenario
+            .workloads
+            .iter()
+            .find(|w| w.name == s.workload && w.namespace == s.namespace)
+            .and_then(|w| w.app.as_ref());
+        for p in &s.ports {
+            let http = match p.protocol {
+                Some(PortProtocol::Http) => true,
+                Some(PortProtocol::Tcp) => false,
+                None => matches!(app, Some(App::Http(_))),
+            };
+            out.push(Target {
+                name: s.name.clone(),
+                ns: s.namespace.clone(),
+                port: p.port,
+                http,
+                workload: s.workload.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Exact methods and paths a policy's rules name, with the service workloads they can reach.
+fn policy_requests(l: &Loaded) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for o in l.objects() {
+        let Object::AuthorizationPolicy(p) = &o.object else {
+            continue;
+        };
+        let name = format!("{}/{}", p.metadata.ns(), p.metadata.name);
+        for r in p.spec.rules.iter().flatten() {
+            for t in &r.to {
+                let op = &t.operation;
+                let methods: Vec<&str> = if op.methods.is_empty() {
+                    vec!["GET"]
+                } else {
+                    op.methods.iter().map(String::as_str).collect()
+                };
+                let exact = |p: &&String| !p.contains('*') && !p.contains('{');
+                let paths: Vec<&String> = op.paths.iter().filter(exact).collect();
+                for m in &methods {
+                    for path in &paths {
+                        out.push((name.clone(), m.to_string(), path.to_string()));
+                    }
+                    if paths.is_empty() && !op.methods.is_empty() {
+                        out.push((name.clone(), m.to_string(), "/".to_string()));
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The probe set of a scenario: every client pod (replica 0 of each workload) to every
+/// service port, each flow's request, and the policies' exact requests to every HTTP port.
+pub fn probes(l: &Loaded) -> Vec<Probe> {
+    let targets = targets(l);
+    let policy = policy_requests(l);
+    let mut out = Vec::new();
+    for w in &l.scenario.workloads {
+        let from = format!("{}-0", w.name);
+        for t in &targets {
+            let to = format!("{}.{}:{}", t.name, t.ns, t.port);
+            if t.workload == w.name && t.ns == w.namespace {
+                continue;
+            }
+            let request = if t.http {
+                "GET /".to_string()
+            } else {
+                "tcp".into()
+            };
+            out.push(probe(&from, &to, &request, Vec::new(), "service port"));
+            if t.http {
+                for (name, m, path) in &policy {
+                    let req = format!("{m} {path}");
+                    out.push(probe(
+                        &from,
+                        &to,
+                        &req,
+                        Vec::new(),
+                        &format!("policy {name}"),
+                    ));
+                }
+            }
+        }
+    }
+    for f in &l.scenario.flows {
+        let Some(t) = targets.iter().find(|t| {
+            let (host, port) = f.to.rsplit_once(':').unwrap_or((&f.to, "80"));
+            let mut h = host.split('.');
+            let name = h.next().unwrap_or_default();
+            let ns = h.next();
+            t.name == name && ns.is_none_or(|n| n == t.ns) && port.parse() == Ok(t.port)
+        }) else {
+            continue;
+        };
+        if !t.http {
+            continue;
+        }
+        let to = format!("{}.{}:{}", t.name, t.ns, t.port);
+        let req = format!("{} {}", f.method, f.path);
+        let headers = f
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        out.push(probe(
+            &format!("{}-0", f.from),
+            &to,
+            &req,
+            headers,
+            &format!("flow {}", f.name),
+        ));
+    }
+    // One probe per (from, to, request): the first reason it was wanted.
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|p| seen.insert((p.from.clone(), p.to.clone(), p.request.clone())));
+    out
+}
+
+fn probe(from: &str, to: &str, request: &str, headers: Vec<(String, String)>, why: &str) -> Probe {
+    Probe {
+        from: from.into(),
+        to: to.into(),
+        request: request.into(),
+        headers,
+        why: why.into(),
+    }
+}
+
+/// Sends every probe for real in a running cluster (in the order given, one at a time, so each
+/// decision is the probe's own).
+pub fn run(cluster: &Cluster, probes: &[Probe]) -> Vec<Cell> {
+    if let Some(plan) = &cluster.mesh {
+        plan.decisions.enable();
+        plan.decisions.take();
+    }
+    let vips: BTreeMap<String, SocketAddr> = cluster
+        .info
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.ports.iter().map(move |p| {
+                (
+                    format!("{}.{}:{p}", s.name, s.namespace),
+                    SocketAddr::from((s.vip, *p)),
+                )
+            })
+        })
+        .collect();
+    let mut by_source: BTreeMap<&str, Vec<&Probe>> = BTreeMap::new();
+    for p in probes {
+        by_source.entry(p.from.as_str()).or_default().push(p);
+    }
+    let mut out = Vec::new();
+    // L4 decisions are taken when a connection opens: a probe on a pooled connection inherits
+    // the decision its connection got.
+    let mut last: BTreeMap<(String, String), Record> = BTreeMap::new();
+    for (from, list) in by_source {
+        let Some(ns) = cluster.pod_netns(from) else {
+            continue;
+        };
+        let c = Component::new(format!("reach-{from}"), ComponentKind::LoadClient, ns);
+        let Ok(rt) = c.start_runtime(1, None) else {
+            continue;
+        };
+        for p in list {
+            let Some(&addr) = vips.get(&p.to) else {
+                continue;
+            };
+            let owned = p.clone();
+            let outcome = rt.run(async move { send(addr, &owned).await });
+            let decisions = cluster
+                .mesh
+                .as_ref()
+                .map(|m| m.decisions.take())
+                .unwrap_or_default();
+            let pair = (p.from.clone(), p.to.clone());
+            let decided_by = match decisions.iter().find(|d| !d.allowed).or(decisions.last()) {
+                Some(d) => {
+                    if d.request.is_none() {
+                        last.insert(pair, d.clone());
+                    }
+                    Some(d.clone())
+                }
+                None => last.get(&pair).map(|d| Record {
+                    by: format!("{} (when its connection opened)", d.by),
+                    ..d.clone()
+                }),
+            };
+            out.push(Cell {
+                probe: p.clone(),
+                outcome,
+                decided_by,
+            });
+        }
+    }
+    out
+}
+
+async fn send(addr: SocketAddr, p: &Probe) -> Outcome {
+    match tokio::time::timeout(PROBE_TIMEOUT, send_inner(addr, p)).await {
+        Ok(o) => o,
+        Err(_) => Outcome::Timeout,
+    }
+}
+
+async fn send_inner(addr: SocketAddr, p: &Probe) -> Outcome {
+    let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await else {
+        return Outcome::Reset;
+    };
+    if p.request == "tcp" {
+        if tcp.write_all(b"ping").await.is_err() {
+            return Outcome::Reset;
+        }
+        let mut buf = [0u8; 4];
+        return match tcp.read_exact(&mut buf).await {
+            Ok(_) if &buf == b"ping" => Outcome::Allowed(0),
+            _ => Outcome::Reset,
+        };
+    }
+    let (method, path) = p.request.split_once(' ').unwrap_or(("GET", "/"));
+    let Ok((mut send, conn)) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tcp)).await
+    else {
+        return Outcome::Reset;
+    };
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let host = p.to.rsplit_once(':').map_or(p.to.as_str(), |(h, _)| h);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host);
+    for (k, v) in &p.headers {
+        req = req.header(k, v);
+    }
+    let Ok(req) = req.body(Empty::new()) else {
+        return Outcome::Reset;
+    };
+    match send.send_request(req).await {
+        Err(_) => Outcome::Reset,
+        Ok(r) => match r.status().as_u16() {
+            403 => Outcome::Denied,
+            401 => Outcome::Unauthorized,
+            503 => Outcome::Unavailable,
+            s => Outcome::Allowed(s),
+        },
+    }
+}
+
+/// A probe whose outcome changed between two matrices.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub probe: Probe,
+    pub before: Outcome,
+    pub after: Outcome,
+    /// The decision after the change (what now refuses, or now allows).
+    pub decided_by: Option<Record>,
+}
+
+/// What changed from `before` to `after`: breaks (allowed, now refused) and openings
+/// (refused, now allowed — a security regression).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Diff {
+    pub breaks: Vec<Change>,
+    pub openings: Vec<Change>,
+}
+
+pub fn diff(before: &[Cell], after: &[Cell]) -> Diff {
+    let key = |c: &Cell| {
+        (
+            c.probe.from.clone(),
+            c.probe.to.clone(),
+            c.probe.request.clone(),
+        )
+    };
+    let old: BTreeMap<_, &Cell> = before.iter().map(|c| (key(c), c)).collect();
+    let mut d = Diff::default();
+    for c in after {
+        let Some(b) = old.get(&key(c)) else {
+            continue;
+        };
+        let change = Change {
+            probe: c.probe.clone(),
+            before: b.outcome,
+            after: c.outcome,
+            decided_by: c.decided_by.clone(),
+        };
+        match (b.outcome.allowed(), c.outcome.allowed()) {
+            (true, false) => d.breaks.push(change),
+            (false, true) => d.openings.push(change),
+            _ => {}
+        }
+    }
+    d
+}

@@ -1,0 +1,99 @@
+//! `meshsim reach`: the reachability matrix probed for real in two modes, and what a migration
+//! from sidecars to ambient breaks and opens, each change with the proxy and policy that
+//! decided it. Needs root or unprivileged user namespaces; under `CI` a missing privilege is a
+//! failure.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+const SCENARIO: &str = "version: 1
+name: reach
+profile: native
+modes: [sidecar, ambient]
+nodes: [{name: node-1}, {name: node-2}]
+namespaces: [{name: shop}]
+workloads:
+  - {name: client, namespace: shop, nodes: [node-1]}
+  - {name: api, namespace: shop, nodes: [node-2], app: {http: {port: 8080}}}
+  - {name: admin, namespace: shop, nodes: [node-2], app: {http: {port: 8080}}}
+services:
+  - {name: api, namespace: shop, workload: api, ports: [{port: 8080}], labels: {istio.io/use-waypoint: wp}}
+  - {name: admin, namespace: shop, workload: admin, ports: [{port: 8080}]}
+manifests: [m.yaml]
+";
+
+/// `api` admits only `client` at L4 (a waypoint breaks that); `admin` is closed to everyone by
+/// a DENY on remoteIpBlocks, which only an Envoy can see (ztunnel skips it: an opening).
+const MANIFESTS: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: wp, namespace: shop}
+spec: {gatewayClassName: istio-waypoint}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: api-l4, namespace: shop}
+spec:
+  selector: {matchLabels: {app: api}}
+  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/client]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: admin-closed, namespace: shop}
+spec:
+  selector: {matchLabels: {app: admin}}
+  action: DENY
+  rules: [{from: [{source: {remoteIpBlocks: [0.0.0.0/0]}}]}]
+";
+
+#[test]
+fn sidecar_to_ambient_names_each_break_and_opening() {
+    if !can_run("sidecar_to_ambient_names_each_break_and_opening") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.yaml"), SCENARIO).unwrap();
+    std::fs::write(dir.path().join("m.yaml"), MANIFESTS).unwrap();
+    let json = dir.path().join("reach.json");
+    let out = Command::new(meshsim())
+        .arg("reach")
+        .arg(dir.path().join("s.yaml"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("meshsim reach runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "a change exits 1");
+    // The classic break: through the waypoint, api's ztunnel sees the waypoint's identity.
+    let brk = text
+        .lines()
+        .find(|l| l.contains("BREAK") && l.contains("client-0 → api.shop:8080"))
+        .expect("client → api breaks");
+    assert!(brk.contains("allowed (200) → 503"), "{brk}");
+    assert!(
+        brk.contains("ztunnel for api-0: no ALLOW rule matched"),
+        "{brk}"
+    );
+    // The opening: the remoteIpBlocks DENY held at admin's sidecar, ztunnel cannot see it.
+    let open = text
+        .lines()
+        .find(|l| l.contains("OPENING") && l.contains("client-0 → admin.shop:8080"))
+        .expect("client → admin opens");
+    assert!(open.contains("denied 403 → allowed (200)"), "{open}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let sidecar = &doc["modes"][0]["cells"];
+    let denied = sidecar
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["probe"]["from"] == "client-0" && c["probe"]["to"] == "admin.shop:8080")
+        .unwrap();
+    assert_eq!(denied["decided_by"]["by"], "DENY shop/admin-closed rule 0");
+    assert_eq!(denied["decided_by"]["proxy"], "sidecar admin-0");
+    assert_eq!(doc["diffs"][0]["from"], "sidecar");
+    assert!(!doc["diffs"][0]["breaks"].as_array().unwrap().is_empty());
+}
