@@ -110,6 +110,8 @@ struct StepCtx {
     done: AtomicU64,
     errors: AtomicU64,
     bytes: AtomicU64,
+    /// The step's per-second series, shared by its workers.
+    series: Arc<std::sync::Mutex<crate::record::Series>>,
 }
 
 async fn run_step(
@@ -143,6 +145,9 @@ async fn run_step(
         total: intended_before(spec.warmup + spec.duration),
         warm_n: intended_before(spec.warmup),
         next: AtomicU64::new(0),
+        series: Arc::new(std::sync::Mutex::new(crate::record::Series::new(
+            measure_start,
+        ))),
         done: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
@@ -266,7 +271,7 @@ async fn open_worker(
     mut conn: Conn,
     mut timer: PreciseTimer,
 ) -> (Conn, WorkerRecord) {
-    let mut rec = WorkerRecord::new(cx.measure_start);
+    let mut rec = WorkerRecord::new(cx.series.clone());
     // Past this, requests still unsent are given up (and counted as timeouts).
     let give_up = cx.end + cx.sh.timeout;
     loop {
@@ -298,7 +303,7 @@ async fn open_worker(
 }
 
 async fn closed_worker(cx: Arc<StepCtx>, mut conn: Conn) -> (Conn, WorkerRecord) {
-    let mut rec = WorkerRecord::new(cx.measure_start);
+    let mut rec = WorkerRecord::new(cx.series.clone());
     loop {
         let sent = Instant::now();
         if sent >= cx.end {
@@ -323,7 +328,7 @@ async fn closed_worker(cx: Arc<StepCtx>, mut conn: Conn) -> (Conn, WorkerRecord)
 }
 
 async fn stream_worker(cx: Arc<StepCtx>, mut conn: Conn) -> (Conn, WorkerRecord) {
-    let mut rec = WorkerRecord::new(cx.measure_start);
+    let mut rec = WorkerRecord::new(cx.series.clone());
     loop {
         if Instant::now() >= cx.end {
             break;

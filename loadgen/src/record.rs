@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use std::sync::{Arc, Mutex};
+
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
@@ -209,7 +211,8 @@ pub struct LoadResult {
     pub cancelled: bool,
 }
 
-/// What one connection's worker measured in one step; merged into the step's result.
+/// What one connection's worker measured in one step; merged into the step's result. The
+/// per-second series is shared by the step's workers ([`Series`]).
 pub(crate) struct WorkerRecord {
     pub latency: Histogram<u64>,
     pub service: Histogram<u64>,
@@ -218,11 +221,11 @@ pub(crate) struct WorkerRecord {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub last_done: Option<Instant>,
-    series: SeriesRecorder,
+    series: Arc<Mutex<Series>>,
 }
 
 impl WorkerRecord {
-    pub fn new(measure_start: Instant) -> WorkerRecord {
+    pub fn new(series: Arc<Mutex<Series>>) -> WorkerRecord {
         WorkerRecord {
             latency: new_histogram(),
             service: new_histogram(),
@@ -231,8 +234,12 @@ impl WorkerRecord {
             bytes_sent: 0,
             bytes_received: 0,
             last_done: None,
-            series: SeriesRecorder::new(measure_start),
+            series,
         }
+    }
+
+    fn series(&self) -> std::sync::MutexGuard<'_, Series> {
+        self.series.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn ok(
@@ -250,7 +257,8 @@ impl WorkerRecord {
         self.bytes_sent += sent;
         self.bytes_received += rcvd;
         self.last_done = Some(done);
-        let s = self.series.at(done);
+        let mut series = self.series();
+        let s = series.at(done);
         s.requests += 1;
         s.bytes_sent += sent;
         s.bytes_received += rcvd;
@@ -261,28 +269,29 @@ impl WorkerRecord {
     pub fn error(&mut self, kind: ErrorKind, done: Instant) {
         self.errors[kind as usize] += 1;
         self.last_done = Some(done);
-        self.series.at(done).errors += 1;
+        self.series().at(done).errors += 1;
     }
 
     /// Stream bytes written (no request, no latency).
     pub fn bytes(&mut self, sent: u64, at: Instant) {
         self.bytes_sent += sent;
-        self.series.at(at).bytes_sent += sent;
+        self.series().at(at).bytes_sent += sent;
     }
 }
 
+/// One second of the series.
 struct SecondAcc {
     requests: u64,
     errors: u64,
     bytes_sent: u64,
     bytes_received: u64,
     max: u64,
-    /// The latencies of the second while it is being recorded.
+    /// The latencies of the second while it can still get records.
     hist: Option<Histogram<u64>>,
-    /// Once the worker has moved past the second: its latencies as (bucket value, count), a
-    /// few hundred bytes instead of a histogram's tens of KiB, so a long step's per-second
-    /// record stays small (a 30-minute step kept 140 MiB per load client before).
-    done: Vec<(u64, u64)>,
+    /// Its percentiles once sealed: (p50, p99). A sealed second is a few dozen bytes, so a
+    /// step of any length keeps a flat memory (a 30-minute soak step once kept 140 MiB, then
+    /// 17 MiB, per load client).
+    sealed: Option<(u64, u64)>,
 }
 
 impl SecondAcc {
@@ -294,70 +303,71 @@ impl SecondAcc {
             bytes_received: 0,
             max: 0,
             hist: None,
-            done: Vec::new(),
+            sealed: None,
         }
     }
 
+    /// A latency for the second's percentiles (counted only, once the second is sealed).
     fn record(&mut self, us: u64) {
-        self.hist
-            .get_or_insert_with(new_series_histogram)
-            .saturating_record(us);
+        if self.sealed.is_none() {
+            self.hist
+                .get_or_insert_with(new_series_histogram)
+                .saturating_record(us);
+        }
     }
 
-    /// Keeps the second's latencies in the compact form.
     fn seal(&mut self) {
-        if let Some(h) = self.hist.take() {
-            self.done = h
-                .iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                .collect();
+        if self.sealed.is_none() {
+            let q = |h: &Histogram<u64>, q| h.value_at_quantile(q);
+            self.sealed = Some(
+                self.hist
+                    .take()
+                    .map_or((0, 0), |h| (q(&h, 0.5), q(&h, 0.99))),
+            );
         }
     }
 
-    /// Adds another worker's second into this one (its histogram, created if need be).
-    fn add(&mut self, o: &SecondAcc) {
-        self.requests += o.requests;
-        self.errors += o.errors;
-        self.bytes_sent += o.bytes_sent;
-        self.bytes_received += o.bytes_received;
-        self.max = self.max.max(o.max);
-        let h = self.hist.get_or_insert_with(new_series_histogram);
-        if let Some(oh) = &o.hist {
-            // Same bounds on both sides: cannot fail.
-            let _ = h.add(oh);
+    fn quantiles(&self) -> (u64, u64) {
+        match (&self.sealed, &self.hist) {
+            (Some(s), _) => *s,
+            (None, Some(h)) => (h.value_at_quantile(0.5), h.value_at_quantile(0.99)),
+            (None, None) => (0, 0),
         }
-        for &(v, n) in &o.done {
-            let _ = h.record_n(v, n);
-        }
-    }
-
-    fn quantile(&self, q: f64) -> u64 {
-        self.hist.as_ref().map_or(0, |h| h.value_at_quantile(q))
     }
 }
 
-/// One accumulator per second a worker saw; seconds are few, so a Vec indexed by second.
-struct SeriesRecorder {
+/// Seconds stay open this long after a later one began: the workers of a step share the
+/// series, and one finishing a request may be a little behind another.
+const SEAL_AFTER_S: usize = 2;
+
+/// The per-second series of one step, shared by its workers: one histogram per open second
+/// (at most [`SEAL_AFTER_S`] + 1), percentiles only for the rest. A record arriving for a
+/// second already sealed still counts (requests, errors, bytes, max), without moving its
+/// percentiles.
+pub(crate) struct Series {
     start: Instant,
     seconds: Vec<SecondAcc>,
+    /// Seconds before this index are sealed.
+    sealed: usize,
 }
 
-impl SeriesRecorder {
-    fn new(start: Instant) -> SeriesRecorder {
-        SeriesRecorder {
+impl Series {
+    pub fn new(start: Instant) -> Series {
+        Series {
             start,
             seconds: Vec::new(),
+            sealed: 0,
         }
     }
 
     fn at(&mut self, t: Instant) -> &mut SecondAcc {
         let i = t.saturating_duration_since(self.start).as_secs() as usize;
-        if i >= self.seconds.len() {
-            // A later second began: the ones before it are complete (a worker's requests
-            // finish in order), so their histograms can go.
-            for s in &mut self.seconds {
+        let upto = i.saturating_sub(SEAL_AFTER_S).min(self.seconds.len());
+        if upto > self.sealed {
+            for s in &mut self.seconds[self.sealed..upto] {
                 s.seal();
             }
+            self.sealed = upto;
         }
         while self.seconds.len() <= i {
             self.seconds.push(SecondAcc::new());
@@ -365,7 +375,7 @@ impl SeriesRecorder {
         &mut self.seconds[i]
     }
 
-    /// Seconds still holding a full histogram (at most the current one).
+    /// Seconds still holding a histogram.
     #[cfg(test)]
     fn open_seconds(&self) -> usize {
         self.seconds.iter().filter(|s| s.hist.is_some()).count()
@@ -386,7 +396,7 @@ pub(crate) fn step_result(
     let (mut requests, mut bytes_sent, mut bytes_received) = (0, 0, 0);
     let mut errors = [0u64; 6];
     let mut last_done = measure_start + step_duration;
-    let mut seconds: Vec<SecondAcc> = Vec::new();
+    let series = workers.first().map(|w| w.series.clone());
     for w in workers {
         let _ = latency.add(&w.latency);
         let _ = service.add(&w.service);
@@ -399,13 +409,27 @@ pub(crate) fn step_result(
         if let Some(d) = w.last_done {
             last_done = last_done.max(d);
         }
-        for (i, s) in w.series.seconds.iter().enumerate() {
-            while seconds.len() <= i {
-                seconds.push(SecondAcc::new());
-            }
-            seconds[i].add(s);
-        }
     }
+    let series = series.map(|s| {
+        let s = s.lock().unwrap_or_else(|e| e.into_inner());
+        s.seconds
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let (p50_us, p99_us) = s.quantiles();
+                IntervalSample {
+                    second: i as u64,
+                    requests: s.requests,
+                    errors: s.errors,
+                    bytes_sent: s.bytes_sent,
+                    bytes_received: s.bytes_received,
+                    p50_us,
+                    p99_us,
+                    max_us: s.max,
+                }
+            })
+            .collect()
+    });
     errors[ErrorKind::Timeout as usize] += unsent;
     let duration_s = if stream {
         step_duration.as_secs_f64()
@@ -417,20 +441,6 @@ pub(crate) fn step_result(
         .zip(errors)
         .filter(|(_, n)| *n > 0)
         .map(|(k, n)| (k.as_str().to_string(), n))
-        .collect();
-    let series = seconds
-        .iter()
-        .enumerate()
-        .map(|(i, s)| IntervalSample {
-            second: i as u64,
-            requests: s.requests,
-            errors: s.errors,
-            bytes_sent: s.bytes_sent,
-            bytes_received: s.bytes_received,
-            p50_us: s.quantile(0.5),
-            p99_us: s.quantile(0.99),
-            max_us: s.max,
-        })
         .collect();
     StepResult {
         target_rps,
@@ -447,7 +457,7 @@ pub(crate) fn step_result(
         latency: LatencySummary::from_histogram(&latency),
         service_time: LatencySummary::from_histogram(&service),
         throughput_bps: stream.then(|| bytes_sent as f64 / step_duration.as_secs_f64()),
-        series,
+        series: series.unwrap_or_default(),
         offset_s: 0.0,
     }
 }
@@ -457,12 +467,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_long_step_keeps_one_histogram_a_worker_and_the_same_percentiles() {
-        // Two workers, 600 seconds of 50 requests each: only the second in progress holds a
-        // histogram, and the per-second percentiles merged at the end are the ones a full
-        // histogram per second gives.
+    fn a_long_step_keeps_a_few_histograms_and_the_same_percentiles() {
+        // Two workers, 600 seconds of 50 requests each: only the last few seconds hold a
+        // histogram, and the per-second percentiles are the ones a full histogram per second
+        // gives.
         let start = Instant::now();
-        let mut workers = [WorkerRecord::new(start), WorkerRecord::new(start)];
+        let series = Arc::new(Mutex::new(Series::new(start)));
+        let mut workers = [
+            WorkerRecord::new(series.clone()),
+            WorkerRecord::new(series.clone()),
+        ];
         let mut full: Vec<Histogram<u64>> = (0..600).map(|_| new_series_histogram()).collect();
         for sec in 0..600u64 {
             for k in 0..50u64 {
@@ -479,9 +493,8 @@ mod tests {
                     full[sec as usize].saturating_record(us);
                 }
             }
-            for rec in &workers {
-                assert!(rec.series.open_seconds() <= 1, "second {sec}");
-            }
+            let open = series.lock().unwrap().open_seconds();
+            assert!(open <= SEAL_AFTER_S + 1, "second {sec}: {open} open");
         }
         let r = step_result(
             Some(100.0),
