@@ -97,3 +97,68 @@ fn sidecar_to_ambient_names_each_break_and_opening() {
     assert_eq!(doc["diffs"][0]["from"], "sidecar");
     assert!(!doc["diffs"][0]["breaks"].as_array().unwrap().is_empty());
 }
+
+/// A two-stage migration of the same cluster: stage `ambient` makes namespace `shop` ambient
+/// and restarts it (the waypoint breaks `api`), stage `relabel-only` changes a label without a
+/// restart (nothing changes: a sidecar goes only with a restart). An undeclared break exits 1
+/// and is named; declared, the same run exits 0; an opening is caught the same way.
+#[test]
+fn migration_stages_fail_on_what_they_do_not_expect() {
+    if !can_run("migration_stages_fail_on_what_they_do_not_expect") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let stages = |expect: &str| {
+        format!(
+            "{}migration:
+  stages:
+    - name: relabel-only
+      relabel: [{{namespace: shop, labels: {{istio-injection: null, istio.io/dataplane-mode: ambient}}}}]
+    - name: ambient
+      restart: [shop/*]
+{expect}",
+            SCENARIO
+                .replace("modes: [sidecar, ambient]\n", "")
+                .replace("namespaces: [{name: shop}]", "namespaces: [{name: shop, labels: {istio-injection: enabled}}]")
+        )
+    };
+    std::fs::write(dir.path().join("m.yaml"), MANIFESTS).unwrap();
+    let reach = |text: &str| {
+        std::fs::write(dir.path().join("s.yaml"), text).unwrap();
+        let out = Command::new(meshsim())
+            .arg("reach")
+            .arg(dir.path().join("s.yaml"))
+            .output()
+            .expect("meshsim reach runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), text)
+    };
+    let (code, text) = reach(&stages(""));
+    assert_eq!(code, Some(1), "undeclared changes fail");
+    assert!(
+        text.contains("before → relabel-only: 0 break(s), 0 opening(s)"),
+        "{text}"
+    );
+    let brk = text
+        .lines()
+        .find(|l| l.contains("BREAK") && l.contains("client-0 → api.shop:8080"))
+        .expect("the break is named");
+    assert!(!brk.contains("(expected)"), "{brk}");
+    assert!(brk.contains("ztunnel for api-0"), "{brk}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("OPENING") && l.contains("client-0 → admin.shop:8080")),
+        "the opening is named: {text}"
+    );
+    let declared = stages(
+        "      expect:
+        - {from: client, to: api.shop:8080, change: break}
+        - {from: client, to: admin.shop:8080, change: opening}
+        - {from: api, to: admin.shop:8080, change: opening}
+",
+    );
+    let (code, text) = reach(&declared);
+    assert_eq!(code, Some(0), "declared changes pass: {text}");
+    assert!(text.contains("(expected)"), "{text}");
+}

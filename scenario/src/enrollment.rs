@@ -22,6 +22,11 @@ pub const DATAPLANE_MODE: &str = "istio.io/dataplane-mode";
 pub const ISTIO_INJECTION: &str = "istio-injection";
 pub const SIDECAR_INJECT: &str = "sidecar.istio.io/inject";
 pub const REVISION: &str = "istio.io/rev";
+/// Set by migration stages on a workload that was not restarted: whether its pods had a
+/// sidecar when they last started. Injection happens only at pod creation, so relabelling
+/// alone neither adds nor removes a sidecar; ambient capture, by contrast, follows the labels
+/// live (istio-cni watches them).
+pub const SIDECAR_AT_START: &str = "meshsim.io/sidecar-at-start";
 
 /// The labels that decide enrollment; a scenario that writes any of them is "declared".
 pub const ENROLLMENT_LABELS: [&str; 4] =
@@ -105,7 +110,15 @@ pub fn ambient_enrolled(ns: &Labels, pod: &Labels) -> Option<String> {
 
 /// The data plane the labels declare for one pod.
 pub fn enroll(ns: &Labels, pod: &Labels) -> Enrollment {
-    if let Some(why) = sidecar_injected(ns, pod) {
+    let injected = match get(pod, SIDECAR_AT_START) {
+        Some("true") => Some(
+            "a sidecar injected when the pod last started (restart it to apply its labels)"
+                .to_string(),
+        ),
+        Some(_) => None,
+        None => sidecar_injected(ns, pod),
+    };
+    if let Some(why) = injected {
         let why = match ambient_enrolled(ns, pod) {
             Some(a) => format!("{why} (a sidecar pod is not captured by ztunnel, despite {a})"),
             None => why,

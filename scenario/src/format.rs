@@ -60,6 +60,10 @@ pub struct Scenario {
     /// Istio / Gateway API manifest files to apply, relative to this file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<String>,
+    /// A migration rehearsed stage by stage (`meshsim reach` probes each stage and reports
+    /// what breaks and what opens between them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Migration>,
     /// Local files standing in for `jwksUri`s of RequestAuthentication rules (no network):
     /// URI → path relative to this file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -279,6 +283,69 @@ pub struct ServicePort {
 pub enum PortProtocol {
     Http,
     Tcp,
+}
+
+/// Ordered migration stages; each applies to the cluster as the stages before it left it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Migration {
+    pub stages: Vec<Stage>,
+}
+
+/// One step of a migration: relabel namespaces and workloads, apply and remove manifests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Stage {
+    pub name: String,
+    /// Label changes; a `null` value removes the label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relabel: Vec<Relabel>,
+    /// Manifest files to apply (relative to the scenario), as `kubectl apply`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apply: Vec<String>,
+    /// Objects to delete: `Kind/namespace/name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    /// Workloads restarted after the changes (`<workload>` or `<namespace>/*`): only a restart
+    /// adds or removes a sidecar, as injection happens when a pod is created; ambient capture
+    /// follows the labels without one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart: Vec<String>,
+    /// Changes this stage is expected to make; any other break or opening fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<ExpectedChange>,
+}
+
+/// Labels to change on one namespace or one workload (its pods).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Relabel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    pub labels: BTreeMap<String, Option<String>>,
+}
+
+/// A break or opening a stage is expected to make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExpectedChange {
+    /// The client workload.
+    pub from: String,
+    /// `service.namespace:port`.
+    pub to: String,
+    /// `METHOD /path` or `tcp`; any request of the pair when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    pub change: ChangeKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Break,
+    Opening,
 }
 
 /// Istio MeshConfig, as far as meshsim models it.

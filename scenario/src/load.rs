@@ -114,6 +114,34 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ScenarioError> {
             }
         }
     }
+    let mut stage_manifests = Vec::new();
+    for (i, st) in scenario
+        .migration
+        .iter()
+        .flat_map(|m| m.stages.iter())
+        .enumerate()
+    {
+        let mut read = Vec::new();
+        for (k, m) in st.apply.iter().enumerate() {
+            let mpath = base.join(m);
+            match std::fs::read_to_string(&mpath) {
+                Err(e) => problems.push(at(
+                    &format!("migration.stages[{i}].apply[{k}]"),
+                    format!("cannot read manifest {}: {e}", mpath.display()),
+                )),
+                Ok(mtext) => {
+                    let (file, errs) = manifest::parse_file(&mpath, &mtext);
+                    problems.extend(errs);
+                    ignored.extend(file.ignored);
+                    read.push(LoadedManifest {
+                        path: mpath,
+                        objects: file.objects,
+                    });
+                }
+            }
+        }
+        stage_manifests.push(read);
+    }
     let mut jwks = BTreeMap::new();
     for (uri, p) in &scenario.jwks {
         let jpath = base.join(p);
@@ -140,6 +168,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ScenarioError> {
         manifests,
         jwks,
         ignored,
+        stage_manifests,
         index,
     };
     if !loaded.index.has("modes") && loaded.declares_enrollment() {

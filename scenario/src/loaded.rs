@@ -19,6 +19,9 @@ pub struct Loaded {
     pub jwks: BTreeMap<String, String>,
     /// Kinds read and not modeled, to tell the user.
     pub ignored: Vec<Ignored>,
+    /// The manifests each migration stage applies (`migration.stages[i].apply`), read and
+    /// parsed at load like the scenario's own.
+    pub stage_manifests: Vec<Vec<LoadedManifest>>,
     pub(crate) index: Arc<LocIndex>,
 }
 
@@ -112,5 +115,112 @@ impl Loaded {
         let mut seen = std::collections::BTreeSet::new();
         names.retain(|n| seen.insert(n.clone()));
         names
+    }
+}
+
+impl Loaded {
+    /// The scenario as it stands after migration stage `stage` (0-based), every stage before
+    /// it applied in order: labels changed, manifests applied, objects removed. `None`: the
+    /// scenario as written.
+    pub fn at_stage(&self, stage: Option<usize>) -> Loaded {
+        let mut l = self.clone();
+        let Some(last) = stage else {
+            return l;
+        };
+        let stages = self
+            .scenario
+            .migration
+            .as_ref()
+            .map(|m| m.stages.clone())
+            .unwrap_or_default();
+        for (i, st) in stages.iter().enumerate().take(last + 1) {
+            let had_sidecar: Vec<bool> = l
+                .scenario
+                .workloads
+                .iter()
+                .map(|w| {
+                    crate::enrollment::enroll(&l.namespace_labels(&w.namespace), &w.labels)
+                        .dataplane
+                        == crate::enrollment::DataPlane::Sidecar
+                })
+                .collect();
+            for r in &st.relabel {
+                apply_labels(&mut l, r);
+            }
+            // A sidecar comes or goes only with a restart.
+            for (w, had) in l.scenario.workloads.iter_mut().zip(had_sidecar) {
+                let restarted = st
+                    .restart
+                    .iter()
+                    .any(|r| *r == w.name || *r == format!("{}/*", w.namespace));
+                if restarted {
+                    w.labels.remove(crate::enrollment::SIDECAR_AT_START);
+                } else {
+                    w.labels.insert(
+                        crate::enrollment::SIDECAR_AT_START.to_string(),
+                        had.to_string(),
+                    );
+                }
+            }
+            l.manifests
+                .extend(self.stage_manifests.get(i).cloned().unwrap_or_default());
+            for key in &st.remove {
+                for m in &mut l.manifests {
+                    m.objects.retain(|o| object_key(&o.object) != *key);
+                }
+            }
+        }
+        l
+    }
+}
+
+/// `Kind/namespace/name` of an object, as `migration.stages[].remove` names it.
+pub fn object_key(o: &Object) -> String {
+    format!("{}/{}/{}", o.kind(), o.meta().ns(), o.meta().name)
+}
+
+fn set(labels: &mut BTreeMap<String, String>, changes: &BTreeMap<String, Option<String>>) {
+    for (k, v) in changes {
+        match v {
+            Some(v) => {
+                labels.insert(k.clone(), v.clone());
+            }
+            None => {
+                labels.remove(k);
+            }
+        }
+    }
+}
+
+fn apply_labels(l: &mut Loaded, r: &crate::format::Relabel) {
+    if let Some(ns) = &r.namespace {
+        // The namespace's labels live in the scenario, or in a Namespace manifest: change both
+        // so the merged view (`namespace_labels`) says what the stage says.
+        let s = &mut l.scenario;
+        match s.namespaces.iter_mut().find(|n| &n.name == ns) {
+            Some(n) => set(&mut n.labels, &r.labels),
+            None => {
+                let mut labels = BTreeMap::new();
+                set(&mut labels, &r.labels);
+                s.namespaces.push(crate::format::NamespaceDef {
+                    name: ns.clone(),
+                    labels,
+                });
+            }
+        }
+        for m in &mut l.manifests {
+            for o in &mut m.objects {
+                if let Object::Namespace(n) = &mut o.object
+                    && &n.metadata.name == ns
+                {
+                    set(&mut n.metadata.labels, &r.labels);
+                }
+            }
+        }
+    }
+    if let Some(w) = &r.workload
+        && let Some(w) = l.scenario.workloads.iter_mut().find(|x| &x.name == w)
+    {
+        set(&mut w.labels, &r.labels);
     }
 }

@@ -69,7 +69,102 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
     check_proxies(&mut c);
     check_manifests(&mut c, &namespaces);
     check_extension_providers(&mut c);
+    check_migration(&mut c);
     c.out
+}
+
+/// `migration.stages`: unique names; relabels naming one existing namespace or workload;
+/// removals of objects that exist by then; expectations naming a workload and a service port.
+fn check_migration(c: &mut Ctx<'_>) {
+    let l = c.l;
+    let s = &l.scenario;
+    let Some(m) = &s.migration else {
+        return;
+    };
+    let namespaces = l.namespace_names();
+    let mut names = BTreeSet::new();
+    for (i, st) in m.stages.iter().enumerate() {
+        let p = format!("migration.stages[{i}]");
+        if !names.insert(st.name.as_str()) {
+            c.err(
+                &format!("{p}.name"),
+                format!("stage `{}` is listed twice", st.name),
+            );
+        }
+        for (k, r) in st.relabel.iter().enumerate() {
+            let rp = format!("{p}.relabel[{k}]");
+            match (&r.namespace, &r.workload) {
+                (Some(ns), None) if !namespaces.contains(ns) => c.err(
+                    &format!("{rp}.namespace"),
+                    format!("namespace `{ns}` does not exist"),
+                ),
+                (None, Some(w)) if !s.workloads.iter().any(|x| &x.name == w) => c.err(
+                    &format!("{rp}.workload"),
+                    format!("workload `{w}` does not exist"),
+                ),
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => c.err(&rp, "name exactly one of `namespace` or `workload`"),
+            }
+        }
+        for (k, r) in st.restart.iter().enumerate() {
+            let ok = match r.strip_suffix("/*") {
+                Some(ns) => namespaces.iter().any(|n| n == ns),
+                None => s.workloads.iter().any(|w| &w.name == r),
+            };
+            if !ok {
+                c.err(
+                    &format!("{p}.restart[{k}]"),
+                    format!(
+                        "`{r}` is neither a workload nor `<namespace>/*` of an existing namespace"
+                    ),
+                );
+            }
+        }
+        let before = l.at_stage(i.checked_sub(1));
+        for (k, key) in st.remove.iter().enumerate() {
+            let exists = before
+                .objects()
+                .chain(
+                    l.stage_manifests
+                        .get(i)
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|m| m.objects.iter()),
+                )
+                .any(|o| crate::loaded::object_key(&o.object) == *key);
+            if !exists {
+                c.err(
+                    &format!("{p}.remove[{k}]"),
+                    format!(
+                        "no object `{key}` exists at this stage; write it as Kind/namespace/name"
+                    ),
+                );
+            }
+        }
+        for (k, e) in st.expect.iter().enumerate() {
+            let ep = format!("{p}.expect[{k}]");
+            if !s.workloads.iter().any(|w| w.name == e.from) {
+                c.err(
+                    &format!("{ep}.from"),
+                    format!("workload `{}` does not exist", e.from),
+                );
+            }
+            let known = s.services.iter().any(|svc| {
+                svc.ports
+                    .iter()
+                    .any(|port| format!("{}.{}:{}", svc.name, svc.namespace, port.port) == e.to)
+            });
+            if !known {
+                c.err(
+                    &format!("{ep}.to"),
+                    format!(
+                        "`{}` is not a service port; write it as service.namespace:port",
+                        e.to
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// `meshConfig.extensionProviders`: each names a service of the scenario, once; each CUSTOM
@@ -740,8 +835,15 @@ fn check_proxies(c: &mut Ctx<'_>) {
 fn check_manifests(c: &mut Ctx<'_>, namespaces: &BTreeSet<String>) {
     let l = c.l;
     let s = &l.scenario;
+    // Waypoints a migration stage deploys count too: a label may point at one that comes later.
     let gateways: BTreeSet<(String, String)> = l
         .objects()
+        .chain(
+            l.stage_manifests
+                .iter()
+                .flatten()
+                .flat_map(|m| m.objects.iter()),
+        )
         .filter_map(|o| match &o.object {
             Object::Gateway(g) if g.spec.gateway_class_name == WAYPOINT_CLASS => {
                 Some((g.metadata.name.clone(), g.metadata.ns().to_string()))

@@ -403,3 +403,65 @@ fn an_extension_provider_must_name_a_service_and_its_port() {
             .is_ok()
     );
 }
+
+#[test]
+fn migration_stages_name_what_exists() {
+    let text = format!(
+        "{BASE}migration:
+  stages:
+    - name: one
+      relabel: [{{workload: nope, labels: {{a: b}}}}]
+      remove: [AuthorizationPolicy/default/missing]
+      restart: [ghost/*]
+      expect: [{{from: client, to: echo.default:9999, change: break}}]
+"
+    );
+    let d = errors(&[("s.yaml", &text)]);
+    let paths: Vec<&str> = d.iter().map(|x| x.path.as_str()).collect();
+    for want in [
+        "migration.stages[0].relabel[0].workload",
+        "migration.stages[0].remove[0]",
+        "migration.stages[0].restart[0]",
+        "migration.stages[0].expect[0].to",
+    ] {
+        assert!(paths.contains(&want), "{want} in {paths:?}");
+    }
+}
+
+#[test]
+fn a_stage_changes_labels_but_a_sidecar_goes_only_with_a_restart() {
+    let text = format!(
+        "{}migration:
+  stages:
+    - name: relabel
+      relabel: [{{namespace: default, labels: {{istio-injection: null, istio.io/dataplane-mode: ambient}}}}]
+    - name: restart
+      restart: [default/*]
+",
+        BASE.replace("nodes:\n  - name: node-1", "namespaces: [{name: default, labels: {istio-injection: enabled}}]\nnodes:\n  - name: node-1")
+    );
+    let (_d, l) = load(&[("s.yaml", &text)]);
+    let l = l.unwrap();
+    let plane = |stage: Option<usize>| {
+        let s = l.at_stage(stage);
+        let w = s
+            .scenario
+            .workloads
+            .iter()
+            .find(|w| w.name == "echo")
+            .unwrap()
+            .clone();
+        s.enrollment(&w, Mode::Declared).dataplane
+    };
+    assert_eq!(plane(None), scenario::DataPlane::Sidecar);
+    assert_eq!(
+        plane(Some(0)),
+        scenario::DataPlane::Sidecar,
+        "no restart, the sidecar stays"
+    );
+    assert_eq!(
+        plane(Some(1)),
+        scenario::DataPlane::Ambient,
+        "restarted: ambient"
+    );
+}

@@ -13,6 +13,10 @@ pub struct Args {
     /// the scenario's modes.
     #[arg(long = "mode", value_enum)]
     pub modes: Vec<super::DataPlane>,
+    /// Probe the scenario's migration stages (in mode declared), from the scenario as written
+    /// through each stage; the default when it has `migration:` and no `--mode` is given.
+    #[arg(long, conflicts_with = "modes")]
+    pub stages: bool,
     /// Print every probe's outcome, not only the changes.
     #[arg(long)]
     pub all: bool,
@@ -21,21 +25,52 @@ pub struct Args {
     pub json: Option<PathBuf>,
 }
 
+/// One probed column: a mode, or a migration stage.
 struct Matrix {
-    mode: scenario::Mode,
+    label: String,
     cells: Vec<Cell>,
 }
 
 struct Step {
-    from: scenario::Mode,
-    to: scenario::Mode,
+    from: String,
+    to: String,
     diff: Diff,
+    /// The changes the stage's `expect:` lists (by index into breaks / openings).
+    expected: Vec<bool>,
 }
 
-/// Probes the reachability matrix in each mode; exit 1 when a later mode breaks (allowed →
-/// refused) or opens (refused → allowed) anything, 0 otherwise, 2 on an error.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_scenario(&args.scenario)?;
+/// What to probe: (label, scenario at that point, mode, the changes it is expected to make).
+type Column = (
+    String,
+    scenario::Loaded,
+    scenario::Mode,
+    Vec<scenario::ExpectedChange>,
+);
+
+fn columns(args: &Args, loaded: &scenario::Loaded) -> Vec<Column> {
+    let stages = loaded
+        .scenario
+        .migration
+        .as_ref()
+        .map(|m| m.stages.clone())
+        .unwrap_or_default();
+    if args.stages || (args.modes.is_empty() && !stages.is_empty()) {
+        let mut out = vec![(
+            "before".to_string(),
+            loaded.at_stage(None),
+            scenario::Mode::Declared,
+            Vec::new(),
+        )];
+        for (i, st) in stages.iter().enumerate() {
+            out.push((
+                st.name.clone(),
+                loaded.at_stage(Some(i)),
+                scenario::Mode::Declared,
+                st.expect.clone(),
+            ));
+        }
+        return out;
+    }
     let modes: Vec<scenario::Mode> = if args.modes.is_empty() {
         loaded.scenario.modes.clone()
     } else {
@@ -44,20 +79,51 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|&m| scenario::Mode::from(m))
             .collect()
     };
+    modes
+        .into_iter()
+        .map(|m| (m.to_string(), loaded.clone(), m, Vec::new()))
+        .collect()
+}
+
+fn is_expected(
+    c: &reach::Change,
+    kind: scenario::ChangeKind,
+    expect: &[scenario::ExpectedChange],
+) -> bool {
+    expect.iter().any(|e| {
+        e.change == kind
+            && c.probe.from == format!("{}-0", e.from)
+            && c.probe.to == e.to
+            && e.request.as_ref().is_none_or(|r| *r == c.probe.request)
+    })
+}
+
+/// Probes the reachability matrix in each mode (or at each migration stage); exit 1 when a
+/// later one breaks (allowed → refused) or opens (refused → allowed) anything its stage does
+/// not `expect`, 0 otherwise, 2 on an error.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let loaded = super::load_scenario(&args.scenario)?;
+    let columns = columns(&args, &loaded);
     let profile = loaded.profile()?;
     sim::nft::check_installed()?;
     // Entered while this process has one thread, as every command that builds a cluster.
     let sandbox = sim::sandbox::enter().context("cannot set up the sandbox")?;
-    let probes = reach::probes(&loaded);
+    // One probe set for every column, so each probe compares with itself.
+    let mut probes = Vec::new();
+    for (_, l, _, _) in &columns {
+        probes.extend(reach::probes(l));
+    }
+    probes.sort();
+    probes.dedup_by(|a, b| (&a.from, &a.to, &a.request) == (&b.from, &b.to, &b.request));
     let mut matrices = Vec::new();
-    for &mode in &modes {
-        let cluster = Cluster::up_scenario(&loaded, mode, &profile, sandbox)
-            .with_context(|| format!("cannot bring the cluster up in mode {mode}"))?;
+    for (label, l, mode, _) in &columns {
+        let cluster = Cluster::up_scenario(l, *mode, &profile, sandbox)
+            .with_context(|| format!("cannot bring the cluster up for {label}"))?;
         let cells = reach::run(&cluster, &probes);
         drop(cluster);
         let refused = cells.iter().filter(|c| !c.outcome.allowed()).count();
         println!(
-            "mode {mode}: {} probes, {} allowed, {refused} refused",
+            "{label} ({mode}): {} probes, {} allowed, {refused} refused",
             cells.len(),
             cells.len() - refused
         );
@@ -66,40 +132,57 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("  {}", line(c));
             }
         }
-        matrices.push(Matrix { mode, cells });
+        matrices.push(Matrix {
+            label: label.clone(),
+            cells,
+        });
     }
     let mut steps = Vec::new();
-    for w in matrices.windows(2) {
+    for (k, w) in matrices.windows(2).enumerate() {
         let d = reach::diff(&w[0].cells, &w[1].cells);
+        let expect = &columns[k + 1].3;
+        let expected: Vec<bool> = d
+            .breaks
+            .iter()
+            .map(|c| is_expected(c, scenario::ChangeKind::Break, expect))
+            .chain(
+                d.openings
+                    .iter()
+                    .map(|c| is_expected(c, scenario::ChangeKind::Opening, expect)),
+            )
+            .collect();
+        let unexpected = expected.iter().filter(|e| !**e).count();
         println!(
-            "{} → {}: {} break(s), {} opening(s)",
-            w[0].mode,
-            w[1].mode,
+            "{} → {}: {} break(s), {} opening(s), {unexpected} not expected",
+            w[0].label,
+            w[1].label,
             d.breaks.len(),
             d.openings.len()
         );
-        for (tag, list) in [("BREAK  ", &d.breaks), ("OPENING", &d.openings)] {
-            print_changes(tag, list, args.all);
-        }
+        let (eb, eo) = expected.split_at(d.breaks.len());
+        print_changes("BREAK  ", &d.breaks, eb, args.all);
+        print_changes("OPENING", &d.openings, eo, args.all);
         steps.push(Step {
-            from: w[0].mode,
-            to: w[1].mode,
+            from: w[0].label.clone(),
+            to: w[1].label.clone(),
             diff: d,
+            expected,
         });
     }
     if let Some(path) = &args.json {
         let modes: Vec<serde_json::Value> = matrices
             .iter()
-            .map(|m| serde_json::json!({ "mode": m.mode.as_str(), "cells": m.cells }))
+            .map(|m| serde_json::json!({ "at": m.label, "cells": m.cells }))
             .collect();
         let diffs: Vec<serde_json::Value> = steps
             .iter()
             .map(|s| {
                 serde_json::json!({
-                    "from": s.from.as_str(),
-                    "to": s.to.as_str(),
+                    "from": s.from,
+                    "to": s.to,
                     "breaks": s.diff.breaks,
                     "openings": s.diff.openings,
+                    "expected": s.expected,
                 })
             })
             .collect();
@@ -107,9 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let changed = steps
-        .iter()
-        .any(|s| !s.diff.breaks.is_empty() || !s.diff.openings.is_empty());
+    let changed = steps.iter().any(|s| s.expected.iter().any(|e| !e));
     Ok(if changed {
         ExitCode::from(1)
     } else {
@@ -119,7 +200,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Changes of one (source, destination) that went the same way, decided the same way, print
 /// as one line (unless `all`), with their requests.
-fn print_changes(tag: &str, list: &[reach::Change], all: bool) {
+fn print_changes(tag: &str, list: &[reach::Change], expected: &[bool], all: bool) {
     let mut i = 0;
     while i < list.len() {
         let c = &list[i];
@@ -131,6 +212,7 @@ fn print_changes(tag: &str, list: &[reach::Change], all: bool) {
             && list[j].probe.to == c.probe.to
             && (list[j].before, list[j].after) == (c.before, c.after)
             && list[j].decided_by.as_ref().map(|r| (&r.proxy, &r.by)) == by
+            && expected[j] == expected[i]
         {
             j += 1;
         }
@@ -147,8 +229,9 @@ fn print_changes(tag: &str, list: &[reach::Change], all: bool) {
         } else {
             requests.join(", ")
         };
+        let note = if expected[i] { " (expected)" } else { "" };
         println!(
-            "  {tag} {} → {} ({shown}): {} → {}{}",
+            "  {tag}{note} {} → {} ({shown}): {} → {}{}",
             c.probe.from,
             c.probe.to,
             c.before,

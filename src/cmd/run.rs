@@ -183,6 +183,13 @@ struct Prepared {
 /// Loads and checks everything; `None` when there is nothing to do (a complete run resumed).
 fn prepare(args: &Args) -> anyhow::Result<Option<Prepared>> {
     let mut loaded = super::load_scenario(&args.scenario)?;
+    if let Some(m) = &loaded.scenario.migration {
+        eprintln!(
+            "note: `run` measures the scenario as written; its {} migration stage(s) are probed stage by stage with `meshsim reach {}` (live transitions under load are not modelled yet)",
+            m.stages.len(),
+            args.scenario.display()
+        );
+    }
     let (earlier, mut opts) = match &args.resume {
         Some(dir) => {
             let (earlier, opts) = resume_from(dir, &mut loaded)?;
