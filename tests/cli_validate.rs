@@ -224,7 +224,7 @@ spec:
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(out.status.code(), Some(0), "{json:#}");
-    let item = json["items"]
+    let item = json[0]["report"]["items"]
         .as_array()
         .unwrap()
         .iter()
