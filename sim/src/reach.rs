@@ -81,6 +81,8 @@ impl std::fmt::Display for Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
     pub probe: Probe,
+    /// The source pod's data plane.
+    pub from_dataplane: Option<scenario::DataPlane>,
     pub outcome: Outcome,
     /// The decision that refused it (the first refusing one), or the last that allowed it.
     pub decided_by: Option<Record>,
@@ -295,6 +297,13 @@ pub fn run(cluster: &Cluster, probes: &[Probe]) -> Vec<Cell> {
             };
             out.push(Cell {
                 probe: p.clone(),
+                from_dataplane: cluster
+                    .info
+                    .pods
+                    .iter()
+                    .find(|x| x.name == p.from)
+                    .and_then(|x| x.enrollment.as_ref())
+                    .map(|e| e.dataplane),
                 outcome,
                 decided_by,
             });
@@ -400,4 +409,109 @@ pub fn diff(before: &[Cell], after: &[Cell]) -> Diff {
         }
     }
     d
+}
+
+/// What a column's probes say about mutual TLS: connections a meshed destination accepted in
+/// plaintext from a meshed source (each should have been mTLS), and plaintext from outside the
+/// mesh, accepted (PERMISSIVE) or refused (STRICT). Read from what the destination proxy saw
+/// on the wire (Istio's `connection_security_policy`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MtlsReport {
+    pub meshed_plaintext: Vec<Probe>,
+    pub outside_accepted: Vec<Probe>,
+    pub outside_refused_strict: Vec<Probe>,
+}
+
+pub fn mtls(cells: &[Cell]) -> MtlsReport {
+    let mut r = MtlsReport::default();
+    for c in cells {
+        let Some(d) = &c.decided_by else {
+            continue;
+        };
+        let meshed_src = c
+            .from_dataplane
+            .is_some_and(|p| p != scenario::DataPlane::None);
+        if d.by.starts_with("PeerAuthentication STRICT") {
+            r.outside_refused_strict.push(c.probe.clone());
+        } else if c.outcome.allowed() && !d.mtls && meshed_src {
+            r.meshed_plaintext.push(c.probe.clone());
+        } else if c.outcome.allowed() && !d.mtls {
+            r.outside_accepted.push(c.probe.clone());
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(from: scenario::DataPlane, outcome: Outcome, mtls: bool, by: &str) -> Cell {
+        Cell {
+            probe: probe("a-0", "b.ns:80", "GET /", Vec::new(), "service port"),
+            from_dataplane: Some(from),
+            outcome,
+            decided_by: Some(Record {
+                proxy: "sidecar b-0".into(),
+                src_ip: None,
+                port: 80,
+                request: None,
+                allowed: outcome.allowed(),
+                by: by.into(),
+                mtls,
+            }),
+        }
+    }
+
+    #[test]
+    fn mtls_lists_plaintext_between_meshed_workloads_and_what_strict_did() {
+        use scenario::DataPlane::*;
+        let cells = [
+            cell(
+                Sidecar,
+                Outcome::Allowed(200),
+                true,
+                "no ALLOW policy applies",
+            ),
+            cell(
+                Sidecar,
+                Outcome::Allowed(200),
+                false,
+                "no ALLOW policy applies",
+            ),
+            cell(
+                None,
+                Outcome::Allowed(200),
+                false,
+                "no ALLOW policy applies",
+            ),
+            cell(
+                None,
+                Outcome::Reset,
+                false,
+                "PeerAuthentication STRICT (plaintext refused)",
+            ),
+        ];
+        let r = mtls(&cells);
+        assert_eq!(r.meshed_plaintext.len(), 1);
+        assert_eq!(r.outside_accepted.len(), 1);
+        assert_eq!(r.outside_refused_strict.len(), 1);
+    }
+
+    #[test]
+    fn a_break_and_an_opening_are_told_apart() {
+        use scenario::DataPlane::*;
+        let before = [cell(Sidecar, Outcome::Allowed(200), true, "x")];
+        let after = [cell(
+            Ambient,
+            Outcome::Unavailable,
+            true,
+            "no ALLOW rule matched",
+        )];
+        let d = diff(&before, &after);
+        assert_eq!((d.breaks.len(), d.openings.len()), (1, 0));
+        let d = diff(&after, &before);
+        assert_eq!((d.breaks.len(), d.openings.len()), (0, 1));
+        assert!(diff(&before, &before).breaks.is_empty());
+    }
 }

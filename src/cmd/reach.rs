@@ -132,6 +132,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("  {}", line(c));
             }
         }
+        let m = reach::mtls(&cells);
+        let pairs = |v: &[reach::Probe]| {
+            let mut p: Vec<String> = v.iter().map(|p| format!("{} → {}", p.from, p.to)).collect();
+            p.dedup();
+            p.join(", ")
+        };
+        if !m.meshed_plaintext.is_empty() {
+            println!(
+                "  mTLS: {} request(s) between meshed workloads went in plaintext: {}",
+                m.meshed_plaintext.len(),
+                pairs(&m.meshed_plaintext)
+            );
+        }
+        println!(
+            "  plaintext from outside the mesh: {} accepted, {} reset by STRICT",
+            m.outside_accepted.len(),
+            m.outside_refused_strict.len()
+        );
         matrices.push(Matrix {
             label: label.clone(),
             cells,

@@ -25,6 +25,9 @@ pub struct Record {
     /// What decided, e.g. `DENY payments/no-legacy rule 0`, `no ALLOW rule matched`,
     /// `PeerAuthentication STRICT`.
     pub by: String,
+    /// The connection reached this proxy over mutual TLS (legacy mTLS or HBONE): what Istio's
+    /// `connection_security_policy` says (`mutual_tls` / `none`).
+    pub mtls: bool,
 }
 
 /// The decisions of one cluster, in order.

@@ -352,6 +352,18 @@ pub fn labels(
     l
 }
 
+/// Adds Istio's `connection_security_policy` label: `mutual_tls` or `none` as the destination
+/// saw the connection, `unknown` where a source reports (Istio's standard metrics).
+pub fn with_security(mut l: Labels, mtls: Option<bool>) -> Labels {
+    let v = match mtls {
+        Some(true) => "mutual_tls",
+        Some(false) => "none",
+        None => "unknown",
+    };
+    l.push(("connection_security_policy", v.to_string()));
+    l
+}
+
 /// Records one finished request.
 pub fn record_request(m: &ProxyMetrics, labels: &Labels, started: std::time::Instant) {
     m.requests_total.get_or_create(labels).inc();
@@ -409,6 +421,7 @@ pub async fn authorize(
             request: Some(line.clone()),
             allowed,
             by,
+            mtls: attrs.principal.is_some(),
         })
     };
     let custom = policy::custom_matches(policies, attrs, Layer::L7);

@@ -274,6 +274,7 @@ impl Sidecar {
             Some(info),
             Some(resp.status().as_u16()),
         );
+        let l = http::with_security(l, None);
         http::record_request(&self.metrics, &l, started);
         http::pay_after_body(resp, cost)
     }
@@ -299,6 +300,7 @@ impl Sidecar {
                 request: None,
                 allowed: false,
                 by: "PeerAuthentication STRICT (plaintext refused)".into(),
+                mtls: false,
             });
             // PeerAuthentication STRICT: plaintext is refused with a reset.
             let _ = socket2::SockRef::from(&conn).set_linger(Some(std::time::Duration::ZERO));
@@ -375,6 +377,7 @@ impl Sidecar {
                 request: None,
                 allowed: v.decision == Decision::Allow,
                 by: crate::mesh::decisions::describe(&v),
+                mtls: base.principal.is_some(),
             });
             if v.decision != Decision::Allow {
                 return;
@@ -416,6 +419,7 @@ impl Sidecar {
                     request: None,
                     allowed: false,
                     by: format!("RequestAuthentication / jwt_authn ({})", r.status()),
+                    mtls: attrs.principal.is_some(),
                 });
                 *r
             }
@@ -450,6 +454,7 @@ impl Sidecar {
             svc,
             Some(resp.status().as_u16()),
         );
+        let l = http::with_security(l, Some(attrs.principal.is_some()));
         http::record_request(&self.metrics, &l, started);
         http::pay_after_body(resp, cost)
     }

@@ -207,6 +207,7 @@ impl Waypoint {
             request: None,
             allowed: v.decision == Decision::Allow,
             by: crate::mesh::decisions::describe(&v),
+            mtls: true,
         });
         if v.decision != Decision::Allow {
             return Err(StatusCode::FORBIDDEN);
@@ -259,6 +260,7 @@ impl Waypoint {
                     request: None,
                     allowed: false,
                     by: format!("RequestAuthentication / jwt_authn ({})", r.status()),
+                    mtls: true,
                 });
                 *r
             }
@@ -291,6 +293,7 @@ impl Waypoint {
         };
         let dst = ep.map(Peer::of).unwrap_or_default();
         let l = http::labels("waypoint", &src, &dst, info, Some(resp.status().as_u16()));
+        let l = http::with_security(l, Some(true));
         http::record_request(&self.metrics, &l, started);
         http::pay_after_body(resp, cost)
     }

@@ -177,7 +177,11 @@ impl Ztunnel {
                 headers,
             )
             .await;
-        let l = labels("source", &Peer::of(src), &Peer::of(dst_wl), svc, None);
+        // ztunnel reports mutual_tls on both ends of an HBONE tunnel.
+        let l = crate::proxy::http::with_security(
+            labels("source", &Peer::of(src), &Peer::of(dst_wl), svc, None),
+            Some(true),
+        );
         match tunnel {
             Ok(t) => {
                 self.metrics.tcp_opened.get_or_create(&l).inc();
@@ -280,6 +284,7 @@ impl Ztunnel {
             request: None,
             allowed,
             by: crate::mesh::decisions::describe(&v),
+            mtls: peer.is_some(),
         });
         allowed
     }
@@ -304,7 +309,10 @@ impl Ztunnel {
             .plan
             .services_of(ctx.w)
             .find(|s| s.ports.iter().any(|p| p.1 == req.authority.port()));
-        let l = labels("destination", &src, &Peer::of(me), svc, None);
+        let l = crate::proxy::http::with_security(
+            labels("destination", &src, &Peer::of(me), svc, None),
+            Some(true),
+        );
         let (z, c) = (self.clone(), ctx.clone());
         let target = req.authority;
         Ok(HboneAccept::new(move |tunnel| async move {
@@ -334,6 +342,7 @@ impl Ztunnel {
                 request: None,
                 allowed: false,
                 by: "PeerAuthentication STRICT (plaintext refused)".into(),
+                mtls: false,
             });
         }
         if strict || !self.authorize(ctx, None, Some(peer.ip()), dst.port()) {
