@@ -644,6 +644,17 @@ fn migration_mixed_runs_declared_and_reports_each_pods_data_plane() {
         "the report has a data plane section"
     );
     assert!(html.contains("<td>web-0</td>"), "and lists the pods");
+    // It closes with the static migration checklist, every item verified for this scenario.
+    assert!(
+        html.contains("id=\"checklist\""),
+        "the report has the checklist"
+    );
+    let items = run["checklist"].as_array().expect("checklist in run.json");
+    assert!(items.len() >= 8, "{items:?}");
+    assert!(
+        items.iter().all(|i| i["status"] == "verified"),
+        "{items:#?}"
+    );
     let md = std::fs::read_to_string(out_dir.join("summary.md")).expect("summary");
     assert!(
         md.contains("- declared: 2 out of the mesh, 2 sidecar, 2 ambient"),

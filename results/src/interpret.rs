@@ -50,6 +50,7 @@ pub fn run_result(loaded: &Loaded, raw: &RawRun, build: &BuildInfo) -> RunResult
         incomplete: raw.incomplete,
         repeats: raw.schedule.iter().map(|(_, r)| r + 1).max().unwrap_or(1),
         modes: raw.modes.iter().map(mode_result).collect(),
+        checklist: Vec::new(),
     };
     crate::slo::judge_slos(&mut run, &loaded.scenario.slos);
     run.derive_summaries();

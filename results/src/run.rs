@@ -44,6 +44,10 @@ pub struct RunResult {
     /// How many times each mode was run; each run is one entry of `modes` with its `repeat`.
     pub repeats: u32,
     pub modes: Vec<ModeResult>,
+    /// The static migration checklist of the scenario as written (`meshsim check`), in the
+    /// first mode: verified, failed, warning or not checkable here, with evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checklist: Vec<ChecklistItem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -152,6 +156,19 @@ pub struct ModeResult {
     /// Filled by [`RunResult::derive_summaries`]; the runner leaves it at its default.
     #[serde(default)]
     pub summary: ModeSummary,
+}
+
+/// One item of the migration checklist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistItem {
+    pub id: String,
+    /// `verified`, `failed`, `warning` or `not-checkable`.
+    pub status: String,
+    pub title: String,
+    pub evidence: Vec<String>,
+    /// The Istio source of the rule applied.
+    pub source: String,
 }
 
 /// One pod's data plane in a mode.

@@ -68,6 +68,26 @@ pub struct Report {
 }
 
 impl Report {
+    /// The items as run.json keeps them.
+    pub fn checklist(&self) -> Vec<results::run::ChecklistItem> {
+        self.items
+            .iter()
+            .map(|i| results::run::ChecklistItem {
+                id: i.id.to_string(),
+                status: match i.status {
+                    Status::Failed => "failed",
+                    Status::Warning => "warning",
+                    Status::Verified => "verified",
+                    Status::NotCheckable => "not-checkable",
+                }
+                .to_string(),
+                title: i.title.clone(),
+                evidence: i.evidence.clone(),
+                source: i.source.to_string(),
+            })
+            .collect()
+    }
+
     pub fn failed(&self) -> usize {
         self.items
             .iter()

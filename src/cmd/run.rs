@@ -118,11 +118,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         version: env!("CARGO_PKG_VERSION").to_string(),
         commit: option_env!("MESHSIM_COMMIT").map(str::to_string),
     };
+    // The static checklist is the scenario's, whatever was measured: computed once.
+    let checklist = sim::check::check(
+        &loaded,
+        loaded
+            .scenario
+            .modes
+            .first()
+            .copied()
+            .unwrap_or(scenario::Mode::Declared),
+    )
+    .checklist();
     let to_result: Arc<ToResult> = {
         let (loaded, build, earlier) = (loaded.clone(), build.clone(), earlier.clone());
-        Arc::new(move |raw: &results::raw::RawRun| match &earlier {
-            Some(e) => results::interpret::resumed(&loaded, e, raw, &build),
-            None => results::interpret::run_result(&loaded, raw, &build),
+        Arc::new(move |raw: &results::raw::RawRun| {
+            let mut run = match &earlier {
+                Some(e) => results::interpret::resumed(&loaded, e, raw, &build),
+                None => results::interpret::run_result(&loaded, raw, &build),
+            };
+            run.checklist = checklist.clone();
+            run
         })
     };
     let save_error = save_each_mode(&mut opts, &out_dir, to_result.clone());

@@ -115,6 +115,7 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
     details(&mut h, run);
 
     scenario_section(&mut h, run);
+    checklist(&mut h, run);
 
     h.push_str("<h2 id=\"environment\">Environment</h2>\n<dl>\n");
     let mut dl = |k: &str, v: String| {
@@ -393,6 +394,36 @@ fn dataplanes(h: &mut String, run: &RunResult) {
         }
         h.push_str("</table>\n");
     }
+}
+
+/// The migration checklist (`meshsim check`) closes the report: each item with its evidence
+/// and the Istio source it applies.
+fn checklist(h: &mut String, run: &RunResult) {
+    if run.checklist.is_empty() {
+        return;
+    }
+    h.push_str("<h2 id=\"checklist\">Migration checklist</h2>\n<table>\n<tr><th class=\"l\">item</th><th class=\"l\">status</th><th class=\"l\">evidence</th><th class=\"l\">source</th></tr>\n");
+    for i in &run.checklist {
+        let pill = match i.status.as_str() {
+            "failed" => "<span class=\"pill fail\">failed</span>".to_string(),
+            "verified" => "<span class=\"pill pass\">verified</span>".to_string(),
+            s => esc(s),
+        };
+        let evidence: Vec<String> = i.evidence.iter().map(|e| esc(e)).collect();
+        let _ = writeln!(
+            h,
+            "<tr{}><td>{}</td><td class=\"l\">{pill}</td><td class=\"l\">{}</td><td class=\"l note\">{}</td></tr>",
+            if i.status == "failed" {
+                " class=\"fail\""
+            } else {
+                ""
+            },
+            esc(&i.title),
+            evidence.join("<br>"),
+            esc(&i.source)
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 fn verdicts(h: &mut String, run: &RunResult) {

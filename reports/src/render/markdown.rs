@@ -86,6 +86,20 @@ pub fn summary_markdown(run: &RunResult) -> String {
     if !planes.is_empty() {
         let _ = writeln!(s, "**Data planes** (pods):\n\n{}\n", planes.join("\n"));
     }
+    let failed: Vec<&str> = run
+        .checklist
+        .iter()
+        .filter(|i| i.status == "failed")
+        .map(|i| i.title.as_str())
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(
+            s,
+            "**Migration checklist: {} failed** (`meshsim check` for the evidence): {}\n",
+            failed.len(),
+            failed.join("; ")
+        );
+    }
 
     s.push_str("### Headline\n\n");
     let _ = writeln!(s, "| {} |", HEADLINE_HEADER.join(" | "));
