@@ -35,8 +35,9 @@ enum Command {
     /// The static migration checklist: classic ambient breaks in the scenario's policies,
     /// enrollment and flows, without a cluster; exit 1 when an item fails.
     Check(cmd::check::Args),
-    /// Probe who can reach whom, for real, in each mode; show what breaks and what opens
-    /// between modes, with the policy that decided; exit 1 on any change.
+    /// Probe who can reach whom, for real, in each mode or migration stage; show what breaks
+    /// and what opens between them, with the policy that decided; exit 1 on any unexpected
+    /// change.
     Reach(cmd::reach::Args),
     /// Bring a scenario's cluster up and hold it until Ctrl-C.
     Up(cmd::up::Args),
