@@ -169,6 +169,16 @@ impl Loaded {
             || self.scenario.workloads.iter().any(|w| has(&w.labels))
     }
 
+    /// The mode a command works in when none is given: the scenario's first (`declared` for
+    /// one that writes enrollment labels and lists no modes).
+    pub fn first_mode(&self) -> Mode {
+        self.scenario
+            .modes
+            .first()
+            .copied()
+            .unwrap_or(Mode::Declared)
+    }
+
     /// The data plane of a workload's pods in `mode`.
     pub fn enrollment(&self, workload: &crate::format::Workload, mode: Mode) -> Enrollment {
         match mode.dataplane_override() {

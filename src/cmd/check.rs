@@ -22,12 +22,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let loaded = super::load_scenario(&args.scenario)?;
     let mode = match args.mode {
         Some(m) => scenario::Mode::from(m),
-        None => loaded
-            .scenario
-            .modes
-            .first()
-            .copied()
-            .unwrap_or(scenario::Mode::Declared),
+        None => loaded.first_mode(),
     };
     // A migration is checked as written and after each of its stages.
     let mut points = vec![("as written".to_string(), loaded.at_stage(None))];

@@ -119,16 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         commit: option_env!("MESHSIM_COMMIT").map(str::to_string),
     };
     // The static checklist is the scenario's, whatever was measured: computed once.
-    let checklist = sim::check::check(
-        &loaded,
-        loaded
-            .scenario
-            .modes
-            .first()
-            .copied()
-            .unwrap_or(scenario::Mode::Declared),
-    )
-    .checklist();
+    let checklist = sim::check::check(&loaded, loaded.first_mode()).checklist();
     let to_result: Arc<ToResult> = {
         let (loaded, build, earlier) = (loaded.clone(), build.clone(), earlier.clone());
         Arc::new(move |raw: &results::raw::RawRun| {

@@ -29,12 +29,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let loaded = super::load_scenario(&args.scenario)?;
     let mode = match args.mode {
         Some(m) => scenario::Mode::from(m),
-        None => loaded
-            .scenario
-            .modes
-            .first()
-            .copied()
-            .unwrap_or(scenario::Mode::NoMesh),
+        None => loaded.first_mode(),
     };
     let profile = match &args.profile {
         Some(p) => scenario::profile::Profile::load(p)?,

@@ -560,6 +560,27 @@ impl MeshPlan {
         }
     }
 
+    /// An HBONE tunnel from workload `from` (its certificate, its address in `forwarded`) to
+    /// `authority` at `to`'s 15008, through `pool`: what a sidecar or a waypoint opens toward
+    /// a pod that takes HBONE.
+    pub async fn tunnel(
+        &self,
+        pool: &crate::mesh::HbonePool,
+        from: &WorkloadInfo,
+        to: &WorkloadInfo,
+        authority: SocketAddr,
+    ) -> Result<crate::mesh::H2Stream, String> {
+        pool.connect(
+            &from.cert,
+            self.hbone_addr(to),
+            &to.identity,
+            authority,
+            crate::mesh::hbone::tunnel_headers(from.ip.into(), None),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+
     /// The address of a workload's HBONE listener (its in-pod ztunnel or the waypoint).
     pub fn hbone_addr(&self, w: &WorkloadInfo) -> SocketAddr {
         SocketAddr::from((w.ip, crate::mesh::hbone::HBONE_PORT))

@@ -50,10 +50,13 @@ impl DecisionLog {
         self.on.load(Ordering::Relaxed)
     }
 
-    pub fn push(&self, r: Record) {
+    /// Keeps the record `make` builds — built only when the log is on, so the proxies' hot
+    /// paths format nothing in a run.
+    pub fn record(&self, make: impl FnOnce() -> Record) {
         if !self.enabled() {
             return;
         }
+        let r = make();
         let mut v = self.records.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() >= KEEP {
             v.drain(..KEEP / 2);

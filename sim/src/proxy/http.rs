@@ -405,22 +405,25 @@ pub fn normalize<B>(req: &mut Request<B>) -> Result<(), Box<Response<Body>>> {
 /// changing nothing. `Ok` lets the request go on (with any headers the authorizer added).
 pub async fn authorize(
     plan: &MeshPlan,
-    proxy: &str,
+    proxy: &(dyn Fn() -> String + Sync),
     policies: &[&scenario::manifest::AuthorizationPolicy],
     attrs: &crate::mesh::policy::Attrs,
     req: Request<Incoming>,
 ) -> Result<Request<Incoming>, Response<Body>> {
     use crate::mesh::policy::{self, Decision, Layer};
     let mut req = req;
-    let line = format!("{} {}", req.method(), req.uri().path());
-    let record = |allowed: bool, by: String| {
-        plan.decisions.push(crate::mesh::decisions::Record {
-            proxy: proxy.to_string(),
+    let line = plan
+        .decisions
+        .enabled()
+        .then(|| format!("{} {}", req.method(), req.uri().path()));
+    let record = |allowed: bool, by: &(dyn Fn() -> String + Sync)| {
+        plan.decisions.record(|| crate::mesh::decisions::Record {
+            proxy: proxy(),
             src_ip: attrs.source_ip,
             port: attrs.dest_port,
-            request: Some(line.clone()),
+            request: line.clone(),
             allowed,
-            by,
+            by: by(),
             mtls: attrs.principal.is_some(),
         })
     };
@@ -429,11 +432,12 @@ pub async fn authorize(
         let (mut parts, body) = req.into_parts();
         match crate::proxy::ext_authz::check(plan, &m.provider, &parts).await {
             crate::proxy::ext_authz::Outcome::Deny(r) => {
-                let by = format!(
-                    "CUSTOM {} rule {} (provider {})",
-                    m.rule.policy, m.rule.rule, m.provider
-                );
-                record(false, by);
+                record(false, &|| {
+                    format!(
+                        "CUSTOM {} rule {} (provider {})",
+                        m.rule.policy, m.rule.rule, m.provider
+                    )
+                });
                 return Err(*r);
             }
             crate::proxy::ext_authz::Outcome::Allow(add) => {
@@ -446,7 +450,7 @@ pub async fn authorize(
     }
     let verdict = policy::evaluate(policies, attrs, Layer::L7);
     let allowed = verdict.decision == Decision::Allow;
-    record(allowed, crate::mesh::decisions::describe(&verdict));
+    record(allowed, &|| crate::mesh::decisions::describe(&verdict));
     for a in &verdict.audits {
         tracing::info!(target: "meshsim::audit", policy = %a.policy, rule = a.rule, path = %req.uri().path(), "AUDIT rule matched");
     }

@@ -203,17 +203,7 @@ impl Sidecar {
             }
             Transport::Hbone => {
                 let me = &self.plan.workloads[self.me];
-                let t = self
-                    .hbone
-                    .connect(
-                        &me.cert,
-                        self.plan.hbone_addr(ep),
-                        &ep.identity,
-                        addr,
-                        hbone::tunnel_headers(me.ip.into(), None),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let t = self.plan.tunnel(&self.hbone, me, ep, addr).await?;
                 Ok(Upstream::Hbone(t))
             }
         }
@@ -293,15 +283,17 @@ impl Sidecar {
                 self.inbound_stream(tls, peer.ip(), Some(id), port).await;
             }
         } else if self.plan.strict_mtls(self.me, port) {
-            self.plan.decisions.push(crate::mesh::decisions::Record {
-                proxy: format!("sidecar {}", self.plan.workloads[self.me].pod),
-                src_ip: Some(peer.ip()),
-                port,
-                request: None,
-                allowed: false,
-                by: "PeerAuthentication STRICT (plaintext refused)".into(),
-                mtls: false,
-            });
+            self.plan
+                .decisions
+                .record(|| crate::mesh::decisions::Record {
+                    proxy: format!("sidecar {}", self.plan.workloads[self.me].pod),
+                    src_ip: Some(peer.ip()),
+                    port,
+                    request: None,
+                    allowed: false,
+                    by: "PeerAuthentication STRICT (plaintext refused)".into(),
+                    mtls: false,
+                });
             // PeerAuthentication STRICT: plaintext is refused with a reset.
             let _ = socket2::SockRef::from(&conn).set_linger(Some(std::time::Duration::ZERO));
         } else {
@@ -370,15 +362,17 @@ impl Sidecar {
             let mut base = base;
             base.dest_ip = Some(self.plan.workloads[self.me].ip.into());
             let v = policy::evaluate(&refs, &base, Layer::Tcp);
-            self.plan.decisions.push(crate::mesh::decisions::Record {
-                proxy: format!("sidecar {}", self.plan.workloads[self.me].pod),
-                src_ip: base.source_ip,
-                port,
-                request: None,
-                allowed: v.decision == Decision::Allow,
-                by: crate::mesh::decisions::describe(&v),
-                mtls: base.principal.is_some(),
-            });
+            self.plan
+                .decisions
+                .record(|| crate::mesh::decisions::Record {
+                    proxy: format!("sidecar {}", self.plan.workloads[self.me].pod),
+                    src_ip: base.source_ip,
+                    port,
+                    request: None,
+                    allowed: v.decision == Decision::Allow,
+                    by: crate::mesh::decisions::describe(&v),
+                    mtls: base.principal.is_some(),
+                });
             if v.decision != Decision::Allow {
                 return;
             }
@@ -412,22 +406,24 @@ impl Sidecar {
         let resp = match checked {
             Err(r) => {
                 // jwt_authn (or path normalization) answered before any policy.
-                self.plan.decisions.push(crate::mesh::decisions::Record {
-                    proxy: format!("sidecar {}", me.pod),
-                    src_ip: attrs.source_ip,
-                    port: attrs.dest_port,
-                    request: None,
-                    allowed: false,
-                    by: format!("RequestAuthentication / jwt_authn ({})", r.status()),
-                    mtls: attrs.principal.is_some(),
-                });
+                self.plan
+                    .decisions
+                    .record(|| crate::mesh::decisions::Record {
+                        proxy: format!("sidecar {}", me.pod),
+                        src_ip: attrs.source_ip,
+                        port: attrs.dest_port,
+                        request: None,
+                        allowed: false,
+                        by: format!("RequestAuthentication / jwt_authn ({})", r.status()),
+                        mtls: attrs.principal.is_some(),
+                    });
                 *r
             }
             Ok(h) => {
                 attrs.http = Some(h);
                 attrs.dest_ip = Some(me.ip.into());
                 let refs: Vec<&AuthorizationPolicy> = self.policies.iter().collect();
-                let who = format!("sidecar {}", me.pod);
+                let who = || format!("sidecar {}", me.pod);
                 match http::authorize(&self.plan, &who, &refs, &attrs, req).await {
                     Err(r) => r,
                     Ok(req) => {

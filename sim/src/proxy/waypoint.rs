@@ -144,17 +144,10 @@ impl Waypoint {
                 .map_err(|e| format!("connect {addr}: {e}"));
         }
         let me = &self.plan.workloads[self.me];
-        self.pool
-            .connect(
-                &me.cert,
-                self.plan.hbone_addr(ep),
-                &ep.identity,
-                addr,
-                hbone::tunnel_headers(me.ip.into(), None),
-            )
+        self.plan
+            .tunnel(&self.pool, me, ep, addr)
             .await
             .map(Upstream::Hbone)
-            .map_err(|e| e.to_string())
     }
 
     fn accept(self: &Arc<Self>, req: ConnectRequest) -> Result<HboneAccept, StatusCode> {
@@ -200,15 +193,17 @@ impl Waypoint {
         }
         // A non-HTTP port: Envoy's network RBAC filter (Layer::Tcp semantics).
         let v = policy::evaluate(&self.policies(t), &attrs, Layer::Tcp);
-        self.plan.decisions.push(crate::mesh::decisions::Record {
-            proxy: format!("waypoint {}", self.plan.waypoints[self.wp].decl.name),
-            src_ip: attrs.source_ip,
-            port: attrs.dest_port,
-            request: None,
-            allowed: v.decision == Decision::Allow,
-            by: crate::mesh::decisions::describe(&v),
-            mtls: true,
-        });
+        self.plan
+            .decisions
+            .record(|| crate::mesh::decisions::Record {
+                proxy: format!("waypoint {}", self.plan.waypoints[self.wp].decl.name),
+                src_ip: attrs.source_ip,
+                port: attrs.dest_port,
+                request: None,
+                allowed: v.decision == Decision::Allow,
+                by: crate::mesh::decisions::describe(&v),
+                mtls: true,
+            });
         if v.decision != Decision::Allow {
             return Err(StatusCode::FORBIDDEN);
         }
@@ -253,22 +248,24 @@ impl Waypoint {
         let resp = match checked {
             Err(r) => {
                 // jwt_authn (or path normalization) answered before any policy.
-                self.plan.decisions.push(crate::mesh::decisions::Record {
-                    proxy: format!("waypoint {}", self.plan.waypoints[self.wp].decl.name),
-                    src_ip: attrs.source_ip,
-                    port: attrs.dest_port,
-                    request: None,
-                    allowed: false,
-                    by: format!("RequestAuthentication / jwt_authn ({})", r.status()),
-                    mtls: true,
-                });
+                self.plan
+                    .decisions
+                    .record(|| crate::mesh::decisions::Record {
+                        proxy: format!("waypoint {}", self.plan.waypoints[self.wp].decl.name),
+                        src_ip: attrs.source_ip,
+                        port: attrs.dest_port,
+                        request: None,
+                        allowed: false,
+                        by: format!("RequestAuthentication / jwt_authn ({})", r.status()),
+                        mtls: true,
+                    });
                 *r
             }
             Ok(h) => {
                 attrs.http = Some(h);
                 attrs.dest_ip = ep.map(|e| e.ip.into());
                 let policies = self.policies(t);
-                let who = format!("waypoint {}", self.plan.waypoints[self.wp].decl.name);
+                let who = || format!("waypoint {}", self.plan.waypoints[self.wp].decl.name);
                 let authorized = http::authorize(&self.plan, &who, &policies, &attrs, req).await;
                 if let Err(r) = authorized {
                     r

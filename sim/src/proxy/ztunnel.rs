@@ -277,15 +277,17 @@ impl Ztunnel {
         };
         let v = policy::evaluate(&refs, &attrs, Layer::L4);
         let allowed = v.decision == Decision::Allow;
-        self.plan.decisions.push(crate::mesh::decisions::Record {
-            proxy: format!("ztunnel for {}", me.pod),
-            src_ip,
-            port,
-            request: None,
-            allowed,
-            by: crate::mesh::decisions::describe(&v),
-            mtls: peer.is_some(),
-        });
+        self.plan
+            .decisions
+            .record(|| crate::mesh::decisions::Record {
+                proxy: format!("ztunnel for {}", me.pod),
+                src_ip,
+                port,
+                request: None,
+                allowed,
+                by: crate::mesh::decisions::describe(&v),
+                mtls: peer.is_some(),
+            });
         allowed
     }
 
@@ -335,15 +337,17 @@ impl Ztunnel {
         };
         let strict = self.plan.strict_mtls(ctx.w, dst.port());
         if strict {
-            self.plan.decisions.push(crate::mesh::decisions::Record {
-                proxy: format!("ztunnel for {}", self.plan.workloads[ctx.w].pod),
-                src_ip: Some(peer.ip()),
-                port: dst.port(),
-                request: None,
-                allowed: false,
-                by: "PeerAuthentication STRICT (plaintext refused)".into(),
-                mtls: false,
-            });
+            self.plan
+                .decisions
+                .record(|| crate::mesh::decisions::Record {
+                    proxy: format!("ztunnel for {}", self.plan.workloads[ctx.w].pod),
+                    src_ip: Some(peer.ip()),
+                    port: dst.port(),
+                    request: None,
+                    allowed: false,
+                    by: "PeerAuthentication STRICT (plaintext refused)".into(),
+                    mtls: false,
+                });
         }
         if strict || !self.authorize(ctx, None, Some(peer.ip()), dst.port()) {
             // Reset once the client has spoken (or after a second): an RST racing the

@@ -38,13 +38,9 @@ fn source_http_only(s: &Source) -> bool {
     !s.request_principals.is_empty() || !s.not_request_principals.is_empty()
 }
 
+/// Hosts, methods and paths: HTTP-only for Envoy's network filter as for ztunnel.
 fn op_http_only(o: &Operation) -> bool {
-    !(o.hosts.is_empty()
-        && o.not_hosts.is_empty()
-        && o.methods.is_empty()
-        && o.not_methods.is_empty()
-        && o.paths.is_empty()
-        && o.not_paths.is_empty())
+    super::ztunnel::op_http(o)
 }
 
 /// Whether pilot emits the rule into the filter at all. On a TCP port an HTTP-only field

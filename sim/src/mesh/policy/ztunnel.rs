@@ -33,8 +33,8 @@ fn source_http(s: &Source) -> bool {
         && s.not_request_principals.is_empty())
 }
 
-/// `httpOperations`.
-fn op_http(o: &Operation) -> bool {
+/// `httpOperations`: hosts, methods and paths (Envoy's TCP filter drops the same fields).
+pub(super) fn op_http(o: &Operation) -> bool {
     !(o.hosts.is_empty()
         && o.not_hosts.is_empty()
         && o.methods.is_empty()
