@@ -35,6 +35,7 @@ pub async fn run(spec: &LoadSpec, hooks: Hooks) -> Result<LoadResult, LoadError>
         progress,
         cancel,
         completed,
+        step_started,
     } = hooks;
     let cancel = cancel.unwrap_or_default();
     let run_start = Instant::now();
@@ -50,6 +51,9 @@ pub async fn run(spec: &LoadSpec, hooks: Hooks) -> Result<LoadResult, LoadError>
             step: k,
             steps: rates.len(),
         };
+        if let Some(f) = &step_started {
+            f(k);
+        }
         // Dropping the step's future aborts its workers (they are held by an abort guard).
         let step = tokio::select! {
             r = run_step(&sh, spec, conns, *rate, which, progress.clone()) => r?,
@@ -112,6 +116,19 @@ struct StepCtx {
     bytes: AtomicU64,
     /// The step's per-second series, shared by its workers.
     series: Arc<std::sync::Mutex<crate::record::Series>>,
+    /// The warmup's counts, when the spec asks for them.
+    warmup: Option<std::sync::Mutex<crate::record::WarmupTally>>,
+}
+
+impl StepCtx {
+    /// A warmup request's outcome, when the warmup is counted.
+    fn warm(&self, r: &Exchange, done: Instant) {
+        if let Some(w) = &self.warmup {
+            w.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .count(r.as_ref().err().copied(), done);
+        }
+    }
 }
 
 async fn run_step(
@@ -151,6 +168,9 @@ async fn run_step(
         done: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
+        warmup: spec
+            .record_warmup
+            .then(|| std::sync::Mutex::new(crate::record::WarmupTally::new(start))),
     });
     let ticker = progress.map(|f| tokio::spawn(tick(cx.clone(), f, which, rate)));
     let mut tasks = AbortOnDrop(Vec::with_capacity(conns.len()));
@@ -191,7 +211,7 @@ async fn run_step(
     } else {
         0
     };
-    let result = step_result(
+    let mut result = step_result(
         rate,
         spec.duration,
         measure_start,
@@ -199,6 +219,10 @@ async fn run_step(
         unsent,
         spec.protocol == Protocol::TcpStream,
     );
+    result.warmup = cx
+        .warmup
+        .as_ref()
+        .map(|w| w.lock().unwrap_or_else(|e| e.into_inner()).record());
     Ok((result, conns, start))
 }
 
@@ -294,6 +318,8 @@ async fn open_worker(
                 Ok((s, rcvd)) => rec.ok(done - intended, done - sent, done, s, rcvd),
                 Err(k) => rec.error(k, done),
             }
+        } else {
+            cx.warm(&r, done);
         }
         if cx.protocol == Protocol::Http1Churn {
             conn.close_after_churn().await;
@@ -316,6 +342,8 @@ async fn closed_worker(cx: Arc<StepCtx>, mut conn: Conn) -> (Conn, WorkerRecord)
                 Ok((s, rcvd)) => rec.ok(done - sent, done - sent, done, s, rcvd),
                 Err(k) => rec.error(k, done),
             }
+        } else {
+            cx.warm(&r, done);
         }
         if cx.protocol == Protocol::Http1Churn {
             conn.close_after_churn().await;

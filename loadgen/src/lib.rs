@@ -26,7 +26,10 @@ mod timer;
 
 pub use engine::{resolve, run};
 pub use error::LoadError;
-pub use record::{ErrorKind, IntervalSample, LatencySummary, LoadResult, MAX_US, StepResult};
+pub use record::{
+    ErrorKind, IntervalSample, LatencySummary, LoadResult, MAX_US, StepResult, WarmupRecord,
+    WarmupSecond,
+};
 pub use spec::{
     BoxFuture, Connector, Hooks, LoadSpec, Mode, Progress, ProgressFn, Protocol, Target,
 };

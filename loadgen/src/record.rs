@@ -188,6 +188,83 @@ pub struct StepResult {
     /// steps' series can be laid on one time line.
     #[serde(default)]
     pub offset_s: f64,
+    /// The warmup, counted when the spec asks ([`crate::LoadSpec::record_warmup`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<WarmupRecord>,
+}
+
+/// A step's warmup, counted apart from its measured window: what a change at the step's
+/// start (a migration stage applied live) did before the measurement began.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WarmupRecord {
+    /// Successful requests.
+    pub requests: u64,
+    /// By kind, as [`StepResult::errors`].
+    pub errors: BTreeMap<String, u64>,
+    /// One entry per second of the warmup, from the step's start.
+    pub seconds: Vec<WarmupSecond>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WarmupSecond {
+    pub requests: u64,
+    pub errors: u64,
+}
+
+/// The warmup tally a step's workers share (only when asked: one lock per warmup request).
+#[derive(Debug)]
+pub(crate) struct WarmupTally {
+    start: Instant,
+    requests: u64,
+    errors: [u64; 6],
+    seconds: Vec<WarmupSecond>,
+}
+
+impl WarmupTally {
+    pub fn new(start: Instant) -> WarmupTally {
+        WarmupTally {
+            start,
+            requests: 0,
+            errors: [0; 6],
+            seconds: Vec::new(),
+        }
+    }
+
+    pub fn count(&mut self, error: Option<ErrorKind>, done: Instant) {
+        let i = done.saturating_duration_since(self.start).as_secs() as usize;
+        if self.seconds.len() <= i {
+            self.seconds.resize(i + 1, WarmupSecond::default());
+        }
+        match error {
+            None => {
+                self.requests += 1;
+                self.seconds[i].requests += 1;
+            }
+            Some(k) => {
+                self.errors[k as usize] += 1;
+                self.seconds[i].errors += 1;
+            }
+        }
+    }
+
+    pub fn record(&self) -> WarmupRecord {
+        WarmupRecord {
+            requests: self.requests,
+            errors: error_map(self.errors),
+            seconds: self.seconds.clone(),
+        }
+    }
+}
+
+fn error_map(errors: [u64; 6]) -> BTreeMap<String, u64> {
+    ErrorKind::ALL
+        .iter()
+        .zip(errors)
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| (k.as_str().to_string(), n))
+        .collect()
 }
 
 impl StepResult {
@@ -437,12 +514,7 @@ pub(crate) fn step_result(
     } else {
         last_done.duration_since(measure_start).as_secs_f64()
     };
-    let errors = ErrorKind::ALL
-        .iter()
-        .zip(errors)
-        .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| (k.as_str().to_string(), n))
-        .collect();
+    let errors = error_map(errors);
     StepResult {
         target_rps,
         duration_s,
@@ -460,6 +532,7 @@ pub(crate) fn step_result(
         throughput_bps: stream.then(|| bytes_sent as f64 / step_duration.as_secs_f64()),
         series: series.unwrap_or_default(),
         offset_s: 0.0,
+        warmup: None,
     }
 }
 

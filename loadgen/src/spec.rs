@@ -34,6 +34,9 @@ pub struct Hooks {
     /// Bumped once per completed request, warmups included, so a meter can sample the
     /// client's own count of the work it did alongside its CPU.
     pub completed: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Called as each step begins (its index, from 0): a caller that changes the target at
+    /// step boundaries (a migration stage) does it then.
+    pub step_started: Option<Arc<dyn Fn(usize) + Send + Sync>>,
 }
 
 /// A live view of the run, for a progress line.
@@ -262,6 +265,9 @@ pub struct LoadSpec {
     pub headers: Vec<(String, String)>,
     /// HTTP method; `None`: POST when there is a request body, else GET.
     pub method: Option<String>,
+    /// Count each step's warmup too ([`crate::StepResult::warmup`]): what happened while a
+    /// change at the step's start settled.
+    pub record_warmup: bool,
 }
 
 impl LoadSpec {
@@ -279,6 +285,7 @@ impl LoadSpec {
             timeout: Duration::from_secs(10),
             headers: Vec::new(),
             method: None,
+            record_warmup: false,
         }
     }
 

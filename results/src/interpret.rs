@@ -51,6 +51,7 @@ pub fn run_result(loaded: &Loaded, raw: &RawRun, build: &BuildInfo) -> RunResult
         repeats: raw.schedule.iter().map(|(_, r)| r + 1).max().unwrap_or(1),
         modes: raw.modes.iter().map(mode_result).collect(),
         checklist: Vec::new(),
+        reach: None,
     };
     crate::slo::judge_slos(&mut run, &loaded.scenario.slos);
     run.derive_summaries();
@@ -125,6 +126,7 @@ pub fn mode_result(m: &RawMode) -> ModeResult {
         complete: m.complete,
         flows: m.flows.iter().map(flow_result).collect(),
         pods: m.pods.clone(),
+        stages: crate::stages::stage_results(m),
         components_vcpu_sum: components.iter().map(|c| c.vcpu_avg).sum(),
         components,
         process_vcpu_avg: weighted_mean(&m.meter.process.vcpu, &windows),

@@ -11,6 +11,7 @@
 //! - [`summary`]: derived figures per mode (added latency, cost per proxy kind) and the
 //!   headline (median over repeats)
 //! - [`slo`]: the scenario's SLOs judged per mode and repeat
+//! - [`stages`]: a migration measured live: per stage CPU and memory, and each transition
 //! - [`host`]: when the machine makes figures suspect (saturation, steal, a drifting host)
 //! - [`hist`]: HdrHistogram's base64 V2 interchange encoding, as kept in `run.json`
 //! - `testing` (feature `testing`): seeded synthetic runs, built through [`interpret`]
@@ -21,6 +22,7 @@ pub mod interpret;
 pub mod raw;
 pub mod run;
 pub mod slo;
+pub mod stages;
 pub mod summary;
 
 #[cfg(feature = "testing")]

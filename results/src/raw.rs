@@ -46,6 +46,18 @@ pub struct RawMode {
     pub warnings: Vec<String>,
     /// The host's speed just before this mode's cluster came up; `None` if the probe failed.
     pub host_probe: Option<HostProbe>,
+    /// A migration applied live: `before`, then one entry per stage applied.
+    pub stages: Vec<RawStage>,
+}
+
+/// One migration stage as the runner applied it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawStage {
+    pub name: String,
+    /// Seconds since the mode's load started; `None` for `before`.
+    pub applied_at_s: Option<f64>,
+    pub changes: Vec<String>,
+    pub apply_s: f64,
 }
 
 /// One flow's load client.

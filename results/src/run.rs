@@ -48,6 +48,9 @@ pub struct RunResult {
     /// first mode: verified, failed, warning or not checkable here, with evidence.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checklist: Vec<ChecklistItem>,
+    /// A migration scenario's reachability, stage by stage, and its changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach: Option<ReachResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -132,6 +135,9 @@ pub struct ModeResult {
     /// mode otherwise); empty in runs from before meshsim recorded it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<PodDataPlane>,
+    /// A migration measured live: the scenario as written, then each stage (a step each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageResult>,
     /// CPU of the whole meshsim process while this mode ran, in vCPU.
     pub process_vcpu_avg: f64,
     /// Sum of `components[].vcpu_avg`; far below `process_vcpu_avg` means unattributed work.
@@ -156,6 +162,64 @@ pub struct ModeResult {
     /// Filled by [`RunResult::derive_summaries`]; the runner leaves it at its default.
     #[serde(default)]
     pub summary: ModeSummary,
+}
+
+/// A migration's reachability (as `meshsim reach` probes it): every probe sent for real at
+/// the scenario as written and after each stage (a cluster each), and what changed between
+/// consecutive stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReachResult {
+    pub columns: Vec<ReachColumn>,
+    /// Breaks and openings, in stage order.
+    pub changes: Vec<ReachChange>,
+}
+
+impl ReachResult {
+    /// Changes no stage's `expect:` lists: each makes `run` exit 1.
+    pub fn unexpected(&self) -> impl Iterator<Item = &ReachChange> {
+        self.changes.iter().filter(|c| !c.expected)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReachColumn {
+    /// `before`, or a stage's name.
+    pub at: String,
+    pub probes: usize,
+    pub allowed: usize,
+    pub refused: usize,
+    /// `source → destination request` between two meshed workloads that went in plaintext
+    /// (what the destination proxy saw on the wire, Istio's `connection_security_policy`).
+    pub meshed_plaintext: Vec<String>,
+    /// Plaintext from out of the mesh that a PERMISSIVE destination accepted.
+    pub outside_accepted: Vec<String>,
+    /// Plaintext from out of the mesh that STRICT reset.
+    pub outside_refused_strict: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReachChange {
+    /// The stage before and the stage that made the change.
+    pub from_stage: String,
+    pub to_stage: String,
+    /// `break` (allowed, now refused) or `opening` (refused, now allowed: a security
+    /// regression).
+    pub kind: String,
+    /// Source pod, `service.namespace:port`, `METHOD /path` or `tcp`.
+    pub from: String,
+    pub to: String,
+    pub request: String,
+    /// Outcomes before and after, e.g. `allowed (200)`, `503`, `denied 403`.
+    pub before: String,
+    pub after: String,
+    /// The proxy and the policy (and rule) that decided after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// The stage's `expect:` lists it.
+    pub expected: bool,
 }
 
 /// One item of the migration checklist.
@@ -230,6 +294,113 @@ pub struct StepResult {
     pub service_time: LatencySummary,
     /// One sample per interval (normally a second).
     pub series: Vec<IntervalSample>,
+    /// The step's warmup, counted when something changed at its start (a migration stage
+    /// applied live): the transition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<WarmupResult>,
+}
+
+/// A step's warmup: requests and errors from the step's start to its measured window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WarmupResult {
+    /// When the warmup began, seconds since the mode's load started.
+    pub from_s: f64,
+    pub requests: u64,
+    /// By kind (connect_refused, reset, timeout, http_4xx, http_5xx, other).
+    pub errors: BTreeMap<String, u64>,
+    /// Successes and errors in each second from `from_s`.
+    pub seconds: Vec<WarmupSecond>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WarmupSecond {
+    pub requests: u64,
+    pub errors: u64,
+}
+
+/// One stage of a migration, measured live: `run` on a scenario with `migration:` in mode
+/// declared applies each stage to the running cluster at the start of a step, with the load
+/// running across it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageResult {
+    /// `before` (the scenario as written), then each stage's name.
+    pub name: String,
+    /// The flows' step that measured it (index into `flows[].steps`).
+    pub step: usize,
+    /// When its changes were applied, seconds since the mode's load started; absent for
+    /// `before`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at_s: Option<f64>,
+    /// What it changed in the running cluster, one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// Wall time applying the changes took (plan push, proxies started and stopped), seconds.
+    #[serde(default)]
+    pub apply_s: f64,
+    /// Each component over the stage's measured window (the flows' measured step).
+    pub components: Vec<StageComponent>,
+    /// Per proxy kind and in total: the sum over its components.
+    pub totals: Vec<StageTotal>,
+    /// Errors from the change until the load ran clean again; absent for `before`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<Transition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageComponent {
+    pub name: String,
+    pub kind: ComponentKind,
+    /// It had threads in the window (false: not started yet, or stopped by a restart).
+    pub running: bool,
+    /// Measured: CPU of its threads over the window.
+    pub vcpu: f64,
+    /// Measured: its live heap, mean over the window.
+    pub heap_mib: f64,
+    /// Modeled, not measured: the cost profile's memory beyond the heap (base + per
+    /// connection), mean over the window; absent without a profile memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modeled_mib: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageTotal {
+    /// A component kind (`sidecar`, `ztunnel`, `waypoint`, ...), or `proxies` for all three
+    /// proxy kinds together.
+    pub kind: String,
+    /// Components of that kind that ran in the window.
+    pub running: usize,
+    pub vcpu: f64,
+    pub heap_mib: f64,
+    /// Modeled part, as [`StageComponent::modeled_mib`].
+    pub modeled_mib: f64,
+}
+
+/// What a stage's change did to the load while it settled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transition {
+    /// Requests that failed from the change until each flow's first error-free second.
+    pub failed: u64,
+    /// Of the warmup after the change, the errors by kind (every flow).
+    pub errors: BTreeMap<String, u64>,
+    /// Seconds from the change to the start of the first second in which every flow ran
+    /// without an error (1 s resolution); absent when the stage never ran clean.
+    pub cleared_after_s: Option<f64>,
+    /// Per flow: failed requests and its own clear time.
+    pub flows: Vec<TransitionFlow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionFlow {
+    pub flow: String,
+    pub failed: u64,
+    pub cleared_after_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

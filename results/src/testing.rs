@@ -365,6 +365,7 @@ fn sample_mode(mode: Mode, repeat: u32, rng: &mut Rng, slow: f64) -> RawMode {
         complete: true,
         bring_up: Duration::from_millis(300),
         warnings: Vec::new(),
+        stages: Vec::new(),
         host_probe: Some(HostProbe {
             back_to_back: PingPong {
                 round_trip_us: 18.0 + f64::from(repeat),
@@ -440,6 +441,7 @@ fn sample_flow(
             latency: summary(&lat),
             service_time: summary(&svc),
             series,
+            warmup: None,
         });
     }
     RawFlow {
@@ -449,6 +451,25 @@ fn sample_flow(
         protocol: protocol.into(),
         steps,
         measured_from_s: measured_from.to_vec(),
+    }
+}
+
+/// An error-free step of `rate` rps measured over `duration_s`, with no series.
+pub fn step_result(rate: Option<f64>, duration_s: f64) -> StepResult {
+    let empty = summary(&hist::new_histogram().expect("static histogram bounds are valid"));
+    StepResult {
+        target_rps: rate,
+        duration_s,
+        requests: 0,
+        achieved_rps: 0.0,
+        bytes_sent: 0,
+        bytes_received: 0,
+        throughput_bps: None,
+        errors: BTreeMap::new(),
+        latency: empty.clone(),
+        service_time: empty,
+        series: Vec::new(),
+        warmup: None,
     }
 }
 

@@ -316,6 +316,15 @@ pub struct Stage {
     pub expect: Vec<ExpectedChange>,
 }
 
+impl Stage {
+    /// Whether the stage restarts `w`'s pods (`restart:` names it, or its namespace with `/*`).
+    pub fn restarts(&self, w: &Workload) -> bool {
+        self.restart
+            .iter()
+            .any(|r| *r == w.name || *r == format!("{}/*", w.namespace))
+    }
+}
+
 /// Labels to change on one namespace or one workload (its pods).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -149,11 +149,7 @@ impl Loaded {
             }
             // A sidecar comes or goes only with a restart.
             for (w, had) in l.scenario.workloads.iter_mut().zip(had_sidecar) {
-                let restarted = st
-                    .restart
-                    .iter()
-                    .any(|r| *r == w.name || *r == format!("{}/*", w.namespace));
-                if restarted {
+                if st.restarts(w) {
                     w.labels.remove(crate::enrollment::SIDECAR_AT_START);
                 } else {
                     w.labels.insert(

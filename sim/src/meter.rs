@@ -54,7 +54,12 @@ const MIB: f64 = 1024.0 * 1024.0;
 pub struct Meter {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<MeterReport>>,
+    /// Components started while it runs (a migration stage's ztunnels, waypoints, sidecars).
+    joining: Arc<Joining>,
 }
+
+/// Components waiting to be metered, with their first readings.
+type Joining = std::sync::Mutex<Vec<(Arc<Component>, Reading)>>;
 
 impl Meter {
     /// Starts sampling; every `t_s` of the report counts from `origin` (the mode's load start,
@@ -66,6 +71,8 @@ impl Meter {
     ) -> std::io::Result<Meter> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let joining = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let join = joining.clone();
         // The first readings are taken now, not when the thread gets to run: work done right
         // after `start` returns belongs to the first interval.
         let first = Start {
@@ -76,11 +83,22 @@ impl Meter {
         };
         let thread = std::thread::Builder::new()
             .name("meter".into())
-            .spawn(move || sample_loop(&components, interval, origin, first, &flag))?;
+            .spawn(move || sample_loop(components, interval, origin, first, (&flag, &join)))?;
         Ok(Meter {
             stop,
             thread: Some(thread),
+            joining,
         })
+    }
+
+    /// Meters a component started after the meter: its series reads zero for the intervals
+    /// before (it was not running), and counts from now.
+    pub fn add(&self, c: Arc<Component>) {
+        let r = read(&c);
+        self.joining
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((c, r));
     }
 
     /// Stops sampling (after a last, possibly partial, interval) and returns the series.
@@ -119,7 +137,8 @@ fn push_interval(s: &mut ComponentSeries, c: &Component, r: Reading, prev: Readi
         .push(k.connections_active.load(Ordering::Relaxed));
     s.threads.push(c.threads().len() as u64);
     let profile = k.profile_memory_bytes.load(Ordering::Relaxed);
-    if profile > 0 {
+    // Once it had some, every interval gets a value (a stopped proxy's is zero).
+    if profile > 0 || !s.profile_mib.is_empty() {
         s.profile_mib.push(profile as f64 / MIB);
     }
     if let Some(h) = c.arena().and_then(heap::arena_allocated) {
@@ -135,12 +154,30 @@ struct Start {
     at: Instant,
 }
 
+/// A late component's series, padded to `n` intervals of nothing.
+fn late_series(c: &Component, n: usize, heap: bool) -> ComponentSeries {
+    let mut s = new_series(c);
+    s.vcpu = vec![0.0; n];
+    s.floor_vcpu = vec![0.0; n];
+    s.requests = vec![0; n];
+    s.connections_opened = vec![0; n];
+    s.connections_active = vec![0; n];
+    s.threads = vec![0; n];
+    if heap {
+        s.heap_mib = vec![0.0; n];
+    }
+    if c.counters.profile_memory_bytes.load(Ordering::Relaxed) > 0 {
+        s.profile_mib = vec![0.0; n];
+    }
+    s
+}
+
 fn sample_loop(
-    components: &[Arc<Component>],
+    mut components: Vec<Arc<Component>>,
     interval: Duration,
     origin: Instant,
     first: Start,
-    stop: &AtomicBool,
+    (stop, joining): (&AtomicBool, &Joining),
 ) -> MeterReport {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let heap_measured = heap::active();
@@ -164,6 +201,11 @@ fn sample_loop(
             }
         }
         heap::refresh();
+        for (c, r) in joining.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            series.push(late_series(&c, t_s.len(), heap_measured));
+            last.push(r);
+            components.push(c);
+        }
         let now = Instant::now();
         let dt = now.duration_since(last_t).as_secs_f64();
         // A last interval shorter than a tenth of the period is noise, not a sample.

@@ -442,6 +442,115 @@ pub fn mtls(cells: &[Cell]) -> MtlsReport {
     r
 }
 
+/// The columns of a migration: the scenario as written (`before`), then after each stage,
+/// all in mode declared, each with the changes its stage expects.
+pub fn stage_columns(l: &Loaded) -> Vec<(String, Loaded, Vec<scenario::ExpectedChange>)> {
+    let stages = l
+        .scenario
+        .migration
+        .as_ref()
+        .map(|m| m.stages.clone())
+        .unwrap_or_default();
+    let mut out = vec![("before".to_string(), l.at_stage(None), Vec::new())];
+    for (i, st) in stages.iter().enumerate() {
+        out.push((st.name.clone(), l.at_stage(Some(i)), st.expect.clone()));
+    }
+    out
+}
+
+/// Whether a stage's `expect:` lists a change (`from` names the client workload, whose first
+/// pod sent the probe).
+pub fn is_expected(
+    c: &Change,
+    kind: scenario::ChangeKind,
+    expect: &[scenario::ExpectedChange],
+) -> bool {
+    expect.iter().any(|e| {
+        e.change == kind
+            && c.probe.from == format!("{}-0", e.from)
+            && c.probe.to == e.to
+            && e.request.as_ref().is_none_or(|r| *r == c.probe.request)
+    })
+}
+
+/// `proxy: policy and rule`, the decision as the report names it.
+pub fn describe_decision(r: &Record) -> String {
+    format!("{}: {}", r.proxy, r.by)
+}
+
+/// A migration's reachability for run.json: each column probed on a cluster of its own (the
+/// same probe set for all), and the changes between consecutive columns.
+pub fn migration(
+    l: &Loaded,
+    profile: &scenario::profile::Profile,
+    sandbox: crate::sandbox::Sandbox,
+) -> Result<results::run::ReachResult, crate::cluster::ClusterError> {
+    let columns = stage_columns(l);
+    let mut probes: Vec<Probe> = columns.iter().flat_map(|(_, at, _)| probes(at)).collect();
+    probes.sort();
+    probes.dedup_by(|a, b| (&a.from, &a.to, &a.request) == (&b.from, &b.to, &b.request));
+    let mut matrices = Vec::new();
+    for (_, at, _) in &columns {
+        let cluster = Cluster::up_scenario(at, scenario::Mode::Declared, profile, sandbox)?;
+        matrices.push(run(&cluster, &probes));
+    }
+    let line = |p: &Probe| format!("{} → {} {}", p.from, p.to, p.request);
+    let lines = |v: &[Probe]| v.iter().map(line).collect::<Vec<_>>();
+    let out_columns = columns
+        .iter()
+        .zip(&matrices)
+        .map(|((label, _, _), cells)| {
+            let m = mtls(cells);
+            let allowed = cells.iter().filter(|c| c.outcome.allowed()).count();
+            results::run::ReachColumn {
+                at: label.clone(),
+                probes: cells.len(),
+                allowed,
+                refused: cells.len() - allowed,
+                meshed_plaintext: lines(&m.meshed_plaintext),
+                outside_accepted: lines(&m.outside_accepted),
+                outside_refused_strict: lines(&m.outside_refused_strict),
+            }
+        })
+        .collect();
+    let mut changes = Vec::new();
+    for (k, w) in matrices.windows(2).enumerate() {
+        let d = diff(&w[0], &w[1]);
+        let (from, (to, _, expect)) = (&columns[k].0, &columns[k + 1]);
+        let kinds = d
+            .breaks
+            .iter()
+            .map(|c| (c, scenario::ChangeKind::Break))
+            .chain(
+                d.openings
+                    .iter()
+                    .map(|c| (c, scenario::ChangeKind::Opening)),
+            );
+        for (c, kind) in kinds {
+            changes.push(results::run::ReachChange {
+                from_stage: from.clone(),
+                to_stage: to.clone(),
+                kind: match kind {
+                    scenario::ChangeKind::Break => "break",
+                    scenario::ChangeKind::Opening => "opening",
+                }
+                .to_string(),
+                from: c.probe.from.clone(),
+                to: c.probe.to.clone(),
+                request: c.probe.request.clone(),
+                before: c.before.to_string(),
+                after: c.after.to_string(),
+                decided_by: c.decided_by.as_ref().map(describe_decision),
+                expected: is_expected(c, kind, expect),
+            });
+        }
+    }
+    Ok(results::run::ReachResult {
+        columns: out_columns,
+        changes,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

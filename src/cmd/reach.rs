@@ -48,28 +48,16 @@ type Column = (
 );
 
 fn columns(args: &Args, loaded: &scenario::Loaded) -> Vec<Column> {
-    let stages = loaded
+    let staged = loaded
         .scenario
         .migration
         .as_ref()
-        .map(|m| m.stages.clone())
-        .unwrap_or_default();
-    if args.stages || (args.modes.is_empty() && !stages.is_empty()) {
-        let mut out = vec![(
-            "before".to_string(),
-            loaded.at_stage(None),
-            scenario::Mode::Declared,
-            Vec::new(),
-        )];
-        for (i, st) in stages.iter().enumerate() {
-            out.push((
-                st.name.clone(),
-                loaded.at_stage(Some(i)),
-                scenario::Mode::Declared,
-                st.expect.clone(),
-            ));
-        }
-        return out;
+        .is_some_and(|m| !m.stages.is_empty());
+    if args.stages || (args.modes.is_empty() && staged) {
+        return reach::stage_columns(loaded)
+            .into_iter()
+            .map(|(label, l, expect)| (label, l, scenario::Mode::Declared, expect))
+            .collect();
     }
     let modes: Vec<scenario::Mode> = if args.modes.is_empty() {
         loaded.scenario.modes.clone()
@@ -83,19 +71,6 @@ fn columns(args: &Args, loaded: &scenario::Loaded) -> Vec<Column> {
         .into_iter()
         .map(|m| (m.to_string(), loaded.clone(), m, Vec::new()))
         .collect()
-}
-
-fn is_expected(
-    c: &reach::Change,
-    kind: scenario::ChangeKind,
-    expect: &[scenario::ExpectedChange],
-) -> bool {
-    expect.iter().any(|e| {
-        e.change == kind
-            && c.probe.from == format!("{}-0", e.from)
-            && c.probe.to == e.to
-            && e.request.as_ref().is_none_or(|r| *r == c.probe.request)
-    })
 }
 
 /// Probes the reachability matrix in each mode (or at each migration stage); exit 1 when a
@@ -162,11 +137,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let expected: Vec<bool> = d
             .breaks
             .iter()
-            .map(|c| is_expected(c, scenario::ChangeKind::Break, expect))
+            .map(|c| reach::is_expected(c, scenario::ChangeKind::Break, expect))
             .chain(
                 d.openings
                     .iter()
-                    .map(|c| is_expected(c, scenario::ChangeKind::Opening, expect)),
+                    .map(|c| reach::is_expected(c, scenario::ChangeKind::Opening, expect)),
             )
             .collect();
         let unexpected = expected.iter().filter(|e| !**e).count();

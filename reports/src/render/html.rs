@@ -98,6 +98,8 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
     headline(&mut h, run);
     verdicts(&mut h, run);
     dataplanes(&mut h, run);
+    stages(&mut h, run);
+    reachability(&mut h, run);
 
     h.push_str("<h2 id=\"charts\">Charts</h2>\n");
     for c in charts {
@@ -394,6 +396,90 @@ fn dataplanes(h: &mut String, run: &RunResult) {
         }
         h.push_str("</table>\n");
     }
+}
+
+/// A migration applied live: a row per stage.
+fn stages(h: &mut String, run: &RunResult) {
+    for m in run
+        .sorted_modes()
+        .into_iter()
+        .filter(|m| m.repeat == 0 && !m.stages.is_empty())
+    {
+        let _ = writeln!(
+            h,
+            "<h2 id=\"stages\">Migration, stage by stage ({})</h2>\n<p class=\"note\">Each stage was applied to the running cluster at the start of a step, the load running across it; latency and cost are over the step's measured window, the transition from the change until every flow ran a second without an error. vCPU measured; MiB measured heap + modeled (the cost profile's memory beyond it).</p>\n<table>\n<tr><th class=\"l\">stage</th><th class=\"l\">changes</th><th class=\"l\">p50 / p99 per flow</th><th class=\"l\">proxies vCPU</th><th>proxies MiB</th><th class=\"l\">transition</th></tr>",
+            m.mode
+        );
+        for r in super::stage_rows(m) {
+            let join = |v: &[String]| v.iter().map(|x| esc(x)).collect::<Vec<_>>().join("<br>");
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+                esc(&r.name),
+                join(&r.changes),
+                join(&r.flows),
+                join(&r.cpu),
+                esc(&r.mib),
+                esc(&r.transition)
+            );
+        }
+        h.push_str("</table>\n");
+    }
+}
+
+/// A migration's reachability: each stage's matrix in numbers, its mTLS findings, and every
+/// break and opening with the policy that decided.
+fn reachability(h: &mut String, run: &RunResult) {
+    let Some(r) = &run.reach else {
+        return;
+    };
+    h.push_str("<h2 id=\"reach\">Reachability and mTLS, stage by stage</h2>\n<p class=\"note\">Every probe (each source workload to each service port, the flows' requests, the methods and paths the policies name) sent for real on a cluster of each stage. Plaintext between meshed workloads is read from what the destination proxy saw on the wire (Istio's <code>connection_security_policy</code>).</p>\n<table>\n<tr><th class=\"l\">stage</th><th>probes</th><th>allowed</th><th>refused</th><th class=\"l\">plaintext between meshed workloads</th><th class=\"l\">plaintext from outside the mesh</th></tr>\n");
+    for c in &r.columns {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter().map(|x| esc(x)).collect::<Vec<_>>().join("<br>")
+            }
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{} accepted, {} reset by STRICT</td></tr>",
+            esc(&c.at),
+            c.probes,
+            c.allowed,
+            c.refused,
+            list(&c.meshed_plaintext),
+            c.outside_accepted.len(),
+            c.outside_refused_strict.len()
+        );
+    }
+    h.push_str("</table>\n");
+    if r.changes.is_empty() {
+        h.push_str("<p>No stage broke or opened anything.</p>\n");
+        return;
+    }
+    h.push_str("<table>\n<tr><th class=\"l\">stage</th><th class=\"l\">change</th><th class=\"l\">probe</th><th class=\"l\">before → after</th><th class=\"l\">decided by</th></tr>\n");
+    for c in &r.changes {
+        let kind = if c.expected {
+            format!("{} (expected)", c.kind)
+        } else {
+            format!("<span class=\"pill fail\">{}</span>", esc(&c.kind))
+        };
+        let _ = writeln!(
+            h,
+            "<tr{}><td>{}</td><td class=\"l\">{kind}</td><td class=\"l\">{} → {} {}</td><td class=\"l\">{} → {}</td><td class=\"l\">{}</td></tr>",
+            if c.expected { "" } else { " class=\"fail\"" },
+            esc(&c.to_stage),
+            esc(&c.from),
+            esc(&c.to),
+            esc(&c.request),
+            esc(&c.before),
+            esc(&c.after),
+            esc(c.decided_by.as_deref().unwrap_or("–"))
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 /// The migration checklist (`meshsim check`) closes the report: each item with its evidence

@@ -86,6 +86,74 @@ pub fn summary_markdown(run: &RunResult) -> String {
     if !planes.is_empty() {
         let _ = writeln!(s, "**Data planes** (pods):\n\n{}\n", planes.join("\n"));
     }
+    for m in run
+        .sorted_modes()
+        .into_iter()
+        .filter(|m| m.repeat == 0 && !m.stages.is_empty())
+    {
+        let _ = writeln!(
+            s,
+            "**Migration, stage by stage** ({}; applied live under load):\n\n| stage | changes | p50 / p99 per flow | proxies vCPU | proxies MiB (measured + modeled) | transition |\n|---|---|---|---|---:|---|",
+            m.mode
+        );
+        for r in super::stage_rows(m) {
+            let multi = |v: &[String]| v.iter().map(|x| cell(x)).collect::<Vec<_>>().join("<br>");
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                cell(&r.name),
+                multi(&r.changes),
+                multi(&r.flows),
+                multi(&r.cpu),
+                cell(&r.mib),
+                cell(&r.transition)
+            );
+        }
+        s.push('\n');
+    }
+    if let Some(r) = &run.reach {
+        let cols: Vec<String> = r
+            .columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {} allowed, {} refused, {} meshed plaintext, {} reset by STRICT",
+                    c.at,
+                    c.allowed,
+                    c.refused,
+                    c.meshed_plaintext.len(),
+                    c.outside_refused_strict.len()
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "**Reachability** ({} probes per stage): {}\n",
+            r.columns.first().map_or(0, |c| c.probes),
+            cols.join("; ")
+        );
+        for c in &r.changes {
+            let _ = writeln!(
+                s,
+                "- {}{} at {}: {} → {} {} ({} → {}){}",
+                c.kind.to_uppercase(),
+                if c.expected { " (expected)" } else { "" },
+                cell(&c.to_stage),
+                cell(&c.from),
+                cell(&c.to),
+                cell(&c.request),
+                cell(&c.before),
+                cell(&c.after),
+                c.decided_by
+                    .as_deref()
+                    .map(|d| format!(" [{}]", cell(d)))
+                    .unwrap_or_default()
+            );
+        }
+        if !r.changes.is_empty() {
+            s.push('\n');
+        }
+    }
     let failed: Vec<&str> = run
         .checklist
         .iter()

@@ -545,3 +545,116 @@ pub fn dataplane_counts(m: &crate::run::ModeResult) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// One row of the migration's stage table: what the stage changed, what the load saw, what
+/// the proxies cost over its measured window, and its transition.
+pub struct StageRow {
+    pub name: String,
+    pub changes: Vec<String>,
+    /// Per flow: `name p50 / p99 ms`, with its errors in the window.
+    pub flows: Vec<String>,
+    /// Per proxy kind that ran: `3 sidecar 0.255 vCPU`.
+    pub cpu: Vec<String>,
+    /// All proxies: `measured + modeled = total MiB`.
+    pub mib: String,
+    /// `none`, or the failed requests, their kinds and the time to clear.
+    pub transition: String,
+}
+
+/// The stage table of a mode that applied a migration live (repeat 0).
+pub fn stage_rows(m: &crate::run::ModeResult) -> Vec<StageRow> {
+    let ms = |us: f64| us / 1000.0;
+    m.stages
+        .iter()
+        .map(|st| {
+            let flows = m
+                .flows
+                .iter()
+                .filter_map(|f| {
+                    let s = f.steps.get(st.step)?;
+                    let errors: u64 = s.errors.values().sum();
+                    // No request answered: no latency to show.
+                    let lat = if s.latency.count == 0 {
+                        "– / –".to_string()
+                    } else {
+                        format!("{:.2} / {:.2}", ms(s.latency.p50_us), ms(s.latency.p99_us))
+                    };
+                    Some(format!(
+                        "{} {lat} ms{}",
+                        f.name,
+                        if errors > 0 {
+                            format!(
+                                ", {errors} errors ({})",
+                                s.errors
+                                    .iter()
+                                    .map(|(k, n)| format!("{n} {k}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        } else {
+                            String::new()
+                        }
+                    ))
+                })
+                .collect();
+            let cpu = st
+                .totals
+                .iter()
+                .filter(|t| {
+                    t.running > 0 && matches!(t.kind.as_str(), "sidecar" | "ztunnel" | "waypoint")
+                })
+                .map(|t| format!("{} {} {:.3} vCPU", t.running, t.kind, t.vcpu))
+                .collect();
+            let mib = st
+                .totals
+                .iter()
+                .find(|t| t.kind == "proxies")
+                .map(|t| {
+                    format!(
+                        "{:.1} + {:.1} = {:.1}",
+                        t.heap_mib,
+                        t.modeled_mib,
+                        t.heap_mib + t.modeled_mib
+                    )
+                })
+                .unwrap_or_else(|| "–".into());
+            let transition = match &st.transition {
+                None => "–".to_string(),
+                Some(t) if t.failed == 0 => "no errors".to_string(),
+                Some(t) => {
+                    let kinds: Vec<String> =
+                        t.errors.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                    let clear = match t.cleared_after_s {
+                        Some(c) => format!("clear after {c:.1} s"),
+                        None => {
+                            let stuck: Vec<&str> = t
+                                .flows
+                                .iter()
+                                .filter(|f| f.cleared_after_s.is_none())
+                                .map(|f| f.flow.as_str())
+                                .collect();
+                            format!("never clear in the stage ({})", stuck.join(", "))
+                        }
+                    };
+                    format!(
+                        "{} failed{}; {clear}",
+                        t.failed,
+                        if kinds.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (warmup: {})", kinds.join(", "))
+                        }
+                    )
+                }
+            };
+            StageRow {
+                name: st.name.clone(),
+                changes: st.changes.clone(),
+                flows,
+                cpu,
+                mib,
+                transition,
+            }
+        })
+        .collect()
+}

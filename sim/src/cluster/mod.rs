@@ -34,6 +34,10 @@ pub enum ClusterError {
     App { pod: String, source: io::Error },
     #[error("cannot set the mesh up")]
     Mesh(#[from] crate::mesh::control::ControlError),
+    #[error(
+        "this cluster was not brought up for a migration's stages (Cluster::up_staged), or the scenario has no such stage"
+    )]
+    NotStaged,
     #[error("cannot start {what}")]
     Proxy { what: String, source: io::Error },
     #[error("cannot open the control socket `exec` finds the cluster by")]
@@ -183,6 +187,12 @@ pub struct Cluster {
     pub sandbox: Sandbox,
     pub components: Vec<Arc<Component>>,
     pub topology: Topology,
+    /// The running proxies, to push a new plan to or stop.
+    proxies: Vec<mesh::RunningProxy>,
+    /// The node ztunnels (by node index), once one pod is ambient.
+    ztunnels: Vec<Arc<crate::proxy::ztunnel::ZtunnelHandle>>,
+    /// Set when the cluster takes a migration's stages live.
+    staging: Option<mesh::Staging>,
 }
 
 impl Cluster {
@@ -273,6 +283,9 @@ impl Cluster {
             mesh: None,
             burners: Vec::new(),
             metrics: Vec::new(),
+            proxies: Vec::new(),
+            ztunnels: Vec::new(),
+            staging: None,
         })
     }
 
@@ -297,6 +310,58 @@ impl Cluster {
         phase: &dyn Fn(Phase),
     ) -> Result<Cluster, ClusterError> {
         let decls = crate::mesh::control::waypoints(loaded, mode);
+        let deployed = vec![true; decls.len()];
+        Self::up_with(loaded, mode, profile, sandbox, phase, (decls, deployed))
+    }
+
+    /// Brings a migration scenario up in mode `declared` as written, ready to take its stages
+    /// live ([`Cluster::apply_stage`]): the pods of every waypoint a stage deploys exist from
+    /// the start, with nothing running in them until their stage.
+    pub fn up_staged(
+        loaded: &scenario::Loaded,
+        profile: &scenario::profile::Profile,
+        sandbox: Sandbox,
+    ) -> Result<Cluster, ClusterError> {
+        let mode = scenario::Mode::Declared;
+        let stages = loaded
+            .scenario
+            .migration
+            .as_ref()
+            .map_or(0, |m| m.stages.len());
+        let mut decls = crate::mesh::control::waypoints(loaded, mode);
+        let deployed = vec![true; decls.len()];
+        for i in 0..stages {
+            for d in crate::mesh::control::waypoints(&loaded.at_stage(Some(i)), mode) {
+                if !decls.iter().any(|x| x.pod == d.pod) {
+                    decls.push(d);
+                }
+            }
+        }
+        let mut deployed = deployed;
+        deployed.resize(decls.len(), false);
+        let mut cluster = Self::up_with(
+            loaded,
+            mode,
+            profile,
+            sandbox,
+            &|_| {},
+            (decls.clone(), deployed),
+        )?;
+        cluster.staging = Some(mesh::Staging {
+            decls,
+            enforce: sandbox.is_real_root(),
+        });
+        Ok(cluster)
+    }
+
+    fn up_with(
+        loaded: &scenario::Loaded,
+        mode: scenario::Mode,
+        profile: &scenario::profile::Profile,
+        sandbox: Sandbox,
+        phase: &dyn Fn(Phase),
+        (decls, deployed): (Vec<crate::mesh::control::WaypointDecl>, Vec<bool>),
+    ) -> Result<Cluster, ClusterError> {
         let mut spec = crate::topology::cluster_spec(loaded);
         crate::mesh::control::add_waypoint_pods(&mut spec, &decls);
         // Service DNAT stays on in mesh modes too: captured traffic never reaches it, and a
@@ -309,7 +374,7 @@ impl Cluster {
         let mut cluster = Cluster::up_reporting(&spec, sandbox, &opts, phase)?;
         if mode != scenario::Mode::NoMesh {
             phase(Phase::Mesh { mode });
-            cluster.start_mesh(loaded, mode, profile, &spec, &decls, enforce)?;
+            cluster.start_mesh(loaded, mode, profile, &spec, (&decls, &deployed), enforce)?;
         }
         let plan = cluster.mesh.clone();
         // A waypoint's pod is a proxy, not an enrolled workload: it has no data plane.

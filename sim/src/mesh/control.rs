@@ -197,6 +197,30 @@ pub struct WaypointInfo {
     pub decl: WaypointDecl,
     /// Index into `workloads` of its pod.
     pub workload: usize,
+    /// Its Gateway exists at this point of a migration: traffic is sent to it. A waypoint a
+    /// later stage deploys has its pod (and index) from the start, so a running proxy's index
+    /// stays valid across stages, but nothing routes to it before its stage.
+    pub deployed: bool,
+}
+
+/// A value the control plane replaces while proxies run (a migration stage's new plan):
+/// readers take the current one per connection or request and keep it to the end of it,
+/// as Envoy and ztunnel finish in-flight work on the configuration it started with.
+pub struct Live<T>(std::sync::RwLock<Arc<T>>);
+
+impl<T> Live<T> {
+    pub fn new(v: Arc<T>) -> Live<T> {
+        Live(std::sync::RwLock::new(v))
+    }
+
+    pub fn get(&self) -> Arc<T> {
+        // A writer that panicked left a whole Arc behind; it is still a valid value.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, v: Arc<T>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = v;
+    }
 }
 
 /// Everything the proxies of one cluster share.
@@ -268,7 +292,8 @@ fn policies(loaded: &Loaded) -> Result<Policies, ControlError> {
 }
 
 impl MeshPlan {
-    /// Computes the plan for a built topology (`spec` already holds the waypoint pods).
+    /// Computes the plan for a built topology (`spec` already holds the waypoint pods); of
+    /// `decls`, the `deployed` ones take traffic.
     pub fn build(
         loaded: &Loaded,
         mode: Mode,
@@ -276,9 +301,63 @@ impl MeshPlan {
         spec: &ClusterSpec,
         topology: &Topology,
         decls: &[WaypointDecl],
+        deployed: &[bool],
     ) -> Result<Arc<MeshPlan>, ControlError> {
         let ca = Ca::new().map_err(ControlError::Ca)?;
-        let mut certs: HashMap<(String, String), WorkloadCert> = HashMap::new();
+        Self::assemble(
+            loaded,
+            mode,
+            profile,
+            (spec, topology),
+            (decls, deployed),
+            ca,
+            HashMap::new(),
+        )
+    }
+
+    /// The plan after a migration stage, for the proxies already running on this one: the
+    /// same CA and certificates (a running proxy's TLS must keep trusting its peers), the same
+    /// workload and waypoint indices. `loaded` is the scenario at that stage, `spec` its
+    /// cluster spec (same pods, new labels), `decls` every waypoint any stage deploys and
+    /// `deployed` the ones this stage has.
+    pub fn next_stage(
+        &self,
+        loaded: &Loaded,
+        spec: &ClusterSpec,
+        topology: &Topology,
+        decls: &[WaypointDecl],
+        deployed: &[bool],
+    ) -> Result<Arc<MeshPlan>, ControlError> {
+        let certs = self
+            .workloads
+            .iter()
+            .map(|w| {
+                (
+                    (w.namespace.clone(), w.service_account.clone()),
+                    w.cert.clone(),
+                )
+            })
+            .collect();
+        Self::assemble(
+            loaded,
+            self.mode,
+            &self.profile,
+            (spec, topology),
+            (decls, deployed),
+            self.ca.clone(),
+            certs,
+        )
+    }
+
+    fn assemble(
+        loaded: &Loaded,
+        mode: Mode,
+        profile: &Profile,
+        (spec, topology): (&ClusterSpec, &Topology),
+        (decls, deployed): (&[WaypointDecl], &[bool]),
+        ca: Ca,
+        mut certs: HashMap<(String, String), WorkloadCert>,
+    ) -> Result<Arc<MeshPlan>, ControlError> {
         let mut workloads = Vec::new();
         for (p, built) in spec.pods.iter().zip(&topology.pods) {
             let key = (p.namespace.clone(), p.service_account.clone());
@@ -308,15 +387,17 @@ impl MeshPlan {
         }
         let waypoints: Vec<WaypointInfo> = decls
             .iter()
-            .map(|d| WaypointInfo {
+            .zip(deployed)
+            .map(|(d, &deployed)| WaypointInfo {
                 decl: d.clone(),
                 workload: workloads.iter().position(|w| w.pod == d.pod).unwrap_or(0),
+                deployed,
             })
             .collect();
         let find_wp = |name: &str, ns: &str| {
             waypoints
                 .iter()
-                .position(|w| w.decl.name == name && w.decl.namespace == ns)
+                .position(|w| w.deployed && w.decl.name == name && w.decl.namespace == ns)
         };
         for w in workloads.iter_mut() {
             w.waypoint = workload_waypoint(loaded, mode, w, &waypoints);
@@ -623,7 +704,7 @@ fn workload_waypoint(
     let (name, ns) = use_waypoint(&w.labels, &ns_labels, &w.namespace)?;
     waypoints
         .iter()
-        .position(|x| x.decl.name == name && x.decl.namespace == ns)
+        .position(|x| x.deployed && x.decl.name == name && x.decl.namespace == ns)
         .filter(|&i| {
             matches!(
                 waypoints[i].decl.waypoint_for,

@@ -11,6 +11,9 @@ pub const HBONE_PORT: u16 = 15008;
 pub const METRICS_PORT: u16 = 15020;
 pub const READY_PORT: u16 = 15021;
 
+/// Undoes [`rules`]: a pod that leaves the mesh.
+pub const REMOVE_RULES: &str = "delete table ip meshsim-capture\n";
+
 /// The capture rule set for one pod.
 pub fn rules() -> String {
     format!(

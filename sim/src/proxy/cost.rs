@@ -32,6 +32,9 @@ pub struct Burner {
     /// The component's own counts, which the burner keeps for the proxy (requests,
     /// connections, burned CPU, the profile's memory).
     counters: Arc<Counters>,
+    /// The proxy is gone (a sidecar removed by a restart): it holds no memory any more, even
+    /// while its last connections close.
+    stopped: AtomicBool,
 }
 
 impl Burner {
@@ -49,7 +52,16 @@ impl Burner {
             start_ns: start,
             burning: AtomicBool::new(false),
             counters,
+            stopped: AtomicBool::new(false),
         })
+    }
+
+    /// The proxy stopped: its modeled memory is gone.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.counters
+            .profile_memory_bytes
+            .store(0, Ordering::Relaxed);
     }
 
     fn charge(&self, ns: u64) {
@@ -126,6 +138,9 @@ impl Burner {
     }
 
     fn set_memory(&self, connections: u64) {
+        if self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
         self.counters.profile_memory_bytes.store(
             self.floors.memory_base.0 + self.floors.memory_per_connection.0 * connections,
             Ordering::Relaxed,

@@ -8,6 +8,9 @@
 //! - [`capture`]: the in-pod nftables capture rules (15001 outbound, 15006 inbound)
 //! - [`sock`]: marked sockets, sockets made inside a pod's namespace, `SO_ORIGINAL_DST`
 //! - [`telemetry`]: Istio's standard metrics and their Prometheus text
+//!
+//! Each proxy holds its configuration in a [`Live`](crate::mesh::control::Live) cell and
+//! takes a new mesh plan while it runs ([`Reconfigure`]), as a migration stage changes it.
 
 pub mod admin;
 pub mod capture;
@@ -19,3 +22,13 @@ pub mod sock;
 pub mod telemetry;
 pub mod waypoint;
 pub mod ztunnel;
+
+use std::sync::Arc;
+
+use crate::mesh::control::MeshPlan;
+
+/// A running proxy that takes a new mesh plan without restarting (istiod's push): new
+/// connections and requests use it, those in flight finish on the one they started with.
+pub trait Reconfigure: Send + Sync {
+    fn reconfigure(&self, plan: &Arc<MeshPlan>);
+}

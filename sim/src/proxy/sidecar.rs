@@ -27,11 +27,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::accept;
 use crate::component::{Component, ComponentRuntime};
-use crate::mesh::control::{MeshPlan, ServiceInfo, WorkloadInfo};
+use crate::mesh::control::{Live, MeshPlan, ServiceInfo, WorkloadInfo};
 use crate::mesh::hbone::{self, Connector, HbonePool};
 use crate::mesh::policy::{self, Attrs, Decision, Layer};
 use crate::mesh::tls;
 use crate::mesh::{ConnectRequest, HboneAccept};
+use crate::proxy::Reconfigure;
 use crate::proxy::capture::{HBONE_PORT, INBOUND_PORT, OUTBOUND_PORT};
 use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
 use crate::proxy::http::{self, Body, Peer, UpstreamPool};
@@ -42,7 +43,7 @@ use scenario::manifest::AuthorizationPolicy;
 
 const ALPN_HTTP1: &[u8] = b"http/1.1";
 
-struct Sidecar {
+pub struct Sidecar {
     plan: Arc<MeshPlan>,
     me: usize,
     burner: Arc<Burner>,
@@ -76,28 +77,18 @@ pub fn start(
     me: usize,
     concurrency: usize,
     metrics: Arc<ProxyMetrics>,
-) -> std::io::Result<(ComponentRuntime, Arc<Burner>)> {
+) -> std::io::Result<(ComponentRuntime, Arc<Burner>, Arc<dyn Reconfigure>)> {
     let w = &plan.workloads[me];
     let err = |e: tls::TlsError| std::io::Error::other(e.to_string());
     let client = tls::client_config(&w.cert, &plan.ca, &[ALPN_HTTP1]).map_err(err)?;
     let server = tls::server_config(&w.cert, &plan.ca, &[ALPN_HTTP1]).map_err(err)?;
     let burner = Burner::new(component.clone(), plan.floors("sidecar"));
-    let sc = Arc::new(Sidecar {
-        policies: plan.workload_policies(me).into_iter().cloned().collect(),
-        issuers: plan.workload_issuers(me),
-        hbone: HbonePool::new(&plan.ca, {
-            let c: Connector = Arc::new(|addr| Box::pin(sock::connect_marked(addr)));
-            c
-        }),
-        plan: plan.clone(),
+    let live = Arc::new(Live::new(Arc::new(Sidecar::configure(
+        &plan,
         me,
-        burner: burner.clone(),
-        metrics,
-        client,
-        server,
-        outbound: UpstreamPool::default(),
-        inbound: UpstreamPool::default(),
-    });
+        (burner.clone(), metrics),
+        (client, server),
+    ))));
     let rt = component.start_runtime(concurrency, None)?;
     let (out_l, in_l, hbone_l) = rt.run(async {
         let o = TcpListener::bind((Ipv4Addr::UNSPECIFIED, OUTBOUND_PORT)).await?;
@@ -106,37 +97,76 @@ pub fn start(
         Ok::<_, std::io::Error>((o, i, h))
     })?;
     let hbone_server = tls::server_config(&w.cert, &plan.ca, &[hbone::ALPN_H2]).map_err(err)?;
-    let (s, counters) = (sc.clone(), component.counters.clone());
+    let (l, counters) = (live.clone(), component.counters.clone());
     rt.spawn(async move {
         hbone::serve_listener(hbone_l, hbone_server, Some(counters), move |req| {
-            let s = s.clone();
+            let s = l.get();
             async move { s.hbone_inbound(req) }
         })
         .await;
     });
-    let s = sc.clone();
+    let l = live.clone();
     let counters = component.counters.clone();
     rt.spawn(async move {
         loop {
             let (conn, _) =
                 accept::next(&out_l, "sidecar outbound", Some(&counters.accept_errors)).await;
-            let s = s.clone();
+            let s = l.get();
             tokio::spawn(async move { s.outbound(conn).await });
         }
     });
+    let l = live.clone();
     let counters = component.counters.clone();
     rt.spawn(async move {
         loop {
             let (conn, peer) =
                 accept::next(&in_l, "sidecar inbound", Some(&counters.accept_errors)).await;
-            let s = sc.clone();
+            let s = l.get();
             tokio::spawn(async move { s.inbound(conn, peer).await });
         }
     });
-    Ok((rt, burner))
+    Ok((rt, burner, live))
+}
+
+impl Reconfigure for Live<Sidecar> {
+    fn reconfigure(&self, plan: &Arc<MeshPlan>) {
+        let cur = self.get();
+        self.set(Arc::new(Sidecar::configure(
+            plan,
+            cur.me,
+            (cur.burner.clone(), cur.metrics.clone()),
+            (cur.client.clone(), cur.server.clone()),
+        )));
+    }
 }
 
 impl Sidecar {
+    /// The sidecar's state for one plan. Its connection pools start empty, as Envoy drains a
+    /// cluster's pools when an update changes it.
+    fn configure(
+        plan: &Arc<MeshPlan>,
+        me: usize,
+        (burner, metrics): (Arc<Burner>, Arc<ProxyMetrics>),
+        (client, server): (Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>),
+    ) -> Sidecar {
+        Sidecar {
+            policies: plan.workload_policies(me).into_iter().cloned().collect(),
+            issuers: plan.workload_issuers(me),
+            hbone: HbonePool::new(&plan.ca, {
+                let c: Connector = Arc::new(|addr| Box::pin(sock::connect_marked(addr)));
+                c
+            }),
+            plan: plan.clone(),
+            me,
+            burner,
+            metrics,
+            client,
+            server,
+            outbound: UpstreamPool::default(),
+            inbound: UpstreamPool::default(),
+        }
+    }
+
     async fn outbound(self: Arc<Self>, conn: TcpStream) {
         let _ = conn.set_nodelay(true);
         let Ok(SocketAddr::V4(dst)) = sock::original_dst(&conn) else {

@@ -16,10 +16,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::component::{Component, ComponentRuntime};
-use crate::mesh::control::{ServiceInfo, WorkloadInfo};
+use crate::mesh::control::{Live, ServiceInfo, WorkloadInfo};
 use crate::mesh::hbone::{self, Baggage, Connector, HbonePool};
 use crate::mesh::policy::{self, Attrs, Decision, Layer};
 use crate::mesh::{ConnectRequest, HboneAccept, tls};
+use crate::proxy::Reconfigure;
 use crate::proxy::capture::HBONE_PORT;
 use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
 use crate::proxy::http::{self, Body, Peer, UpstreamPool};
@@ -27,7 +28,7 @@ use crate::proxy::sock;
 use crate::proxy::telemetry::ProxyMetrics;
 use scenario::manifest::AuthorizationPolicy;
 
-struct Waypoint {
+pub struct Waypoint {
     plan: Arc<crate::mesh::control::MeshPlan>,
     wp: usize,
     me: usize,
@@ -42,35 +43,44 @@ pub fn start(
     plan: Arc<crate::mesh::control::MeshPlan>,
     wp: usize,
     metrics: Arc<ProxyMetrics>,
-) -> std::io::Result<(ComponentRuntime, Arc<Burner>)> {
+) -> std::io::Result<(ComponentRuntime, Arc<Burner>, Arc<dyn Reconfigure>)> {
     let me = plan.waypoints[wp].workload;
     let concurrency = plan.waypoints[wp].decl.concurrency as usize;
     let cert = plan.workloads[me].cert.clone();
     let server = tls::server_config(&cert, &plan.ca, &[hbone::ALPN_H2])
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let connector: Connector = Arc::new(|addr| Box::pin(sock::connect_marked(addr)));
     let burner = Burner::new(component.clone(), plan.floors("waypoint"));
-    let w = Arc::new(Waypoint {
-        pool: HbonePool::new(&plan.ca, connector),
+    let live = Arc::new(Live::new(Arc::new(Waypoint::configure(
         plan,
         wp,
-        me,
-        burner: burner.clone(),
+        burner.clone(),
         metrics,
-        upstream: UpstreamPool::default(),
-    });
+    ))));
     let rt = component.start_runtime(concurrency, None)?;
     let listener =
         rt.run(async { TcpListener::bind((Ipv4Addr::UNSPECIFIED, HBONE_PORT)).await })?;
     let counters = component.counters.clone();
+    let l = live.clone();
     rt.spawn(async move {
         hbone::serve_listener(listener, server, Some(counters), move |req| {
-            let w = w.clone();
+            let w = l.get();
             async move { w.accept(req) }
         })
         .await;
     });
-    Ok((rt, burner))
+    Ok((rt, burner, live))
+}
+
+impl Reconfigure for Live<Waypoint> {
+    fn reconfigure(&self, plan: &Arc<crate::mesh::control::MeshPlan>) {
+        let cur = self.get();
+        self.set(Arc::new(Waypoint::configure(
+            plan.clone(),
+            cur.wp,
+            cur.burner.clone(),
+            cur.metrics.clone(),
+        )));
+    }
 }
 
 /// What a tunnel to the waypoint is addressed to: a service it serves (by VIP), or a pod it
@@ -82,6 +92,24 @@ enum Target {
 }
 
 impl Waypoint {
+    fn configure(
+        plan: Arc<crate::mesh::control::MeshPlan>,
+        wp: usize,
+        burner: Arc<Burner>,
+        metrics: Arc<ProxyMetrics>,
+    ) -> Waypoint {
+        let connector: Connector = Arc::new(|addr| Box::pin(sock::connect_marked(addr)));
+        Waypoint {
+            pool: HbonePool::new(&plan.ca, connector),
+            me: plan.waypoints[wp].workload,
+            plan,
+            wp,
+            burner,
+            metrics,
+            upstream: UpstreamPool::default(),
+        }
+    }
+
     /// What `addr` names, if this waypoint serves it, with the target port and whether it
     /// speaks HTTP.
     fn target(&self, addr: SocketAddr) -> Result<(Target, u16, bool), StatusCode> {

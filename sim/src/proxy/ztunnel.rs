@@ -7,6 +7,7 @@
 //! it has one. Inbound, ztunnel enforces the L4 parts of the workload's AuthorizationPolicies
 //! and connects to the pod. L4 only: it never parses HTTP.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -15,11 +16,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::accept;
 use crate::component::{Component, ComponentRuntime};
-use crate::mesh::control::{MeshPlan, ServiceInfo, WorkloadInfo};
+use crate::mesh::control::{Live, MeshPlan, ServiceInfo, WorkloadInfo};
 use crate::mesh::hbone::{self, Baggage, Connector, HbonePool};
 use crate::mesh::policy::{self, Attrs, Decision, Layer};
 use crate::mesh::{ConnectRequest, HboneAccept, Identity, tls};
 use crate::netns::NetNsRef;
+use crate::proxy::Reconfigure;
 use crate::proxy::capture::{HBONE_PORT, INBOUND_PORT, OUTBOUND_PORT};
 use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
 use crate::proxy::http::{Peer, labels};
@@ -30,11 +32,13 @@ use scenario::manifest::AuthorizationPolicy;
 /// ztunnel's worker threads (its default is 2).
 pub const ZTUNNEL_WORKERS: usize = 2;
 
-struct Ztunnel {
+pub struct Ztunnel {
     plan: Arc<MeshPlan>,
     burner: Arc<Burner>,
     metrics: Arc<ProxyMetrics>,
     node_ns: NetNsRef,
+    /// The pods it serves, by workload index.
+    pods: BTreeMap<usize, Arc<PodCtx>>,
 }
 
 /// One pod ztunnel serves.
@@ -45,6 +49,32 @@ struct PodCtx {
     policies: Vec<AuthorizationPolicy>,
 }
 
+impl PodCtx {
+    fn new(plan: &MeshPlan, w: usize, ns: NetNsRef, home: &NetNsRef) -> PodCtx {
+        let connector: Connector = {
+            let (pod_ns, home) = (ns.clone(), home.clone());
+            Arc::new(move |addr| {
+                let (pod_ns, home) = (pod_ns.clone(), home.clone());
+                Box::pin(async move { sock::connect_in(&pod_ns, &home, addr).await })
+            })
+        };
+        PodCtx {
+            w,
+            ns,
+            pool: HbonePool::new(&plan.ca, connector),
+            policies: plan.workload_policies(w).into_iter().cloned().collect(),
+        }
+    }
+}
+
+/// A running ztunnel: takes new plans, and new pods as they are enrolled (istio-cni hands a
+/// pod's namespace to the node's ztunnel without restarting the pod).
+pub struct ZtunnelHandle {
+    live: Arc<Live<Ztunnel>>,
+    rt: tokio::runtime::Handle,
+    counters: Arc<crate::component::Counters>,
+}
+
 /// Starts the ztunnel of a node on `component`'s threads, serving `pods` (workload indices
 /// and their namespaces).
 pub fn start(
@@ -53,76 +83,113 @@ pub fn start(
     pods: Vec<(usize, NetNsRef)>,
     workers: usize,
     metrics: Arc<ProxyMetrics>,
-) -> std::io::Result<(ComponentRuntime, Arc<Burner>)> {
+) -> std::io::Result<(ComponentRuntime, Arc<Burner>, Arc<ZtunnelHandle>)> {
     let burner = Burner::new(component.clone(), plan.floors("ztunnel"));
-    let zt = Arc::new(Ztunnel {
-        plan: plan.clone(),
+    let zt = Ztunnel {
+        plan,
         burner: burner.clone(),
         metrics,
         node_ns: component.netns.clone(),
-    });
+        pods: BTreeMap::new(),
+    };
     let rt = component.start_runtime(workers, None)?;
+    let handle = Arc::new(ZtunnelHandle {
+        live: Arc::new(Live::new(Arc::new(zt))),
+        rt: rt.handle().clone(),
+        counters: component.counters.clone(),
+    });
     for (w, ns) in pods {
+        handle.serve_pod(w, ns)?;
+    }
+    Ok((rt, burner, handle))
+}
+
+impl Reconfigure for ZtunnelHandle {
+    fn reconfigure(&self, plan: &Arc<MeshPlan>) {
+        let cur = self.live.get();
+        let pods = cur
+            .pods
+            .iter()
+            .map(|(&w, c)| {
+                (
+                    w,
+                    Arc::new(PodCtx::new(plan, w, c.ns.clone(), &cur.node_ns)),
+                )
+            })
+            .collect();
+        self.live.set(Arc::new(cur.with(plan.clone(), pods)));
+    }
+}
+
+impl ZtunnelHandle {
+    /// Opens ztunnel's listeners inside pod `w`'s namespace (in-pod mode) and serves it.
+    pub fn serve_pod(&self, w: usize, ns: NetNsRef) -> std::io::Result<()> {
+        let cur = self.live.get();
+        if cur.pods.contains_key(&w) {
+            return Ok(());
+        }
+        let plan = cur.plan.clone();
         let wl = &plan.workloads[w];
         let bind =
             |port: u16| sock::listen_in(&ns, SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
         let (out_l, in_l, hbone_l) = (bind(OUTBOUND_PORT)?, bind(INBOUND_PORT)?, bind(HBONE_PORT)?);
-        let connector: Connector = {
-            let (pod_ns, home) = (ns.clone(), zt.node_ns.clone());
-            Arc::new(move |addr| {
-                let (pod_ns, home) = (pod_ns.clone(), home.clone());
-                Box::pin(async move { sock::connect_in(&pod_ns, &home, addr).await })
-            })
-        };
-        let ctx = Arc::new(PodCtx {
-            w,
-            ns: ns.clone(),
-            pool: HbonePool::new(&plan.ca, connector),
-            policies: plan.workload_policies(w).into_iter().cloned().collect(),
-        });
         let server = tls::server_config(&wl.cert, &plan.ca, &[hbone::ALPN_H2])
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         // Listeners are registered with the runtime on its own threads (the std sockets were
         // made in the pod's namespace); one that cannot be is an error now, not a silent hole.
-        let (out_l, in_l, hbone_l) = rt.run(async move {
+        let registered = self.rt.block_on(self.rt.spawn(async move {
             Ok::<_, std::io::Error>((
                 TcpListener::from_std(out_l)?,
                 TcpListener::from_std(in_l)?,
                 TcpListener::from_std(hbone_l)?,
             ))
-        })?;
-        let (z, c) = (zt.clone(), ctx.clone());
-        let counters = component.counters.clone();
-        rt.spawn(async move {
+        }));
+        let (out_l, in_l, hbone_l) = registered.map_err(std::io::Error::other)??;
+        let mut pods = cur.pods.clone();
+        pods.insert(w, Arc::new(PodCtx::new(&plan, w, ns, &cur.node_ns)));
+        self.live.set(Arc::new(cur.with(plan, pods)));
+        // Each connection takes the ztunnel's configuration of the moment, and its pod's part.
+        let at = move |live: &Live<Ztunnel>| {
+            let z = live.get();
+            let c = z.pods.get(&w).cloned();
+            c.map(|c| (z, c))
+        };
+        let live = self.live.clone();
+        let counters = self.counters.clone();
+        self.rt.spawn(async move {
             loop {
                 let (conn, _) =
                     accept::next(&out_l, "ztunnel outbound", Some(&counters.accept_errors)).await;
-                let (z, c) = (z.clone(), c.clone());
-                tokio::spawn(async move { z.outbound(&c, conn).await });
+                if let Some((z, c)) = at(&live) {
+                    tokio::spawn(async move { z.outbound(&c, conn).await });
+                }
             }
         });
-        let (z, c) = (zt.clone(), ctx.clone());
-        let counters = component.counters.clone();
-        rt.spawn(async move {
+        let live = self.live.clone();
+        let counters = self.counters.clone();
+        self.rt.spawn(async move {
             loop {
                 let (conn, peer) =
                     accept::next(&in_l, "ztunnel inbound", Some(&counters.accept_errors)).await;
-                let (z, c) = (z.clone(), c.clone());
-                tokio::spawn(async move { z.plaintext_inbound(&c, conn, peer).await });
+                if let Some((z, c)) = at(&live) {
+                    tokio::spawn(async move { z.plaintext_inbound(&c, conn, peer).await });
+                }
             }
         });
-        let (z, c) = (zt.clone(), ctx);
-        let errors = component.counters.clone();
-        rt.spawn(async move {
-            let l = hbone_l;
-            hbone::serve_listener(l, server, Some(errors), move |req| {
-                let (z, c) = (z.clone(), c.clone());
-                async move { z.hbone_inbound(&c, req) }
+        let live = self.live.clone();
+        let errors = self.counters.clone();
+        self.rt.spawn(async move {
+            hbone::serve_listener(hbone_l, server, Some(errors), move |req| {
+                let found = at(&live);
+                async move {
+                    let (z, c) = found.ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
+                    z.hbone_inbound(&c, req)
+                }
             })
             .await;
         });
+        Ok(())
     }
-    Ok((rt, burner))
 }
 
 fn reset(conn: TcpStream) {
@@ -132,6 +199,16 @@ fn reset(conn: TcpStream) {
 }
 
 impl Ztunnel {
+    fn with(&self, plan: Arc<MeshPlan>, pods: BTreeMap<usize, Arc<PodCtx>>) -> Ztunnel {
+        Ztunnel {
+            plan,
+            burner: self.burner.clone(),
+            metrics: self.metrics.clone(),
+            node_ns: self.node_ns.clone(),
+            pods,
+        }
+    }
+
     async fn outbound(&self, ctx: &PodCtx, conn: TcpStream) {
         let _ = conn.set_nodelay(true);
         let Ok(SocketAddr::V4(dst)) = sock::original_dst(&conn) else {

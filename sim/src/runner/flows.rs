@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use results::raw::RawFlow;
-use results::run::{IntervalSample, LatencySummary, StepResult};
+use results::run::{IntervalSample, LatencySummary, StepResult, WarmupResult, WarmupSecond};
 use scenario::{Flow, FlowProtocol, Loaded};
 
 use super::{RunError, RunOptions};
@@ -148,6 +148,25 @@ pub(super) fn plan(
     Ok(out)
 }
 
+/// A migration run's flows: one step per stage (and one for the scenario as written) at the
+/// flow's rate, all with the same warmup and duration, warmups counted (the transitions).
+pub(super) fn as_stages(
+    flows: &mut [PlannedFlow],
+    stages: usize,
+    (warmup, duration): (std::time::Duration, std::time::Duration),
+) {
+    for f in flows {
+        if let loadgen::Mode::Open { rates } = &mut f.spec.mode {
+            let r = rates.first().copied().unwrap_or_default();
+            *rates = vec![r; stages + 1];
+        }
+        f.steps = stages + 1;
+        f.spec.warmup = warmup;
+        f.spec.duration = duration;
+        f.spec.record_warmup = true;
+    }
+}
+
 fn latency(l: &loadgen::LatencySummary) -> LatencySummary {
     LatencySummary {
         p50_us: l.p50_us as f64,
@@ -200,6 +219,19 @@ pub(super) fn raw_flow(f: &PlannedFlow, load: &loadgen::LoadResult, started_s: f
                     max_us: i.max_us as f64,
                 })
                 .collect(),
+            warmup: s.warmup.as_ref().map(|w| WarmupResult {
+                from_s: started_s + s.offset_s,
+                requests: w.requests,
+                errors: w.errors.clone(),
+                seconds: w
+                    .seconds
+                    .iter()
+                    .map(|x| WarmupSecond {
+                        requests: x.requests,
+                        errors: x.errors,
+                    })
+                    .collect(),
+            }),
         })
         .collect();
     RawFlow {

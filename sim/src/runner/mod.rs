@@ -30,7 +30,7 @@ use crate::component::{Component, ComponentKind, ComponentRuntime};
 use crate::meter::Meter;
 use crate::sandbox::Sandbox;
 use flows::PlannedFlow;
-pub use schedule::{check, planned_load_time, schedule};
+pub use schedule::{check, planned_load_time, schedule, staged};
 
 /// How often the meters sample: the resolution of every time series of a run.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
@@ -69,6 +69,13 @@ pub enum RunError {
     Meter(#[source] std::io::Error),
     #[error("cannot start the thread that waits for the load clients")]
     Waiter(#[source] std::io::Error),
+    #[error("mode {mode}: cannot apply migration stage {stage} to the running cluster")]
+    Stage {
+        mode: Mode,
+        stage: String,
+        #[source]
+        source: Box<ClusterError>,
+    },
 }
 
 /// Something happened; for a progress display. Called from the runner's threads: keep it short.
@@ -286,17 +293,26 @@ fn start_clients(
 /// after the mode's load did).
 type FlowRun = Result<(loadgen::LoadResult, f64), loadgen::LoadError>;
 
+/// Tells the runner each flow's step starts (a migration applies its stages then).
+type StepTx = std::sync::mpsc::Sender<usize>;
+
 fn drive(
     opts: &RunOptions,
     mode: Mode,
     flows: &[PlannedFlow],
     clients: &[ComponentRuntime],
-    load_start: Instant,
+    (load_start, steps): (Instant, Option<&StepTx>),
 ) -> Vec<tokio::task::JoinHandle<FlowRun>> {
     flows
         .iter()
         .zip(clients)
         .map(|(f, rt)| {
+            let step_started = steps.map(|tx| {
+                let tx = std::sync::Mutex::new(tx.clone());
+                Arc::new(move |k: usize| {
+                    let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(k);
+                }) as Arc<dyn Fn(usize) + Send + Sync>
+            });
             let spec = f.spec.clone();
             let progress: Option<loadgen::ProgressFn> = opts.events.clone().map(|ev| {
                 let flow = f.flow.name.clone();
@@ -312,6 +328,7 @@ fn drive(
                 progress,
                 cancel: Some(opts.stop.child_token()),
                 completed: Some(rt.component.counters.requests.clone()),
+                step_started,
                 ..Default::default()
             };
             rt.spawn(async move {
@@ -332,8 +349,13 @@ fn run_mode(
 ) -> Result<RawMode, RunError> {
     let host_probe = probe_host();
     let t0 = Instant::now();
-    let cluster = Cluster::up_scenario(loaded, mode, profile, sandbox)
-        .map_err(|source| RunError::Cluster { mode, source })?;
+    let stages = staged(loaded, mode);
+    let up = if stages > 0 {
+        Cluster::up_staged(loaded, profile, sandbox)
+    } else {
+        Cluster::up_scenario(loaded, mode, profile, sandbox)
+    };
+    let mut cluster = up.map_err(|source| RunError::Cluster { mode, source })?;
     let pods = cluster
         .info
         .pods
@@ -351,13 +373,17 @@ fn run_mode(
         .collect();
     let bring_up = t0.elapsed();
     tracing::info!(took = ?bring_up, "cluster up");
-    let flows = flows::plan(loaded, &cluster, opts)?;
+    let mut flows = flows::plan(loaded, &cluster, opts)?;
+    if stages > 0 {
+        flows::as_stages(&mut flows, stages, schedule::stage_step(loaded, opts));
+    }
     let clients = start_clients(&cluster, &flows, mode)?;
 
     let mut metered: Vec<Arc<Component>> = cluster.components.clone();
     metered.extend(clients.iter().map(|c| c.component.clone()));
     let load_start = Instant::now();
-    let meter = Meter::start(metered, SAMPLE_INTERVAL, load_start).map_err(RunError::Meter)?;
+    let meter =
+        Meter::start(metered.clone(), SAMPLE_INTERVAL, load_start).map_err(RunError::Meter)?;
     emit(
         opts,
         Event::LoadStarted {
@@ -366,7 +392,33 @@ fn run_mode(
             planned: planned_load_time(loaded, opts),
         },
     );
-    let handles = drive(opts, mode, &flows, &clients, load_start);
+    let (step_tx, step_rx) = std::sync::mpsc::channel();
+    let handles = drive(
+        opts,
+        mode,
+        &flows,
+        &clients,
+        (load_start, (stages > 0).then_some(&step_tx)),
+    );
+    drop(step_tx);
+    let mut raw_stages = Vec::new();
+    if stages > 0 {
+        raw_stages.push(results::raw::RawStage {
+            name: "before".into(),
+            applied_at_s: None,
+            changes: Vec::new(),
+            apply_s: 0.0,
+        });
+        let mut stage_run = StageRun {
+            cluster: &mut cluster,
+            loaded,
+            meter: &meter,
+            metered,
+            load_start,
+            mode,
+        };
+        raw_stages.extend(stage_run.follow(&step_rx, flows.len(), stages, &handles)?);
+    }
     let waiter = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -412,7 +464,86 @@ fn run_mode(
         bring_up,
         warnings,
         host_probe,
+        stages: raw_stages,
     })
+}
+
+/// A migration applied live while the load runs: each stage when every flow has started the
+/// step that measures it (so its change falls at the start of that step's warmup).
+struct StageRun<'a> {
+    cluster: &'a mut Cluster,
+    loaded: &'a Loaded,
+    meter: &'a Meter,
+    /// Components the meter already reads.
+    metered: Vec<Arc<Component>>,
+    load_start: Instant,
+    mode: Mode,
+}
+
+impl StageRun<'_> {
+    fn follow(
+        &mut self,
+        steps: &std::sync::mpsc::Receiver<usize>,
+        flows: usize,
+        stages: usize,
+        handles: &[tokio::task::JoinHandle<FlowRun>],
+    ) -> Result<Vec<results::raw::RawStage>, RunError> {
+        let names: Vec<String> = self
+            .loaded
+            .scenario
+            .migration
+            .iter()
+            .flat_map(|m| m.stages.iter().map(|s| s.name.clone()))
+            .collect();
+        let mut started = vec![0usize; stages + 1];
+        let mut out = Vec::new();
+        while out.len() < stages {
+            match steps.recv_timeout(Duration::from_millis(100)) {
+                Ok(k) if k <= stages => {
+                    started[k] += 1;
+                    // Steps start in order per flow: stage k-1 goes once all flows are at k.
+                    if k == out.len() + 1 && started[k] == flows {
+                        out.push(self.apply(k - 1, &names[k - 1])?);
+                    }
+                }
+                Ok(_) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if handles.iter().all(|h| h.is_finished()) {
+                        break;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply(&mut self, stage: usize, name: &str) -> Result<results::raw::RawStage, RunError> {
+        let at = self.load_start.elapsed().as_secs_f64();
+        let span = tracing::info_span!("stage", stage = name);
+        let _g = span.enter();
+        let done = self
+            .cluster
+            .apply_stage(self.loaded, stage)
+            .map_err(|source| RunError::Stage {
+                mode: self.mode,
+                stage: name.to_string(),
+                source: Box::new(source),
+            })?;
+        for c in &self.cluster.components {
+            if !self.metered.iter().any(|m| Arc::ptr_eq(m, c)) {
+                self.meter.add(c.clone());
+                self.metered.push(c.clone());
+            }
+        }
+        tracing::info!(took_s = done.took_s, "stage applied");
+        Ok(results::raw::RawStage {
+            name: name.to_string(),
+            applied_at_s: Some(at),
+            changes: done.describe(),
+            apply_s: done.took_s,
+        })
+    }
 }
 
 /// What makes a mode's figures suspect: a saturated machine, a contended host, a flow that
@@ -422,8 +553,11 @@ fn warnings(meter: &results::raw::MeterReport, flows: &[RawFlow]) -> Vec<String>
     w.extend(results::host::steal_warning(meter.host_steal_share));
     for f in flows {
         for s in &f.steps {
+            // Requests that failed were sent on time: a shortfall they explain (a broken
+            // path) is not the machine falling behind.
+            let failed_rps = s.errors.values().sum::<u64>() as f64 / s.duration_s.max(1e-9);
             if let Some(t) = s.target_rps
-                && s.achieved_rps < 0.9 * t
+                && s.achieved_rps + failed_rps < 0.9 * t
             {
                 w.push(format!(
                     "flow {} at {t} rps achieved {:.0} rps ({:.0}%): the path or the load \

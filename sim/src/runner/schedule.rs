@@ -21,8 +21,38 @@ pub fn schedule(loaded: &Loaded, opts: &RunOptions) -> Vec<(Mode, u32)> {
         .collect()
 }
 
-/// Planned length of one mode's load: its longest flow.
+/// The migration stages a mode applies live: the scenario's, in mode `declared` (the labels'
+/// own mode); none in the others, which measure the scenario as written.
+pub fn staged(loaded: &Loaded, mode: Mode) -> usize {
+    match (&loaded.scenario.migration, mode) {
+        (Some(m), Mode::Declared) => m.stages.len(),
+        _ => 0,
+    }
+}
+
+/// A migration run's step: every flow runs each stage with the longest warmup and duration
+/// any flow asks for, so the stages start at the same moment for all of them.
+pub fn stage_step(loaded: &Loaded, opts: &RunOptions) -> (Duration, Duration) {
+    let fl = &loaded.scenario.flows;
+    (
+        opts.warmup
+            .unwrap_or_else(|| fl.iter().map(|f| f.warmup.0).max().unwrap_or_default()),
+        opts.duration
+            .unwrap_or_else(|| fl.iter().map(|f| f.duration.0).max().unwrap_or_default()),
+    )
+}
+
+/// Planned length of one mode's load: its longest flow (a migration: a step per stage).
 pub fn planned_load_time(loaded: &Loaded, opts: &RunOptions) -> Duration {
+    let stages = schedule(loaded, opts)
+        .iter()
+        .map(|&(m, _)| staged(loaded, m))
+        .max()
+        .unwrap_or(0);
+    if stages > 0 {
+        let (w, d) = stage_step(loaded, opts);
+        return (w + d) * (stages as u32 + 1);
+    }
     loaded
         .scenario
         .flows
@@ -54,6 +84,25 @@ pub fn check(loaded: &Loaded, opts: &RunOptions) -> Result<(), RunError> {
             flow: f.name.clone(),
             reason: e.to_string(),
         })?;
+    }
+    let migrates = schedule(loaded, opts)
+        .iter()
+        .any(|&(m, _)| staged(loaded, m) > 0);
+    for f in loaded.scenario.flows.iter().filter(|_| migrates) {
+        let n = f.rate.steps().len();
+        if n != 1 {
+            return Err(RunError::Flow {
+                flow: f.name.clone(),
+                reason: format!(
+                    "a migration run measures each stage as one step at the flow's rate: give it one fixed `rate:` (it has {})",
+                    if n == 0 {
+                        "none: a closed loop".to_string()
+                    } else {
+                        format!("{n} steps")
+                    }
+                ),
+            });
+        }
     }
     Ok(())
 }
