@@ -150,6 +150,23 @@ fn the_bundled_migration_runs_live_stage_by_stage_and_passes_with_its_declared_b
     );
     assert_eq!(r["reach"]["columns"].as_array().expect("columns").len(), 4);
 
+    // The checklist closes with what the live run verified.
+    let status = |id: &str| {
+        r["checklist"]
+            .as_array()
+            .expect("checklist")
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap_or_else(|| panic!("checklist item {id}"))["status"]
+            .clone()
+    };
+    assert_eq!(status("sidecars-gone"), "verified");
+    assert_eq!(status("mtls-verified"), "verified");
+    assert_eq!(status("reachability"), "verified");
+    assert_eq!(status("transitions"), "warning");
+    assert_eq!(status("performance-compared"), "verified");
+    assert_eq!(status("waypoint-identity"), "verified");
+
     let html = std::fs::read_to_string(dir.path().join("report.html")).expect("report");
     assert!(html.contains("Migration, stage by stage"));
     assert!(html.contains("Reachability and mTLS, stage by stage"));

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::raw::{ComponentSeries, RawFlow, RawMode};
 use crate::run::{
-    ComponentKind, StageComponent, StageResult, StageTotal, Transition, TransitionFlow,
+    ChecklistItem, ComponentKind, RunResult, StageComponent, StageResult, StageTotal, Transition,
+    TransitionFlow,
 };
 
 /// The stages of a mode that applied a migration live (none otherwise).
@@ -166,6 +167,164 @@ fn transition(flows: &[RawFlow], k: usize, at: f64) -> Transition {
         cleared_after_s,
         flows: per_flow,
     }
+}
+
+fn item(id: &str, status: &str, title: &str, evidence: Vec<String>, source: &str) -> ChecklistItem {
+    ChecklistItem {
+        id: id.to_string(),
+        status: status.to_string(),
+        title: title.to_string(),
+        evidence,
+        source: source.to_string(),
+    }
+}
+
+/// The checklist items a live migration run verifies (beyond `meshsim check`'s static ones):
+/// sidecars gone, mTLS between meshed workloads, nothing broken or opened that no stage
+/// expects, the transitions, and performance before against after. `sidecars_after` is how
+/// many pods the last stage's labels leave on sidecars.
+pub fn live_checklist(run: &RunResult, sidecars_after: usize) -> Vec<ChecklistItem> {
+    let mut out = Vec::new();
+    let Some(m) = run
+        .modes
+        .iter()
+        .find(|m| m.repeat == 0 && !m.stages.is_empty())
+    else {
+        return out;
+    };
+    let (Some(first), Some(last)) = (m.stages.first(), m.stages.last()) else {
+        return out;
+    };
+    let total = |st: &StageResult, kind: &str| st.totals.iter().find(|t| t.kind == kind).cloned();
+    let running = |st: &StageResult, kind: &str| total(st, kind).map_or(0, |t| t.running);
+    let gone = running(last, "sidecar");
+    out.push(item(
+        "sidecars-gone",
+        if gone <= sidecars_after { "verified" } else { "failed" },
+        "sidecars gone where the labels moved pods to ambient",
+        vec![format!(
+            "sidecars running: {} as written, {gone} after stage {} ({sidecars_after} left on sidecars by the labels)",
+            running(first, "sidecar"),
+            last.name
+        )],
+        "istio.io ambient migration: restart the pods so the injector removes their sidecars",
+    ));
+    if let Some(r) = &run.reach {
+        if let Some(col) = r.columns.last() {
+            let mut evidence: Vec<String> = col
+                .meshed_plaintext
+                .iter()
+                .map(|p| format!("plaintext between meshed workloads: {p}"))
+                .collect();
+            evidence.push(format!(
+                "after stage {}: plaintext from outside the mesh {} accepted, {} reset by STRICT",
+                col.at,
+                col.outside_accepted.len(),
+                col.outside_refused_strict.len()
+            ));
+            out.push(item(
+                "mtls-verified",
+                if col.meshed_plaintext.is_empty() { "verified" } else { "failed" },
+                "mTLS between every two meshed workloads",
+                evidence,
+                "what the destination proxy saw on the wire, as Istio's connection_security_policy label reports it",
+            ));
+        }
+        let unexpected: Vec<String> = r
+            .unexpected()
+            .map(|c| {
+                format!(
+                    "{} at {}: {} → {} {} ({} → {})",
+                    c.kind, c.to_stage, c.from, c.to, c.request, c.before, c.after
+                )
+            })
+            .collect();
+        let expected = r.changes.len() - unexpected.len();
+        out.push(item(
+            "reachability",
+            if unexpected.is_empty() {
+                "verified"
+            } else {
+                "failed"
+            },
+            "nothing broken or opened that no stage expects",
+            if unexpected.is_empty() {
+                vec![format!(
+                    "{expected} change(s), each listed in its stage's expect:"
+                )]
+            } else {
+                unexpected
+            },
+            "every probe sent for real at each stage (meshsim reach)",
+        ));
+    }
+    let transitions: Vec<String> = m
+        .stages
+        .iter()
+        .filter_map(|st| {
+            let t = st.transition.as_ref().filter(|t| t.failed > 0)?;
+            Some(format!(
+                "{}: {} request(s) failed, {}",
+                st.name,
+                t.failed,
+                match t.cleared_after_s {
+                    Some(c) => format!("clean after {c:.1} s"),
+                    None => "not clean again within the stage".to_string(),
+                }
+            ))
+        })
+        .collect();
+    out.push(item(
+        "transitions",
+        if transitions.is_empty() {
+            "verified"
+        } else {
+            "warning"
+        },
+        "stage transitions under load",
+        if transitions.is_empty() {
+            vec!["no request failed across any stage change".to_string()]
+        } else {
+            transitions
+        },
+        "each stage applied to the running cluster with the load running across it",
+    ));
+    let mut perf = Vec::new();
+    for f in &m.flows {
+        let (Some(a), Some(b)) = (f.steps.get(first.step), f.steps.get(last.step)) else {
+            continue;
+        };
+        if a.latency.count > 0 && b.latency.count > 0 {
+            perf.push(format!(
+                "flow {}: p50 {:.2} → {:.2} ms, p99 {:.2} → {:.2} ms",
+                f.name,
+                a.latency.p50_us / 1000.0,
+                b.latency.p50_us / 1000.0,
+                a.latency.p99_us / 1000.0,
+                b.latency.p99_us / 1000.0
+            ));
+        }
+    }
+    if let (Some(a), Some(b)) = (total(first, "proxies"), total(last, "proxies")) {
+        perf.push(format!(
+            "proxies: {:.3} → {:.3} vCPU (measured), {:.1} → {:.1} MiB (measured + modeled)",
+            a.vcpu,
+            b.vcpu,
+            a.heap_mib + a.modeled_mib,
+            b.heap_mib + b.modeled_mib
+        ));
+    }
+    out.push(item(
+        "performance-compared",
+        "verified",
+        &format!(
+            "performance compared: as written against after stage {}",
+            last.name
+        ),
+        perf,
+        "one run, one machine: the stages' measured windows side by side",
+    ));
+    out
 }
 
 #[cfg(test)]

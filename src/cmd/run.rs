@@ -118,8 +118,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         version: env!("CARGO_PKG_VERSION").to_string(),
         commit: option_env!("MESHSIM_COMMIT").map(str::to_string),
     };
-    // The static checklist is the scenario's, whatever was measured: computed once.
-    let checklist = sim::check::check(&loaded, loaded.first_mode()).checklist();
+    // The static checklist is the scenario's, whatever was measured: computed once; for a
+    // migration, of where it ends (after its last stage).
+    let stages = loaded
+        .scenario
+        .migration
+        .as_ref()
+        .map_or(0, |m| m.stages.len());
+    let target = loaded.at_stage(stages.checked_sub(1));
+    let check = sim::check::check(&target, target.first_mode());
+    let sidecars_after = check
+        .dataplanes
+        .get(&scenario::DataPlane::Sidecar)
+        .map_or(0, Vec::len);
+    let checklist = check.checklist();
     let to_result: Arc<ToResult> = {
         let (loaded, build, earlier) = (loaded.clone(), build.clone(), earlier.clone());
         Arc::new(move |raw: &results::raw::RawRun| {
@@ -158,6 +170,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         let mut run = to_result(o);
         run.reach = reach;
+        let live = results::stages::live_checklist(&run, sidecars_after);
+        run.checklist.extend(live);
         run.save(out_dir.join("run.json"))?;
         render(&run, &out_dir)?;
         println!("{}", reports::render::summary_markdown(&run).trim_end());
