@@ -92,15 +92,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     probes.dedup_by(|a, b| (&a.from, &a.to, &a.request) == (&b.from, &b.to, &b.request));
     let mut matrices = Vec::new();
     for (label, l, mode, _) in &columns {
+        let t0 = std::time::Instant::now();
         let cluster = Cluster::up_scenario(l, *mode, &profile, sandbox)
             .with_context(|| format!("cannot bring the cluster up for {label}"))?;
+        let t1 = std::time::Instant::now();
         let cells = reach::run(&cluster, &probes);
+        let t2 = std::time::Instant::now();
         drop(cluster);
         let refused = cells.iter().filter(|c| !c.outcome.allowed()).count();
         println!(
-            "{label} ({mode}): {} probes, {} allowed, {refused} refused",
+            "{label} ({mode}): {} probes, {} allowed, {refused} refused (cluster up {:.1} s, probes {:.1} s, down {:.1} s)",
             cells.len(),
-            cells.len() - refused
+            cells.len() - refused,
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64(),
+            t2.elapsed().as_secs_f64()
         );
         if args.all {
             for c in &cells {
