@@ -127,6 +127,7 @@ pub fn mode_result(m: &RawMode) -> ModeResult {
         flows: m.flows.iter().map(flow_result).collect(),
         pods: m.pods.clone(),
         stages: crate::stages::stage_results(m),
+        faults: crate::faults::fault_results(&m.faults, &m.flows),
         components_vcpu_sum: components.iter().map(|c| c.vcpu_avg).sum(),
         components,
         process_vcpu_avg: weighted_mean(&m.meter.process.vcpu, &windows),

@@ -13,9 +13,12 @@
 //! - [`slo`]: the scenario's SLOs judged per mode and repeat
 //! - [`stages`]: a migration measured live: per stage CPU and memory, and each transition
 //! - [`host`]: when the machine makes figures suspect (saturation, steal, a drifting host)
+//! - [`faults`]: a fault's effect on the load (failed requests, time to clean and to p99
+//!   recovered)
 //! - [`hist`]: HdrHistogram's base64 V2 interchange encoding, as kept in `run.json`
 //! - `testing` (feature `testing`): seeded synthetic runs, built through [`interpret`]
 
+pub mod faults;
 pub mod hist;
 pub mod host;
 pub mod interpret;

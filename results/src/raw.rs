@@ -48,6 +48,23 @@ pub struct RawMode {
     pub host_probe: Option<HostProbe>,
     /// A migration applied live: `before`, then one entry per stage applied.
     pub stages: Vec<RawStage>,
+    /// The scenario's faults as they happened (one per fault and step).
+    pub faults: Vec<RawFault>,
+}
+
+/// One fault in one step, as the runner applied it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawFault {
+    pub label: String,
+    pub kind: String,
+    /// The flows' step it fell in.
+    pub step: usize,
+    /// When it began and ended (the component back, the rule removed), seconds since the
+    /// mode's load started.
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Why it did nothing in this mode (e.g. no ztunnel runs there).
+    pub not_applied: Option<String>,
 }
 
 /// One migration stage as the runner applied it.

@@ -138,6 +138,9 @@ pub struct ModeResult {
     /// A migration measured live: the scenario as written, then each stage (a step each).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageResult>,
+    /// The scenario's faults, one per fault and step, with their effect.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultResult>,
     /// CPU of the whole meshsim process while this mode ran, in vCPU.
     pub process_vcpu_avg: f64,
     /// Sum of `components[].vcpu_avg`; far below `process_vcpu_avg` means unattributed work.
@@ -318,6 +321,45 @@ pub struct WarmupResult {
 pub struct WarmupSecond {
     pub requests: u64,
     pub errors: u64,
+}
+
+/// One fault in one step and what it did to the load (`faults:` in the scenario).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultResult {
+    /// e.g. `ztunnel-restart node-2 at 10s for 1s`.
+    pub label: String,
+    pub kind: String,
+    /// The flows' step it fell in.
+    pub step: usize,
+    /// When it began and ended (the component back, the rule removed), seconds since the
+    /// mode's load started: the band the report's time-series charts shade.
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Why it did nothing in this mode (e.g. no ztunnel runs there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_applied: Option<String>,
+    /// Requests that failed, every flow, from the fault's start to the first error-free
+    /// second after it ended.
+    pub failed: u64,
+    /// Seconds from the fault's start to the first second after it ended in which every
+    /// flow ran without an error (1 s resolution); absent if that never came in the step.
+    pub clean_after_s: Option<f64>,
+    /// Seconds from the fault's start until every flow's p99 was back within 10% of its median
+    /// p99 before the fault; absent if it never was in the step (or nothing came before).
+    pub p99_recovered_after_s: Option<f64>,
+    pub flows: Vec<FaultFlow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultFlow {
+    pub flow: String,
+    pub failed: u64,
+    pub clean_after_s: Option<f64>,
+    /// Median of the per-second p99 before the fault.
+    pub p99_before_us: Option<f64>,
+    pub p99_recovered_after_s: Option<f64>,
 }
 
 /// One stage of a migration, measured live: `run` on a scenario with `migration:` in mode

@@ -64,6 +64,10 @@ pub struct Scenario {
     /// what breaks and what opens between them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<Migration>,
+    /// Faults on each step's time line (an incident replayed): `at` counts from the start of
+    /// the step's measured window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
     /// Local files standing in for `jwksUri`s of RequestAuthentication rules (no network):
     /// URI → path relative to this file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -283,6 +287,101 @@ pub struct ServicePort {
 pub enum PortProtocol {
     Http,
     Tcp,
+}
+
+/// One fault, in every step of every mode where its target exists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fault {
+    /// What happens.
+    pub kind: FaultKind,
+    /// When, from the start of the step's measured window.
+    pub at: Dur,
+    /// How long: the time a restarted or crashed component stays down before it starts again
+    /// (default 1s), or how long loss or a CPU hog lasts (required for those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Dur>,
+    /// The node of a `ztunnel-restart` or a `cpu-hog`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The two nodes of a `link-loss` (both directions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// The pod of a `sidecar-crash` or a `pod-restart`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The waypoint (Gateway name) of a `waypoint-restart`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waypoint: Option<String>,
+    /// `link-loss`: the share of packets dropped, in percent (0-100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+    /// `cpu-hog`: busy cores of the noisy neighbour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<u32>,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// The node's ztunnel stops (its in-pod listeners close, its connections reset) and comes
+    /// back after `duration`.
+    ZtunnelRestart,
+    /// A waypoint's proxy stops and comes back after `duration`.
+    WaypointRestart,
+    /// A pod's sidecar crashes (its pod's traffic with it) and restarts after `duration`.
+    SidecarCrash,
+    /// A pod is killed (app and proxy) and restarts after `duration`, keeping its IP as a
+    /// StatefulSet pod does.
+    PodRestart,
+    /// Packets between two nodes are dropped at random (nftables `numgen random`).
+    LinkLoss,
+    /// A noisy neighbour burns `cores` cores on the node.
+    CpuHog,
+}
+
+impl FaultKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::ZtunnelRestart => "ztunnel-restart",
+            FaultKind::WaypointRestart => "waypoint-restart",
+            FaultKind::SidecarCrash => "sidecar-crash",
+            FaultKind::PodRestart => "pod-restart",
+            FaultKind::LinkLoss => "link-loss",
+            FaultKind::CpuHog => "cpu-hog",
+        }
+    }
+}
+
+impl Fault {
+    /// Down time of a restart (default 1 s), or the fault's length.
+    pub fn length(&self) -> std::time::Duration {
+        self.duration
+            .map_or(std::time::Duration::from_secs(1), |d| d.0)
+    }
+
+    /// `ztunnel-restart node-2 at 10s for 1s`, for logs and reports.
+    pub fn label(&self) -> String {
+        let target = match self.kind {
+            FaultKind::ZtunnelRestart | FaultKind::CpuHog => self.node.clone().unwrap_or_default(),
+            FaultKind::WaypointRestart => self.waypoint.clone().unwrap_or_default(),
+            FaultKind::SidecarCrash | FaultKind::PodRestart => self.pod.clone().unwrap_or_default(),
+            FaultKind::LinkLoss => self.nodes.join("↔"),
+        };
+        let what = match (self.kind, self.percent, self.cores) {
+            (FaultKind::LinkLoss, Some(p), _) => format!(" {p}%"),
+            (FaultKind::CpuHog, _, Some(c)) => format!(" {c} core(s)"),
+            _ => String::new(),
+        };
+        format!(
+            "{} {target}{what} at {} for {}",
+            self.kind.as_str(),
+            humantime::format_duration(self.at.0),
+            humantime::format_duration(self.length())
+        )
+    }
 }
 
 /// Ordered migration stages; each applies to the cluster as the stages before it left it.

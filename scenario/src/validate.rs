@@ -70,7 +70,125 @@ pub fn validate(l: &Loaded) -> Vec<Diagnostic> {
     check_manifests(&mut c, &namespaces);
     check_extension_providers(&mut c);
     check_migration(&mut c);
+    check_faults(&mut c, &nodes);
     c.out
+}
+
+/// `faults`: each kind with the fields it needs, naming things that exist, ending within
+/// the shortest step it falls in.
+fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
+    use crate::format::FaultKind as K;
+    let l = c.l;
+    let s = &l.scenario;
+    let pods: BTreeSet<String> = s
+        .workloads
+        .iter()
+        .flat_map(|w| (0..w.replicas).map(move |r| format!("{}-{r}", w.name)))
+        .collect();
+    let gateways: BTreeSet<String> = (0..=s.migration.as_ref().map_or(0, |m| m.stages.len()))
+        .flat_map(|i| {
+            l.at_stage(i.checked_sub(1))
+                .objects()
+                .filter_map(|o| match &o.object {
+                    crate::manifest::Object::Gateway(g) => Some(g.metadata.name.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let shortest = s.flows.iter().map(|f| f.duration.0).min();
+    for (i, f) in s.faults.iter().enumerate() {
+        let p = format!("faults[{i}]");
+        let need = |c: &mut Ctx<'_>, field: &str, given: bool| {
+            if !given {
+                c.err(&p, format!("a `{}` fault needs `{field}`", f.kind.as_str()));
+            }
+        };
+        match f.kind {
+            K::ZtunnelRestart | K::CpuHog => {
+                need(c, "node", f.node.is_some());
+                if let Some(n) = &f.node
+                    && !nodes.contains(n.as_str())
+                {
+                    c.err(&format!("{p}.node"), format!("node `{n}` does not exist"));
+                }
+            }
+            K::SidecarCrash | K::PodRestart => {
+                need(c, "pod", f.pod.is_some());
+                if let Some(n) = &f.pod
+                    && !pods.contains(n)
+                {
+                    c.err(
+                        &format!("{p}.pod"),
+                        format!("pod `{n}` does not exist (pods are named <workload>-<replica>, e.g. `{}`)", pods.iter().next().map_or("echo-0", |x| x.as_str())),
+                    );
+                }
+            }
+            K::WaypointRestart => {
+                need(c, "waypoint", f.waypoint.is_some());
+                if let Some(n) = &f.waypoint
+                    && !gateways.contains(n)
+                    && !s
+                        .namespaces
+                        .iter()
+                        .any(|ns| *n == format!("{}-waypoint", ns.name))
+                {
+                    c.err(
+                        &format!("{p}.waypoint"),
+                        format!("no waypoint `{n}`: name a Gateway of class istio-waypoint from the manifests, or `<namespace>-waypoint` of mode ambient-waypoint"),
+                    );
+                }
+            }
+            K::LinkLoss => {
+                if f.nodes.len() != 2 {
+                    c.err(&p, "a `link-loss` fault needs `nodes: [a, b]`, two nodes");
+                }
+                for (k, n) in f.nodes.iter().enumerate() {
+                    if !nodes.contains(n.as_str()) {
+                        c.err(
+                            &format!("{p}.nodes[{k}]"),
+                            format!("node `{n}` does not exist"),
+                        );
+                    }
+                }
+                match f.percent {
+                    None => need(c, "percent", false),
+                    Some(x) if !(0.0..=100.0).contains(&x) => c.err(
+                        &format!("{p}.percent"),
+                        format!("{x} is not a share in percent: give 0 to 100"),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+        if f.kind == K::CpuHog {
+            match f.cores {
+                None | Some(0) => c.err(&p, "a `cpu-hog` fault needs `cores` of at least 1"),
+                Some(_) => {}
+            }
+        }
+        if matches!(f.kind, K::LinkLoss | K::CpuHog) && f.duration.is_none() {
+            c.err(
+                &p,
+                format!(
+                    "a `{}` fault needs `duration` (how long it lasts)",
+                    f.kind.as_str()
+                ),
+            );
+        }
+        if let Some(d) = shortest
+            && f.at.0 + f.length() > d
+        {
+            c.err(
+                &format!("{p}.at"),
+                format!(
+                    "the fault ends {} into the step, after the shortest flow's measured window ({}): move it earlier or lengthen the flows",
+                    humantime::format_duration(f.at.0 + f.length()),
+                    humantime::format_duration(d)
+                ),
+            );
+        }
+    }
 }
 
 /// `migration.stages`: unique names; relabels naming one existing namespace or workload;

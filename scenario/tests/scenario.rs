@@ -465,3 +465,36 @@ fn a_stage_changes_labels_but_a_sidecar_goes_only_with_a_restart() {
         "restarted: ambient"
     );
 }
+
+#[test]
+fn faults_name_what_exists_with_the_fields_their_kind_needs() {
+    let text = format!(
+        "{BASE}faults:
+  - {{kind: ztunnel-restart, node: node-9, at: 1s}}
+  - {{kind: sidecar-crash, pod: echo-7, at: 1s}}
+  - {{kind: link-loss, nodes: [node-1], percent: 150, at: 1s}}
+  - {{kind: cpu-hog, node: node-1, at: 1s}}
+  - {{kind: waypoint-restart, waypoint: nope, at: 1s}}
+  - {{kind: pod-restart, pod: echo-0, at: 9m}}
+"
+    );
+    let d = errors(&[("s.yaml", &text)]);
+    let got: Vec<(&str, usize)> = d.iter().map(|x| (x.path.as_str(), x.line)).collect();
+    for want in [
+        "faults[0].node",
+        "faults[1].pod",
+        "faults[2]",
+        "faults[2].percent",
+        "faults[3]",
+        "faults[4].waypoint",
+        "faults[5].at",
+    ] {
+        assert!(got.iter().any(|g| g.0 == want), "{want} in {got:?}");
+    }
+    // Each names its own line of the file.
+    let line = |p: &str| got.iter().find(|g| g.0 == p).map(|g| g.1);
+    assert!(line("faults[1].pod") > line("faults[0].node"));
+    let unknown = format!("{BASE}faults:\n  - {{kind: meteor, at: 1s}}\n");
+    let e = one(&[("s.yaml", &unknown)]);
+    assert!(e.message.contains("meteor"), "{}", e.message);
+}

@@ -98,11 +98,12 @@ pub enum ChartData {
         modes: Vec<Mode>,
         bars: Vec<ResourceBar>,
     },
-    /// Achieved rate and p99 over time.
+    /// Achieved rate and p99 over time, faults shaded (start, end in seconds).
     TimeSeries {
         title: String,
         rate: Vec<Line>,
         p99_ms: Vec<Line>,
+        bands: Vec<(f64, f64)>,
     },
 }
 
@@ -171,7 +172,12 @@ impl ChartData {
             ChartData::Resources {
                 kinds, modes, bars, ..
             } => draw_resources(&body, kinds, modes, bars),
-            ChartData::TimeSeries { rate, p99_ms, .. } => draw_time_series(&body, rate, p99_ms),
+            ChartData::TimeSeries {
+                rate,
+                p99_ms,
+                bands,
+                ..
+            } => draw_time_series(&body, rate, p99_ms, bands),
         }?;
         root.present()
     }
@@ -477,6 +483,7 @@ fn draw_time_series<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rate: &[Line],
     p99_ms: &[Line],
+    bands: &[(f64, f64)],
 ) -> DrawResult<DB> {
     let (top, bottom) = root.split_vertically(root.dim_in_pixel().1 / 2);
     let t_max = rate
@@ -516,6 +523,14 @@ fn draw_time_series<DB: DrawingBackend>(
             mesh.x_desc("time since the mode's load started");
         }
         mesh.draw()?;
+        // A fault's band under the lines: when it began until its component was back.
+        let y_top = nice_max(lines_max_y(lines));
+        chart.draw_series(bands.iter().map(|&(a, b)| {
+            Rectangle::new(
+                [(a, 0.0), (b.max(a + 0.1), y_top)],
+                RGBColor(214, 39, 40).mix(0.15).filled(),
+            )
+        }))?;
         draw_lines(&mut chart, lines, false)?;
     }
     Ok(())

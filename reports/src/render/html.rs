@@ -100,6 +100,7 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
     dataplanes(&mut h, run);
     stages(&mut h, run);
     reachability(&mut h, run);
+    faults(&mut h, run);
 
     h.push_str("<h2 id=\"charts\">Charts</h2>\n");
     for c in charts {
@@ -425,6 +426,31 @@ fn stages(h: &mut String, run: &RunResult) {
         }
         h.push_str("</table>\n");
     }
+}
+
+/// The scenario's faults, per mode: what each did to the load (their bands shade the charts).
+fn faults(h: &mut String, run: &RunResult) {
+    let modes: Vec<&ModeResult> = run
+        .sorted_modes()
+        .into_iter()
+        .filter(|m| m.repeat == 0 && !m.faults.is_empty())
+        .collect();
+    if modes.is_empty() {
+        return;
+    }
+    h.push_str("<h2 id=\"faults\">Faults</h2>\n<p class=\"note\">Measured from the flows' per-second series (1 s resolution): requests failed from the fault's start to the first error-free second after it ended, the time to that second, and the time until p99 was back within 10% of its median before the fault.</p>\n<ul>\n");
+    for m in modes {
+        for l in super::fault_lines(m) {
+            let _ = writeln!(
+                h,
+                "<li>{}<b>{}</b>: {}</li>",
+                swatch(m.mode),
+                m.mode,
+                esc(&l)
+            );
+        }
+    }
+    h.push_str("</ul>\n");
 }
 
 /// A migration's reachability: each stage's matrix in numbers, its mTLS findings, and every

@@ -111,6 +111,19 @@ pub fn summary_markdown(run: &RunResult) -> String {
         }
         s.push('\n');
     }
+    let faults: Vec<String> = run
+        .sorted_modes()
+        .into_iter()
+        .filter(|m| m.repeat == 0)
+        .flat_map(|m| {
+            super::fault_lines(m)
+                .into_iter()
+                .map(move |l| format!("- {}: {}", m.mode, cell(&l)))
+        })
+        .collect();
+    if !faults.is_empty() {
+        let _ = writeln!(s, "**Faults**:\n\n{}\n", faults.join("\n"));
+    }
     if let Some(r) = &run.reach {
         let cols: Vec<String> = r
             .columns

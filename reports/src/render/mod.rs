@@ -358,20 +358,37 @@ fn resources(run: &RunResult, modes: &[Mode]) -> ChartSpec {
 fn time_series(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
     let mut rate = Vec::new();
     let mut p99 = Vec::new();
+    let mut bands = Vec::new();
+    let mut faults: Vec<String> = Vec::new();
     for &mode in modes {
         // One repeat: averaging time lines of different runs would blur the events in them.
-        let Some(f) = run.repeats_of(mode).first().and_then(|m| flow_of(m, flow)) else {
+        let Some(first) = run.repeats_of(mode).first().copied() else {
+            continue;
+        };
+        for fr in first.faults.iter().filter(|f| f.not_applied.is_none()) {
+            bands.push((fr.start_s, fr.end_s));
+            if !faults.contains(&fr.label) {
+                faults.push(fr.label.clone());
+            }
+        }
+        let Some(f) = flow_of(first, flow) else {
             continue;
         };
         let mut r = Vec::new();
         let mut p = Vec::new();
-        let mut prev = 0.0;
-        for s in f.steps.iter().flat_map(|s| s.series.iter()) {
-            let dt = s.t_s - prev;
-            let dt = if dt > 0.0 { dt } else { 1.0 };
-            prev = s.t_s;
-            r.push((s.t_s, s.requests as f64 / dt));
-            p.push((s.t_s, s.p99_us / 1000.0));
+        for step in &f.steps {
+            // A step's first sample is a whole second (its warmup came before it).
+            let mut prev = step.series.first().map_or(0.0, |s| s.t_s - 1.0);
+            for s in &step.series {
+                let dt = s.t_s - prev;
+                let dt = if dt > 0.0 { dt } else { 1.0 };
+                prev = s.t_s;
+                r.push((s.t_s, s.requests as f64 / dt));
+                // A second with no answer has no latency (not a latency of zero).
+                if s.requests > 0 {
+                    p.push((s.t_s, s.p99_us / 1000.0));
+                }
+            }
         }
         rate.push(Line { mode, points: r });
         p99.push(Line { mode, points: p });
@@ -380,11 +397,22 @@ fn time_series(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
     (
         format!("timeseries-{}", file_safe(flow)),
         title.clone(),
-        "Per-second achieved rate and p99 (first repeat). Modes that kept up with the target rate overlap in the upper panel; a spike in one mode only points at that mode, spikes in all at the machine.".into(),
+        format!(
+            "Per-second achieved rate and p99 (first repeat). Modes that kept up with the target rate overlap in the upper panel; a spike in one mode only points at that mode, spikes in all at the machine.{}",
+            if faults.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " Shaded: faults ({}), from their start until the component was back or the fault removed.",
+                    faults.join("; ")
+                )
+            }
+        ),
         ChartData::TimeSeries {
             title,
             rate,
             p99_ms: p99,
+            bands,
         },
     )
 }
@@ -655,6 +683,28 @@ pub fn stage_rows(m: &crate::run::ModeResult) -> Vec<StageRow> {
                 mib,
                 transition,
             }
+        })
+        .collect()
+}
+
+/// One line per fault of a mode (first repeat): what it did to the load.
+pub fn fault_lines(m: &crate::run::ModeResult) -> Vec<String> {
+    let secs =
+        |v: Option<f64>, never: &str| v.map_or_else(|| never.to_string(), |s| format!("{s:.1} s"));
+    m.faults
+        .iter()
+        .map(|f| match &f.not_applied {
+            Some(why) => format!("{} (step {}): not applied: {why}", f.label, f.step + 1),
+            None => format!(
+                "{} (step {}, {:.1}–{:.1} s): {} request(s) failed; first error-free second after {}; p99 back within 10% after {}",
+                f.label,
+                f.step + 1,
+                f.start_s,
+                f.end_s,
+                f.failed,
+                secs(f.clean_after_s, "never (in the step)"),
+                secs(f.p99_recovered_after_s, "never (in the step)")
+            ),
         })
         .collect()
 }

@@ -23,7 +23,7 @@ use crate::proxy::{Reconfigure, capture, sidecar, waypoint, ztunnel};
 use crate::topology::ClusterSpec;
 
 /// A proxy just started: what the cluster keeps of it.
-struct Started {
+pub(super) struct Started {
     component: Arc<Component>,
     runtime: ComponentRuntime,
     burner: Arc<Burner>,
@@ -39,11 +39,11 @@ struct Started {
 
 /// A running proxy, as the cluster reconfigures or stops it.
 pub(super) struct RunningProxy {
-    component: Arc<Component>,
+    pub component: Arc<Component>,
     burner: Arc<Burner>,
     metrics: Arc<ProxyMetrics>,
     control: Arc<dyn Reconfigure>,
-    pod: Option<usize>,
+    pub pod: Option<usize>,
 }
 
 /// What a live cluster needs to take a migration's stages: every waypoint any stage deploys
@@ -105,23 +105,37 @@ fn cpu_limit(s: &ProxySettings) -> Option<u32> {
 }
 
 /// Who starts the proxies: the plan, and whether CPU limits can be enforced.
-struct Wiring<'a> {
-    cluster: &'a Cluster,
-    plan: &'a Arc<MeshPlan>,
-    proxies: &'a scenario::Proxies,
-    enforce: bool,
+pub(super) struct Wiring<'a> {
+    pub cluster: &'a Cluster,
+    pub plan: &'a Arc<MeshPlan>,
+    pub proxies: &'a scenario::Proxies,
+    pub enforce: bool,
 }
 
 impl Wiring<'_> {
-    fn sidecar(&self, i: usize) -> Result<Started, ClusterError> {
+    /// The component of a proxy: the one it ran as before when it is restarted (so its CPU
+    /// and memory stay one series), a new one otherwise.
+    fn component(
+        &self,
+        name: String,
+        kind: ComponentKind,
+        ns: crate::netns::NetNsRef,
+        limit: Option<u32>,
+    ) -> Arc<Component> {
+        match self.cluster.stopped.iter().find(|c| c.name == name) {
+            Some(c) => c.clone(),
+            None => Component::with_limit(name, kind, ns, limit, self.enforce),
+        }
+    }
+
+    pub(super) fn sidecar(&self, i: usize) -> Result<Started, ClusterError> {
         let w = &self.plan.workloads[i];
         let pod = &self.cluster.topology.pods[i];
-        let c = Component::with_limit(
+        let c = self.component(
             format!("sidecar-{}", w.pod),
             ComponentKind::Sidecar,
             pod.ns.clone(),
             cpu_limit(&self.proxies.sidecar),
-            self.enforce,
         );
         let m = Arc::new(ProxyMetrics::for_component("proxy"));
         let workers = self.proxies.sidecar.concurrency() as usize;
@@ -154,62 +168,64 @@ impl Wiring<'_> {
     /// a stage hands them over one by one, as their sidecars go).
     fn ztunnels(
         &self,
-        spec: &ClusterSpec,
         with_pods: bool,
     ) -> Result<Vec<(Started, Arc<ZtunnelHandle>)>, ClusterError> {
-        let mut out = Vec::new();
-        for (n, node) in spec.nodes.iter().enumerate() {
-            let pods: Vec<(usize, crate::netns::NetNsRef)> = self
-                .plan
-                .workloads
-                .iter()
-                .zip(&self.cluster.topology.pods)
-                .enumerate()
-                .filter(|(_, (w, _))| {
-                    with_pods && w.node == n && w.dataplane() == DataPlane::Ambient
-                })
-                .map(|(i, (_, p))| (i, p.ns.clone()))
-                .collect();
-            let name = format!("ztunnel-{}", node.name);
-            let c = Component::with_limit(
-                name.clone(),
-                ComponentKind::Ztunnel,
-                self.cluster.topology.nodes[n].ns.clone(),
-                cpu_limit(&self.proxies.ztunnel),
-                self.enforce,
-            );
-            let m = Arc::new(ProxyMetrics::for_component("ztunnel"));
-            let workers = self.proxies.ztunnel.concurrency() as usize;
-            let (rt, b, handle) = ztunnel::start(&c, self.plan.clone(), pods, workers, m.clone())
-                .map_err(proxy_err(format!("ztunnel of {}", node.name)))?;
-            let started = Started {
-                component: c,
-                runtime: rt,
-                burner: b,
-                metrics: m,
-                labels: vec![
-                    ("proxy", "ztunnel".to_string()),
-                    ("pod", name),
-                    ("namespace", "istio-system".to_string()),
-                ],
-                admin_ports: vec![capture::METRICS_PORT, capture::READY_PORT],
-                control: handle.clone(),
-                pod: None,
-            };
-            out.push((started, handle));
-        }
-        Ok(out)
+        (0..self.cluster.topology.nodes.len())
+            .map(|n| self.ztunnel(n, with_pods))
+            .collect()
     }
 
-    fn waypoint(&self, k: usize) -> Result<Started, ClusterError> {
+    pub(super) fn ztunnel(
+        &self,
+        n: usize,
+        with_pods: bool,
+    ) -> Result<(Started, Arc<ZtunnelHandle>), ClusterError> {
+        let node = &self.cluster.topology.nodes[n];
+        let pods: Vec<(usize, crate::netns::NetNsRef)> = self
+            .plan
+            .workloads
+            .iter()
+            .zip(&self.cluster.topology.pods)
+            .enumerate()
+            .filter(|(_, (w, _))| with_pods && w.node == n && w.dataplane() == DataPlane::Ambient)
+            .map(|(i, (_, p))| (i, p.ns.clone()))
+            .collect();
+        let name = format!("ztunnel-{}", node.name);
+        let c = self.component(
+            name.clone(),
+            ComponentKind::Ztunnel,
+            node.ns.clone(),
+            cpu_limit(&self.proxies.ztunnel),
+        );
+        let m = Arc::new(ProxyMetrics::for_component("ztunnel"));
+        let workers = self.proxies.ztunnel.concurrency() as usize;
+        let (rt, b, handle) = ztunnel::start(&c, self.plan.clone(), pods, workers, m.clone())
+            .map_err(proxy_err(format!("ztunnel of {}", node.name)))?;
+        let started = Started {
+            component: c,
+            runtime: rt,
+            burner: b,
+            metrics: m,
+            labels: vec![
+                ("proxy", "ztunnel".to_string()),
+                ("pod", name),
+                ("namespace", "istio-system".to_string()),
+            ],
+            admin_ports: vec![capture::METRICS_PORT, capture::READY_PORT],
+            control: handle.clone(),
+            pod: None,
+        };
+        Ok((started, handle))
+    }
+
+    pub(super) fn waypoint(&self, k: usize) -> Result<Started, ClusterError> {
         let wp = &self.plan.waypoints[k];
         let pod = &self.cluster.topology.pods[wp.workload];
-        let c = Component::with_limit(
+        let c = self.component(
             wp.decl.pod.clone(),
             ComponentKind::Waypoint,
             pod.ns.clone(),
             wp.decl.cpu_limit_millis,
-            self.enforce,
         );
         let m = Arc::new(ProxyMetrics::for_component("proxy"));
         let (rt, b, control) = waypoint::start(&c, self.plan.clone(), k, m.clone())
@@ -269,7 +285,7 @@ impl Cluster {
         let mut started = wiring.sidecars()?;
         let mut ztunnels = Vec::new();
         if plan.runs_ztunnel() {
-            for (s, h) in wiring.ztunnels(spec, true)? {
+            for (s, h) in wiring.ztunnels(true)? {
                 started.push(s);
                 ztunnels.push(h);
             }
@@ -280,6 +296,7 @@ impl Cluster {
         }
         self.ztunnels = ztunnels;
         self.mesh = Some(plan);
+        self.proxies_settings = loaded.scenario.proxies.clone();
         Ok(())
     }
 
@@ -337,7 +354,7 @@ impl Cluster {
         }
         let mut ztunnels = Vec::new();
         if plan.runs_ztunnel() && self.ztunnels.is_empty() {
-            for (s, h) in wiring.ztunnels(&spec, false)? {
+            for (s, h) in wiring.ztunnels(false)? {
                 started.push(s);
                 ztunnels.push(h);
             }
@@ -349,6 +366,7 @@ impl Cluster {
         if !ztunnels.is_empty() {
             self.ztunnels = ztunnels;
         }
+        self.proxies_settings = at.scenario.proxies.clone();
         // istiod's push: every running proxy takes the new plan.
         for p in &self.proxies {
             p.control.reconfigure(&plan);
@@ -426,7 +444,7 @@ impl Cluster {
     }
 
     /// Stops the proxies `which` picks: their threads and sockets go, their modeled memory too.
-    fn stop_proxy(&mut self, which: impl Fn(&RunningProxy) -> bool) {
+    pub(super) fn stop_proxy(&mut self, which: impl Fn(&RunningProxy) -> bool) {
         let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.proxies)
             .into_iter()
             .partition(|p| which(p));
@@ -439,24 +457,35 @@ impl Cluster {
             self.burners.retain(|b| !Arc::ptr_eq(b, &p.burner));
             self.metrics
                 .retain(|m| !Arc::ptr_eq(&m.metrics, &p.metrics));
+            self.stopped.push(p.component);
         }
     }
 
     /// Restarts pod `i`'s app in place: its listener and connections close, then it serves
     /// again on the same component (so its CPU stays one series).
     fn restart_app(&mut self, i: usize, spec: &ClusterSpec) -> Result<(), ClusterError> {
-        let name = &spec.pods[i].name;
-        let Some(pos) = self
+        if let Some(c) = self.stop_app(&spec.pods[i].name) {
+            self.start_app(&spec.pods[i], c)?;
+        }
+        Ok(())
+    }
+
+    /// Stops a pod's app (its threads, listener and connections); `None` when it has none.
+    pub(super) fn stop_app(&mut self, pod: &str) -> Option<Arc<Component>> {
+        let pos = self
             .runtimes
             .iter()
-            .position(|r| r.component.kind == ComponentKind::App && r.component.name == *name)
-        else {
-            // A pod with no app (a load client's pod) has nothing to restart.
-            return Ok(());
-        };
+            .position(|r| r.component.kind == ComponentKind::App && r.component.name == pod)?;
         let c = self.runtimes[pos].component.clone();
         drop(self.runtimes.remove(pos));
-        let p = &spec.pods[i];
+        Some(c)
+    }
+
+    pub(super) fn start_app(
+        &mut self,
+        p: &crate::topology::PodSpec,
+        c: Arc<Component>,
+    ) -> Result<(), ClusterError> {
         let id = crate::apps::AppIdentity {
             pod: p.name.clone(),
             namespace: p.namespace.clone(),
@@ -471,7 +500,7 @@ impl Cluster {
     }
 
     /// Serves a started proxy's admin ports in its namespace and keeps it.
-    fn adopt(&mut self, s: Started) -> Result<(), ClusterError> {
+    pub(super) fn adopt(&mut self, s: Started) -> Result<(), ClusterError> {
         let source = MetricsSource {
             labels: s.labels,
             metrics: s.metrics.clone(),
@@ -491,6 +520,7 @@ impl Cluster {
         }
         self.metrics.push(source);
         self.burners.push(s.burner.clone());
+        self.stopped.retain(|c| !Arc::ptr_eq(c, &s.component));
         self.components.push(s.component.clone());
         self.proxies.push(RunningProxy {
             component: s.component,

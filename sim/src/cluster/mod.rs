@@ -3,9 +3,11 @@
 //! - `metrics`: every proxy's metrics merged on one host loopback port
 //! - `control`: the control socket `exec` finds a cluster by, and the queries it answers
 //! - `exec`: a program run inside a pod of a running cluster
+//! - [`faults`](self::faults): faults on a running cluster (restarts, crashes, link loss, a CPU hog)
 
 mod control;
 mod exec;
+pub mod faults;
 pub mod mesh;
 mod metrics;
 
@@ -193,6 +195,10 @@ pub struct Cluster {
     ztunnels: Vec<Arc<crate::proxy::ztunnel::ZtunnelHandle>>,
     /// Set when the cluster takes a migration's stages live.
     staging: Option<mesh::Staging>,
+    /// Components of stopped proxies: a restart runs as the same component.
+    stopped: Vec<Arc<Component>>,
+    /// The scenario's proxy settings (concurrency, CPU limits), for proxies (re)started later.
+    proxies_settings: scenario::Proxies,
 }
 
 impl Cluster {
@@ -286,6 +292,8 @@ impl Cluster {
             proxies: Vec::new(),
             ztunnels: Vec::new(),
             staging: None,
+            stopped: Vec::new(),
+            proxies_settings: Default::default(),
         })
     }
 

@@ -155,15 +155,26 @@ pub(super) fn as_stages(
     stages: usize,
     (warmup, duration): (std::time::Duration, std::time::Duration),
 ) {
-    for f in flows {
+    for f in flows.iter_mut() {
         if let loadgen::Mode::Open { rates } = &mut f.spec.mode {
             let r = rates.first().copied().unwrap_or_default();
             *rates = vec![r; stages + 1];
         }
         f.steps = stages + 1;
+        f.spec.record_warmup = true;
+    }
+    common_timing(flows, (warmup, duration));
+}
+
+/// Every flow on one step time line (the longest warmup and duration any asks for), so a
+/// fault's `at` falls at the same moment of each flow's step.
+pub(super) fn common_timing(
+    flows: &mut [PlannedFlow],
+    (warmup, duration): (std::time::Duration, std::time::Duration),
+) {
+    for f in flows {
         f.spec.warmup = warmup;
         f.spec.duration = duration;
-        f.spec.record_warmup = true;
     }
 }
 

@@ -11,11 +11,13 @@
 //! and mode already measured, marked incomplete.
 //!
 //! Modules: [`schedule`] (what will run, and the checks before it starts), `flows` (flows as
-//! load specs and their results on the mode's time line), [`host`] (the machine).
+//! load specs and their results on the mode's time line), [`host`] (the machine), `timeline`
+//! (a migration's stages and the scenario's faults applied while the load runs).
 
 mod flows;
 pub mod host;
 pub mod schedule;
+mod timeline;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -69,6 +71,13 @@ pub enum RunError {
     Meter(#[source] std::io::Error),
     #[error("cannot start the thread that waits for the load clients")]
     Waiter(#[source] std::io::Error),
+    #[error("mode {mode}: fault {fault} failed")]
+    Fault {
+        mode: Mode,
+        fault: String,
+        #[source]
+        source: Box<ClusterError>,
+    },
     #[error("mode {mode}: cannot apply migration stage {stage} to the running cluster")]
     Stage {
         mode: Mode,
@@ -374,8 +383,11 @@ fn run_mode(
     let bring_up = t0.elapsed();
     tracing::info!(took = ?bring_up, "cluster up");
     let mut flows = flows::plan(loaded, &cluster, opts)?;
+    let faults = &loaded.scenario.faults;
     if stages > 0 {
         flows::as_stages(&mut flows, stages, schedule::stage_step(loaded, opts));
+    } else if !faults.is_empty() {
+        flows::common_timing(&mut flows, schedule::stage_step(loaded, opts));
     }
     let clients = start_clients(&cluster, &flows, mode)?;
 
@@ -393,32 +405,31 @@ fn run_mode(
         },
     );
     let (step_tx, step_rx) = std::sync::mpsc::channel();
+    let timed = stages > 0 || !faults.is_empty();
     let handles = drive(
         opts,
         mode,
         &flows,
         &clients,
-        (load_start, (stages > 0).then_some(&step_tx)),
+        (load_start, timed.then_some(&step_tx)),
     );
     drop(step_tx);
-    let mut raw_stages = Vec::new();
-    if stages > 0 {
-        raw_stages.push(results::raw::RawStage {
-            name: "before".into(),
-            applied_at_s: None,
-            changes: Vec::new(),
-            apply_s: 0.0,
-        });
-        let mut stage_run = StageRun {
+    let (raw_stages, raw_faults) = if timed {
+        let mut t = timeline::Timeline {
             cluster: &mut cluster,
             loaded,
             meter: &meter,
             metered,
             load_start,
             mode,
+            warmup: flows.first().map(|f| f.spec.warmup).unwrap_or_default(),
+            stop: opts.stop.clone(),
         };
-        raw_stages.extend(stage_run.follow(&step_rx, flows.len(), stages, &handles)?);
-    }
+        let steps: Vec<usize> = flows.iter().map(|f| f.steps).collect();
+        t.follow(&step_rx, &steps, stages, &handles)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let waiter = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -465,85 +476,8 @@ fn run_mode(
         warnings,
         host_probe,
         stages: raw_stages,
+        faults: raw_faults,
     })
-}
-
-/// A migration applied live while the load runs: each stage when every flow has started the
-/// step that measures it (so its change falls at the start of that step's warmup).
-struct StageRun<'a> {
-    cluster: &'a mut Cluster,
-    loaded: &'a Loaded,
-    meter: &'a Meter,
-    /// Components the meter already reads.
-    metered: Vec<Arc<Component>>,
-    load_start: Instant,
-    mode: Mode,
-}
-
-impl StageRun<'_> {
-    fn follow(
-        &mut self,
-        steps: &std::sync::mpsc::Receiver<usize>,
-        flows: usize,
-        stages: usize,
-        handles: &[tokio::task::JoinHandle<FlowRun>],
-    ) -> Result<Vec<results::raw::RawStage>, RunError> {
-        let names: Vec<String> = self
-            .loaded
-            .scenario
-            .migration
-            .iter()
-            .flat_map(|m| m.stages.iter().map(|s| s.name.clone()))
-            .collect();
-        let mut started = vec![0usize; stages + 1];
-        let mut out = Vec::new();
-        while out.len() < stages {
-            match steps.recv_timeout(Duration::from_millis(100)) {
-                Ok(k) if k <= stages => {
-                    started[k] += 1;
-                    // Steps start in order per flow: stage k-1 goes once all flows are at k.
-                    if k == out.len() + 1 && started[k] == flows {
-                        out.push(self.apply(k - 1, &names[k - 1])?);
-                    }
-                }
-                Ok(_) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if handles.iter().all(|h| h.is_finished()) {
-                        break;
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        Ok(out)
-    }
-
-    fn apply(&mut self, stage: usize, name: &str) -> Result<results::raw::RawStage, RunError> {
-        let at = self.load_start.elapsed().as_secs_f64();
-        let span = tracing::info_span!("stage", stage = name);
-        let _g = span.enter();
-        let done = self
-            .cluster
-            .apply_stage(self.loaded, stage)
-            .map_err(|source| RunError::Stage {
-                mode: self.mode,
-                stage: name.to_string(),
-                source: Box::new(source),
-            })?;
-        for c in &self.cluster.components {
-            if !self.metered.iter().any(|m| Arc::ptr_eq(m, c)) {
-                self.meter.add(c.clone());
-                self.metered.push(c.clone());
-            }
-        }
-        tracing::info!(took_s = done.took_s, "stage applied");
-        Ok(results::raw::RawStage {
-            name: name.to_string(),
-            applied_at_s: Some(at),
-            changes: done.describe(),
-            apply_s: done.took_s,
-        })
-    }
 }
 
 /// What makes a mode's figures suspect: a saturated machine, a contended host, a flow that

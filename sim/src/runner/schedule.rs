@@ -85,6 +85,26 @@ pub fn check(loaded: &Loaded, opts: &RunOptions) -> Result<(), RunError> {
             reason: e.to_string(),
         })?;
     }
+    // Faults were checked against the flows' own durations; an override may cut them short.
+    let (_, step) = stage_step(loaded, opts);
+    for f in &loaded.scenario.faults {
+        if f.at.0 + f.length() > step {
+            return Err(RunError::Flow {
+                flow: loaded
+                    .scenario
+                    .flows
+                    .first()
+                    .map(|f| f.name.clone())
+                    .unwrap_or_default(),
+                reason: format!(
+                    "fault `{}` ends {} into the step, after its measured window ({}): give a longer --duration",
+                    f.label(),
+                    humantime::format_duration(f.at.0 + f.length()),
+                    humantime::format_duration(step)
+                ),
+            });
+        }
+    }
     let migrates = schedule(loaded, opts)
         .iter()
         .any(|&(m, _)| staged(loaded, m) > 0);

@@ -1,0 +1,257 @@
+//! Faults on a running cluster, each doing the real thing: a proxy's threads and sockets stop
+//! (its in-pod listeners close, its connections reset) and start again; a pod's app goes with
+//! it; packets between two nodes are dropped by nftables; a noisy neighbour burns cores.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use scenario::{DataPlane, Fault, FaultKind};
+
+use super::mesh::Wiring;
+use super::{Cluster, ClusterError};
+use crate::component::{Component, ComponentKind};
+use crate::nft;
+use crate::topology::addr;
+
+/// What a fault took down, to bring back when it ends.
+pub enum Down {
+    /// Nothing here to fault in this mode (e.g. a ztunnel restart without ambient pods).
+    NotApplicable(String),
+    Ztunnel(usize),
+    Waypoint(usize),
+    Sidecar(usize),
+    /// The pod's index, its app's component, and whether it had a sidecar.
+    Pod(usize, Option<Arc<Component>>, bool),
+    /// The two nodes whose rules drop packets.
+    Loss(usize, usize),
+    Hog(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>),
+}
+
+const LOSS_TABLE: &str = "meshsim-fault-loss";
+
+/// Drops `percent` of the packets this node forwards to (or sends to) the other node's pods
+/// or its own address: both directions are covered by the rules on both nodes.
+fn loss_rules(other: usize, percent: f64) -> String {
+    let (net, len) = addr::pod_cidr(other);
+    // Per mille, so fractional percents (0.5%) keep their meaning.
+    let per_mille = (percent * 10.0).round() as u32;
+    let ip = addr::node_ip(other);
+    format!(
+        "table ip {LOSS_TABLE} {{
+  chain forward {{
+    type filter hook forward priority 0; policy accept;
+    ip daddr {{ {net}/{len}, {ip} }} numgen random mod 1000 < {per_mille} drop
+  }}
+  chain output {{
+    type filter hook output priority 0; policy accept;
+    ip daddr {{ {net}/{len}, {ip} }} numgen random mod 1000 < {per_mille} drop
+  }}
+}}
+"
+    )
+}
+
+impl Cluster {
+    fn node_index(&self, name: &str) -> Option<usize> {
+        self.topology.nodes.iter().position(|n| n.name == name)
+    }
+
+    fn pod_index(&self, name: &str) -> Option<usize> {
+        self.topology.pods.iter().position(|p| p.name == name)
+    }
+
+    fn has_proxy(&self, kind: ComponentKind, pod: Option<usize>, name: Option<&str>) -> bool {
+        self.proxies.iter().any(|p| {
+            p.component.kind == kind
+                && pod.is_none_or(|i| p.pod == Some(i))
+                && name.is_none_or(|n| p.component.name == n)
+        })
+    }
+
+    /// Starts a fault: what it stops stops now.
+    pub fn fault_down(&mut self, f: &Fault) -> Result<Down, ClusterError> {
+        let na = |why: String| Ok(Down::NotApplicable(why));
+        match f.kind {
+            FaultKind::ZtunnelRestart => {
+                let node = f.node.as_deref().unwrap_or_default();
+                let name = format!("ztunnel-{node}");
+                let Some(n) = self.node_index(node) else {
+                    return na(format!("no node {node}"));
+                };
+                if !self.has_proxy(ComponentKind::Ztunnel, None, Some(&name)) {
+                    return na(format!("no ztunnel runs on {node} in this mode"));
+                }
+                self.stop_proxy(|p| p.component.name == name);
+                Ok(Down::Ztunnel(n))
+            }
+            FaultKind::WaypointRestart => {
+                let name = f.waypoint.as_deref().unwrap_or_default();
+                let Some(k) = self.mesh.as_ref().and_then(|m| {
+                    m.waypoints
+                        .iter()
+                        .position(|w| w.deployed && w.decl.name == name)
+                }) else {
+                    return na(format!("no waypoint {name} in this mode"));
+                };
+                let pod = self.mesh.as_ref().map(|m| m.waypoints[k].workload);
+                self.stop_proxy(|p| p.component.kind == ComponentKind::Waypoint && p.pod == pod);
+                Ok(Down::Waypoint(k))
+            }
+            FaultKind::SidecarCrash => {
+                let pod = f.pod.as_deref().unwrap_or_default();
+                let Some(i) = self.pod_index(pod) else {
+                    return na(format!("no pod {pod}"));
+                };
+                if !self.has_proxy(ComponentKind::Sidecar, Some(i), None) {
+                    return na(format!("{pod} has no sidecar in this mode"));
+                }
+                self.stop_proxy(|p| p.component.kind == ComponentKind::Sidecar && p.pod == Some(i));
+                Ok(Down::Sidecar(i))
+            }
+            FaultKind::PodRestart => {
+                let pod = f.pod.as_deref().unwrap_or_default();
+                let Some(i) = self.pod_index(pod) else {
+                    return na(format!("no pod {pod}"));
+                };
+                let sidecar = self.has_proxy(ComponentKind::Sidecar, Some(i), None);
+                if sidecar {
+                    self.stop_proxy(|p| {
+                        p.component.kind == ComponentKind::Sidecar && p.pod == Some(i)
+                    });
+                }
+                let app = self.stop_app(pod);
+                Ok(Down::Pod(i, app, sidecar))
+            }
+            FaultKind::LinkLoss => {
+                let ends: Vec<Option<usize>> = f.nodes.iter().map(|n| self.node_index(n)).collect();
+                let [Some(a), Some(b)] = ends[..] else {
+                    return na(format!("nodes {} not found", f.nodes.join(", ")));
+                };
+                let percent = f.percent.unwrap_or(0.0);
+                nft::apply(&self.topology.nodes[a].ns, &loss_rules(b, percent))?;
+                nft::apply(&self.topology.nodes[b].ns, &loss_rules(a, percent))?;
+                Ok(Down::Loss(a, b))
+            }
+            FaultKind::CpuHog => {
+                let stop = Arc::new(AtomicBool::new(false));
+                let mut threads = Vec::new();
+                for k in 0..f.cores.unwrap_or(1) {
+                    let stop = stop.clone();
+                    let t = std::thread::Builder::new()
+                        .name(format!("cpu-hog-{k}"))
+                        .spawn(move || {
+                            // A neighbour's work: the loop the scheduler must share cores with.
+                            let mut x = 0u64;
+                            while !stop.load(Ordering::Relaxed) {
+                                for _ in 0..10_000 {
+                                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                                }
+                            }
+                        })
+                        .map_err(|source| ClusterError::Proxy {
+                            what: "the CPU hog".into(),
+                            source,
+                        })?;
+                    threads.push(t);
+                }
+                Ok(Down::Hog(stop, threads))
+            }
+        }
+    }
+
+    /// Ends a fault: what it stopped starts again (with the mesh's current plan).
+    pub fn fault_up(&mut self, down: Down) -> Result<(), ClusterError> {
+        let Some(plan) = self.mesh.clone() else {
+            return match down {
+                Down::Pod(i, app, _) => self.restart_pod_app(i, app),
+                other => self.end_environmental(other),
+            };
+        };
+        let proxies = self.proxies_settings.clone();
+        let wiring = Wiring {
+            cluster: self,
+            plan: &plan,
+            proxies: &proxies,
+            enforce: self.sandbox.is_real_root(),
+        };
+        match down {
+            Down::Ztunnel(n) => {
+                let (s, h) = wiring.ztunnel(n, true)?;
+                self.adopt(s)?;
+                if let Some(slot) = self.ztunnels.get_mut(n) {
+                    *slot = h;
+                }
+            }
+            Down::Waypoint(k) => {
+                let s = wiring.waypoint(k)?;
+                self.adopt(s)?;
+            }
+            Down::Sidecar(i) => {
+                let s = wiring.sidecar(i)?;
+                self.adopt(s)?;
+            }
+            Down::Pod(i, app, sidecar) => {
+                self.restart_pod_app(i, app)?;
+                if sidecar && plan.workloads[i].dataplane() == DataPlane::Sidecar {
+                    let wiring = Wiring {
+                        cluster: self,
+                        plan: &plan,
+                        proxies: &proxies,
+                        enforce: self.sandbox.is_real_root(),
+                    };
+                    let s = wiring.sidecar(i)?;
+                    self.adopt(s)?;
+                }
+            }
+            other => self.end_environmental(other)?,
+        }
+        Ok(())
+    }
+
+    fn restart_pod_app(
+        &mut self,
+        i: usize,
+        app: Option<Arc<Component>>,
+    ) -> Result<(), ClusterError> {
+        match app {
+            Some(c) => {
+                let p = self.topology.spec.pods[i].clone();
+                self.start_app(&p, c)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn end_environmental(&mut self, down: Down) -> Result<(), ClusterError> {
+        match down {
+            Down::Loss(a, b) => {
+                let del = format!("delete table ip {LOSS_TABLE}\n");
+                nft::apply(&self.topology.nodes[a].ns, &del)?;
+                nft::apply(&self.topology.nodes[b].ns, &del)?;
+            }
+            Down::Hog(stop, threads) => {
+                stop.store(true, Ordering::Relaxed);
+                for t in threads {
+                    let _ = t.join();
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_rules_drop_the_share_asked_to_the_other_nodes_pods_and_address() {
+        let r = loss_rules(1, 5.0);
+        assert!(
+            r.contains("ip daddr { 10.2.0.0/16, 10.255.0.2 } numgen random mod 1000 < 50 drop"),
+            "{r}"
+        );
+        assert!(loss_rules(0, 0.5).contains("< 5 drop"));
+    }
+}
