@@ -43,6 +43,8 @@ enum Command {
     Up(cmd::up::Args),
     /// Run a program inside a pod of a running cluster (`meshsim exec client-0 -- curl ...`).
     Exec(cmd::exec::Args),
+    /// A running cluster's proxy access logs (`meshsim logs ztunnel --follow`).
+    Logs(cmd::logs::Args),
     /// Drive load at any HTTP or TCP target, like wrk2 or fortio.
     Load(cmd::load::Args),
     /// Print the JSON Schema of the scenario format (for editors).
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Reach(a) => cmd::reach::run(a),
         Command::Up(a) => cmd::up::run(a),
         Command::Exec(a) => cmd::exec::run(a),
+        Command::Logs(a) => cmd::logs::run(a),
         Command::Load(a) => cmd::load::run(a),
         Command::Schema(a) => cmd::schema::run(a),
         Command::Token(a) => cmd::token::run(a),

@@ -463,11 +463,24 @@ pub struct MeshConfig {
     /// External authorizers a CUSTOM AuthorizationPolicy names (`provider.name`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extension_providers: Vec<ExtensionProvider>,
+    /// Envoy's access log, as Istio's MeshConfig turns it on (`/dev/stdout`): sidecars and
+    /// waypoints then write a line per request (Istio's text format) to their log, which a run
+    /// keeps under `logs/`. Off when left out, as in Istio's default profile; ztunnel logs
+    /// every connection regardless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log_file: Option<String>,
 }
 
 impl MeshConfig {
     pub fn is_empty(&self) -> bool {
-        self.extension_providers.is_empty()
+        self.extension_providers.is_empty() && self.access_log_file.is_none()
+    }
+
+    /// Whether Envoy-based proxies write access logs.
+    pub fn envoy_access_log(&self) -> bool {
+        self.access_log_file
+            .as_deref()
+            .is_some_and(|f| !f.is_empty())
     }
 }
 

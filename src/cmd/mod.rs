@@ -3,6 +3,7 @@ pub mod compare;
 pub mod completions;
 pub mod exec;
 pub mod load;
+pub mod logs;
 pub mod reach;
 pub mod report;
 pub mod run;

@@ -144,6 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })
     };
     let save_error = save_each_mode(&mut opts, &out_dir, to_result.clone());
+    opts.logs_dir = Some(out_dir.join("logs"));
 
     let started = Instant::now();
     let result = sim::runner::run(&loaded, &profile, sandbox, &opts);

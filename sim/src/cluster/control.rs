@@ -36,9 +36,10 @@ impl Cluster {
         };
         let server = listener.try_clone().map_err(ClusterError::Control)?;
         let info = serde_json::to_string(&self.info).map_err(ClusterError::ControlInfo)?;
+        let logs = self.logs.clone();
         std::thread::Builder::new()
             .name("control".into())
-            .spawn(move || serve_control(server, info))
+            .spawn(move || serve_control(server, info, logs))
             .map_err(ClusterError::Control)?;
         self._control = Some(listener);
         Ok(())
@@ -54,7 +55,44 @@ fn bind_control(uid: u32, cluster: &str) -> io::Result<UnixListener> {
     UnixListener::bind_addr(&addr)
 }
 
-fn serve_control(listener: UnixListener, info: String) {
+/// A `logs` answer: the lines of every proxy whose name starts with the asked prefix (as
+/// `kubectl logs -l app=ztunnel` reads every ztunnel), and where to ask from next.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct LogsReply {
+    /// (component, line), each component's lines in order.
+    pub lines: Vec<(String, String)>,
+    /// Per component, the sequence number to ask from next (for `--follow`).
+    pub next: std::collections::BTreeMap<String, u64>,
+    /// Every component that has a log, when none matched.
+    pub components: Vec<String>,
+}
+
+/// `logs <prefix> <tail> [<component>=<since> ...]`.
+fn answer_logs(q: &str, logs: &crate::proxy::access_log::Logs) -> LogsReply {
+    let mut parts = q.split_whitespace();
+    let prefix = parts.next().unwrap_or_default();
+    let tail: usize = parts
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(usize::MAX);
+    let since: std::collections::BTreeMap<&str, u64> = parts
+        .filter_map(|p| p.split_once('='))
+        .filter_map(|(c, n)| Some((c, n.parse().ok()?)))
+        .collect();
+    let logs = logs.lock().unwrap_or_else(|e| e.into_inner());
+    let mut r = LogsReply::default();
+    for (name, log) in logs.iter().filter(|(n, _)| n.starts_with(prefix)) {
+        let (lines, next) = log.read(since.get(name.as_str()).copied().unwrap_or(0), tail);
+        r.lines.extend(lines.into_iter().map(|l| (name.clone(), l)));
+        r.next.insert(name.clone(), next);
+    }
+    if r.next.is_empty() {
+        r.components = logs.keys().cloned().collect();
+    }
+    r
+}
+
+fn serve_control(listener: UnixListener, info: String, logs: crate::proxy::access_log::Logs) {
     for stream in listener.incoming() {
         let mut stream = match stream {
             Ok(s) => s,
@@ -68,9 +106,18 @@ fn serve_control(listener: UnixListener, info: String) {
         let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
         let mut line = String::new();
-        if BufReader::new(&stream).read_line(&mut line).is_ok() && line.trim() == "info" {
+        if BufReader::new(&stream).read_line(&mut line).is_err() {
+            continue;
+        }
+        let line = line.trim();
+        if line == "info" {
             let _ = stream.write_all(info.as_bytes());
             let _ = stream.write_all(b"\n");
+        } else if let Some(q) = line.strip_prefix("logs ") {
+            if let Ok(text) = serde_json::to_string(&answer_logs(q, &logs)) {
+                let _ = stream.write_all(text.as_bytes());
+                let _ = stream.write_all(b"\n");
+            }
         }
     }
 }
@@ -105,6 +152,37 @@ pub fn query(uid: u32, name: &str) -> Result<ClusterInfo, ClusterError> {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(reach)?;
     stream.write_all(b"info\n").map_err(reach)?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(reach)?;
+    serde_json::from_str(&line).map_err(|e| reach(io::Error::new(io::ErrorKind::InvalidData, e)))
+}
+
+/// Asks a running cluster for the access logs of the proxies whose names start with `prefix`:
+/// at most the last `tail` lines of each, after the sequence numbers in `since`.
+pub fn query_logs(
+    uid: u32,
+    name: &str,
+    prefix: &str,
+    tail: usize,
+    since: &std::collections::BTreeMap<String, u64>,
+) -> Result<LogsReply, ClusterError> {
+    let reach = |source| ClusterError::Reach {
+        name: name.to_string(),
+        source,
+    };
+    let addr = UnixAddr::from_abstract_name(control_name(uid, name).as_bytes()).map_err(reach)?;
+    let mut stream = UnixStream::connect_addr(&addr).map_err(reach)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(reach)?;
+    let mut q = format!("logs {prefix} {tail}");
+    for (c, n) in since {
+        q.push_str(&format!(" {c}={n}"));
+    }
+    q.push('\n');
+    stream.write_all(q.as_bytes()).map_err(reach)?;
     let mut line = String::new();
     BufReader::new(&stream)
         .read_line(&mut line)

@@ -15,6 +15,7 @@ use super::{Cluster, ClusterError};
 use crate::component::{Component, ComponentKind, ComponentRuntime};
 use crate::mesh::control::{MeshPlan, WaypointDecl};
 use crate::nft;
+use crate::proxy::access_log::AccessLog;
 use crate::proxy::admin::{self, MetricsSource};
 use crate::proxy::cost::Burner;
 use crate::proxy::telemetry::ProxyMetrics;
@@ -128,6 +129,14 @@ impl Wiring<'_> {
         }
     }
 
+    /// An Envoy-based proxy's access log, when the mesh config turns them on.
+    fn envoy_log(&self, name: &str) -> Option<Arc<AccessLog>> {
+        self.cluster
+            .mesh_config
+            .envoy_access_log()
+            .then(|| self.cluster.access_log(name))
+    }
+
     pub(super) fn sidecar(&self, i: usize) -> Result<Started, ClusterError> {
         let w = &self.plan.workloads[i];
         let pod = &self.cluster.topology.pods[i];
@@ -139,7 +148,8 @@ impl Wiring<'_> {
         );
         let m = Arc::new(ProxyMetrics::for_component("proxy"));
         let workers = self.proxies.sidecar.concurrency() as usize;
-        let (rt, b, control) = sidecar::start(&c, self.plan.clone(), i, workers, m.clone())
+        let log = self.envoy_log(&c.name);
+        let (rt, b, control) = sidecar::start(&c, self.plan.clone(), i, workers, (m.clone(), log))
             .map_err(proxy_err(format!("sidecar of {}", w.pod)))?;
         Ok(Started {
             component: c,
@@ -199,8 +209,10 @@ impl Wiring<'_> {
         );
         let m = Arc::new(ProxyMetrics::for_component("ztunnel"));
         let workers = self.proxies.ztunnel.concurrency() as usize;
-        let (rt, b, handle) = ztunnel::start(&c, self.plan.clone(), pods, workers, m.clone())
-            .map_err(proxy_err(format!("ztunnel of {}", node.name)))?;
+        let log = self.cluster.access_log(&name);
+        let (rt, b, handle) =
+            ztunnel::start(&c, self.plan.clone(), pods, workers, (m.clone(), log))
+                .map_err(proxy_err(format!("ztunnel of {}", node.name)))?;
         let started = Started {
             component: c,
             runtime: rt,
@@ -228,7 +240,8 @@ impl Wiring<'_> {
             wp.decl.cpu_limit_millis,
         );
         let m = Arc::new(ProxyMetrics::for_component("proxy"));
-        let (rt, b, control) = waypoint::start(&c, self.plan.clone(), k, m.clone())
+        let log = self.envoy_log(&c.name);
+        let (rt, b, control) = waypoint::start(&c, self.plan.clone(), k, (m.clone(), log))
             .map_err(proxy_err(format!("waypoint {}", wp.decl.name)))?;
         Ok(Started {
             component: c,
@@ -255,6 +268,41 @@ impl Wiring<'_> {
 }
 
 impl Cluster {
+    /// A proxy's access log (the one it wrote before, when it is restarted), writing to the
+    /// cluster's log directory when it has one.
+    pub(super) fn access_log(&self, name: &str) -> Arc<AccessLog> {
+        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = logs.get(name) {
+            return l.clone();
+        }
+        let l = AccessLog::new();
+        if let Some(dir) = &self.log_dir
+            && let Err(e) = l.to_file(&dir.join(format!("{name}.log")))
+        {
+            tracing::warn!(error = %e, proxy = name, "cannot write the access log file; keeping it in memory only");
+        }
+        logs.insert(name.to_string(), l.clone());
+        l
+    }
+
+    /// Writes every proxy's access log under `dir` (`<component>.log`), those started later
+    /// too.
+    pub fn log_to(&mut self, dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for (name, l) in self.logs.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            l.to_file(&dir.join(format!("{name}.log")))?;
+        }
+        self.log_dir = Some(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Flushes every access log to its file.
+    pub fn flush_logs(&self) {
+        for l in self.logs.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            l.flush();
+        }
+    }
+
     /// Starts the data plane of `mode` (not no-mesh) on a cluster whose apps are up. Of
     /// `decls`, the `deployed` ones run; the others are a later migration stage's.
     pub(super) fn start_mesh(
@@ -267,6 +315,7 @@ impl Cluster {
         enforce: bool,
     ) -> Result<(), ClusterError> {
         let plan = MeshPlan::build(loaded, mode, profile, spec, &self.topology, decls, deployed)?;
+        self.mesh_config = loaded.scenario.mesh_config.clone();
         // Sidecar and ambient pods are captured alike (istio-init / istio-cni in-pod rules);
         // a pod out of the mesh, or a waypoint, is not.
         for (w, pod) in plan.workloads.iter().zip(&self.topology.pods) {

@@ -11,7 +11,7 @@ pub mod faults;
 pub mod mesh;
 mod metrics;
 
-pub use control::{find, list_clusters, query};
+pub use control::{LogsReply, find, list_clusters, query, query_logs};
 pub use exec::exec;
 
 use std::collections::BTreeMap;
@@ -199,6 +199,12 @@ pub struct Cluster {
     stopped: Vec<Arc<Component>>,
     /// The scenario's proxy settings (concurrency, CPU limits), for proxies (re)started later.
     proxies_settings: scenario::Proxies,
+    /// Every proxy's access log, by component (shared with the control socket).
+    pub logs: crate::proxy::access_log::Logs,
+    /// Where the access logs are also written (a run's directory).
+    log_dir: Option<std::path::PathBuf>,
+    /// The scenario's mesh config (access logs on or off).
+    mesh_config: scenario::MeshConfig,
 }
 
 impl Cluster {
@@ -294,6 +300,9 @@ impl Cluster {
             staging: None,
             stopped: Vec::new(),
             proxies_settings: Default::default(),
+            logs: Default::default(),
+            log_dir: None,
+            mesh_config: Default::default(),
         })
     }
 

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use crate::proxy::cost::RequestCost;
@@ -17,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::mesh::control::{MeshPlan, ServiceInfo, WorkloadInfo};
 use crate::mesh::policy::HttpAttrs;
+use crate::proxy::access_log::{AccessLog, EnvoyRequest, LocalReply, envoy_line};
 use crate::proxy::telemetry::{Labels, ProxyMetrics};
 use scenario::jwt::{self, Issuer};
 
@@ -120,15 +122,119 @@ pub fn local_reply(status: StatusCode, text: &'static str) -> Response<Body> {
     r
 }
 
-pub fn denied() -> Response<Body> {
-    local_reply(StatusCode::FORBIDDEN, "RBAC: access denied")
+/// Tags a reply the proxy made with Envoy's response flags and code details, for its access
+/// log.
+pub fn mark(mut r: Response<Body>, flags: &'static str, details: String) -> Response<Body> {
+    r.extensions_mut().insert(LocalReply { flags, details });
+    r
 }
 
-pub fn unavailable() -> Response<Body> {
-    local_reply(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "upstream connect error or disconnect/reset before headers",
+pub fn denied() -> Response<Body> {
+    denied_by("rbac_access_denied_matched_policy[none]".into())
+}
+
+/// 403 with Envoy's RBAC code details (`rbac_access_denied_matched_policy[…]`).
+pub fn denied_by(details: String) -> Response<Body> {
+    mark(
+        local_reply(StatusCode::FORBIDDEN, "RBAC: access denied"),
+        "-",
+        details,
     )
+}
+
+/// 503 when the upstream could not be reached: Envoy's `UF` (upstream connection failure).
+pub fn unavailable() -> Response<Body> {
+    mark(
+        local_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream connect error or disconnect/reset before headers",
+        ),
+        "UF",
+        "upstream_reset_before_response_started{connection_failure}".into(),
+    )
+}
+
+/// 503 when the service has no endpoint: Envoy's `UH` (no healthy upstream).
+pub fn no_healthy_upstream() -> Response<Body> {
+    mark(
+        local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"),
+        "UH",
+        "no_healthy_upstream".into(),
+    )
+}
+
+/// What an access log line needs of a request, taken before the request is sent on.
+pub struct RequestMeta {
+    pub start: std::time::SystemTime,
+    pub method: String,
+    pub path: String,
+    pub authority: String,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl RequestMeta {
+    pub fn of<B>(req: &Request<B>) -> RequestMeta {
+        let h = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        RequestMeta {
+            start: std::time::SystemTime::now(),
+            method: req.method().to_string(),
+            path: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |p| p.to_string()),
+            authority: h("host").unwrap_or_else(|| "-".into()),
+            user_agent: h("user-agent"),
+            request_id: h("x-request-id"),
+        }
+    }
+}
+
+/// Where a request went, for its access log line.
+pub struct Upstream<'a> {
+    pub host: Option<SocketAddr>,
+    /// Envoy's cluster, e.g. `outbound|8080||echo.default.svc.cluster.local`.
+    pub cluster: String,
+    pub local: Option<SocketAddr>,
+    pub remote: Option<SocketAddr>,
+    pub started: std::time::Instant,
+    pub log: &'a AccessLog,
+}
+
+/// Writes one request's line in Istio's Envoy text format.
+pub fn log_request(meta: &RequestMeta, resp: &Response<Body>, up: Upstream<'_>) {
+    let (flags, details) = match resp.extensions().get::<LocalReply>() {
+        Some(l) => (l.flags, l.details.as_str()),
+        None => ("-", "via_upstream"),
+    };
+    let size = |h: Option<&http::HeaderValue>| {
+        h.and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    up.log.write(envoy_line(&EnvoyRequest {
+        start: meta.start,
+        method: &meta.method,
+        path: &meta.path,
+        authority: &meta.authority,
+        status: resp.status().as_u16(),
+        flags,
+        details,
+        bytes_received: 0,
+        bytes_sent: size(resp.headers().get(http::header::CONTENT_LENGTH)),
+        duration: up.started.elapsed(),
+        user_agent: meta.user_agent.as_deref(),
+        request_id: meta.request_id.as_deref(),
+        upstream_host: up.host,
+        upstream_cluster: up.cluster,
+        downstream_local: up.local,
+        downstream_remote: up.remote,
+    }));
 }
 
 /// Holds `cost` until `r`'s body has been sent (or dropped), so the request's after-response
@@ -235,6 +341,10 @@ pub fn jwt_denied(e: &jwt::JwtError, realm: &str) -> Response<Body> {
     if *e != jwt::JwtError::Missing {
         challenge.push_str(", error=\"invalid_token\"");
     }
+    r.extensions_mut().insert(LocalReply {
+        flags: "-",
+        details: "jwt_authn_access_denied".into(),
+    });
     let h = r.headers_mut();
     h.insert(
         http::header::CONTENT_TYPE,
@@ -438,7 +548,7 @@ pub async fn authorize(
                         m.rule.policy, m.rule.rule, m.provider
                     )
                 });
-                return Err(*r);
+                return Err(mark(*r, "UAEX", "ext_authz_denied".into()));
             }
             crate::proxy::ext_authz::Outcome::Allow(add) => {
                 for (k, v) in add {
@@ -454,8 +564,16 @@ pub async fn authorize(
     for a in &verdict.audits {
         tracing::info!(target: "meshsim::audit", policy = %a.policy, rule = a.rule, path = %req.uri().path(), "AUDIT rule matched");
     }
-    match verdict.decision {
-        Decision::Allow => Ok(req),
-        Decision::Deny { .. } => Err(denied()),
+    match (&verdict.decision, &verdict.reason) {
+        (Decision::Allow, _) => Ok(req),
+        // Envoy's RBAC filter names the policy that denied: `ns[<ns>]-policy[<name>]-rule[<i>]`.
+        (Decision::Deny { .. }, policy::Reason::Denied(r)) => {
+            let (ns, name) = r.policy.split_once('/').unwrap_or(("", &r.policy));
+            Err(denied_by(format!(
+                "rbac_access_denied_matched_policy[ns[{ns}]-policy[{name}]-rule[{}]]",
+                r.rule
+            )))
+        }
+        (Decision::Deny { .. }, _) => Err(denied()),
     }
 }

@@ -4,6 +4,7 @@
 //! - [`http`]: what the L7 proxies share (hyper serving, upstream pools, local replies, JWT)
 //! - [`cost`]: cost floors burned as real CPU; charged splicing
 //! - [`ext_authz`]: the HTTP ext_authz check of CUSTOM AuthorizationPolicies
+//! - [`access_log`]: ztunnel's "connection complete" lines and Envoy's text access log
 //! - [`admin`]: the 15020/15021 admin ports and the merged metrics endpoint
 //! - [`capture`]: the in-pod nftables capture rules (15001 outbound, 15006 inbound)
 //! - [`sock`]: marked sockets, sockets made inside a pod's namespace, `SO_ORIGINAL_DST`
@@ -12,6 +13,7 @@
 //! Each proxy holds its configuration in a [`Live`](crate::mesh::control::Live) cell and
 //! takes a new mesh plan while it runs ([`Reconfigure`]), as a migration stage changes it.
 
+pub mod access_log;
 pub mod admin;
 pub mod capture;
 pub mod cost;

@@ -33,6 +33,7 @@ use crate::mesh::policy::{self, Attrs, Decision, Layer};
 use crate::mesh::tls;
 use crate::mesh::{ConnectRequest, HboneAccept};
 use crate::proxy::Reconfigure;
+use crate::proxy::access_log::AccessLog;
 use crate::proxy::capture::{HBONE_PORT, INBOUND_PORT, OUTBOUND_PORT};
 use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
 use crate::proxy::http::{self, Body, Peer, UpstreamPool};
@@ -58,6 +59,8 @@ pub struct Sidecar {
     inbound: UpstreamPool<u16>,
     policies: Vec<AuthorizationPolicy>,
     issuers: Vec<Issuer>,
+    /// Envoy's access log, when the mesh config turns it on.
+    log: Option<Arc<AccessLog>>,
 }
 
 /// How the sidecar reaches one destination (Istio's auto mTLS and HBONE choice).
@@ -76,7 +79,7 @@ pub fn start(
     plan: Arc<MeshPlan>,
     me: usize,
     concurrency: usize,
-    metrics: Arc<ProxyMetrics>,
+    (metrics, log): (Arc<ProxyMetrics>, Option<Arc<AccessLog>>),
 ) -> std::io::Result<(ComponentRuntime, Arc<Burner>, Arc<dyn Reconfigure>)> {
     let w = &plan.workloads[me];
     let err = |e: tls::TlsError| std::io::Error::other(e.to_string());
@@ -86,7 +89,7 @@ pub fn start(
     let live = Arc::new(Live::new(Arc::new(Sidecar::configure(
         &plan,
         me,
-        (burner.clone(), metrics),
+        (burner.clone(), metrics, log),
         (client, server),
     ))));
     let rt = component.start_runtime(concurrency, None)?;
@@ -134,7 +137,7 @@ impl Reconfigure for Live<Sidecar> {
         self.set(Arc::new(Sidecar::configure(
             plan,
             cur.me,
-            (cur.burner.clone(), cur.metrics.clone()),
+            (cur.burner.clone(), cur.metrics.clone(), cur.log.clone()),
             (cur.client.clone(), cur.server.clone()),
         )));
     }
@@ -146,10 +149,11 @@ impl Sidecar {
     fn configure(
         plan: &Arc<MeshPlan>,
         me: usize,
-        (burner, metrics): (Arc<Burner>, Arc<ProxyMetrics>),
+        (burner, metrics, log): (Arc<Burner>, Arc<ProxyMetrics>, Option<Arc<AccessLog>>),
         (client, server): (Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>),
     ) -> Sidecar {
         Sidecar {
+            log,
             policies: plan.workload_policies(me).into_iter().cloned().collect(),
             issuers: plan.workload_issuers(me),
             hbone: HbonePool::new(&plan.ca, {
@@ -270,8 +274,30 @@ impl Sidecar {
         let cost = self.burner.request_started();
         let info: &ServiceInfo = &self.plan.services[svc];
         let me = Peer::of(&self.plan.workloads[self.me]);
+        let meta = self.log.as_ref().map(|_| http::RequestMeta::of(&req));
+        let port = info
+            .ports
+            .iter()
+            .find(|p| p.1 == target)
+            .map_or(target, |p| p.0);
+        let cluster = || format!("outbound|{port}||{}", info.fqdn());
         let Some(ep) = self.plan.pick_endpoint(svc) else {
-            return http::unavailable();
+            let resp = http::no_healthy_upstream();
+            if let (Some(log), Some(meta)) = (&self.log, &meta) {
+                http::log_request(
+                    meta,
+                    &resp,
+                    http::Upstream {
+                        host: None,
+                        cluster: cluster(),
+                        local: None,
+                        remote: None,
+                        started,
+                        log,
+                    },
+                );
+            }
+            return resp;
         };
         let addr = SocketAddr::from((ep.ip, target));
         let resp = http::send(&self.outbound, addr, req, || async move {
@@ -296,6 +322,20 @@ impl Sidecar {
         );
         let l = http::with_security(l, None);
         http::record_request(&self.metrics, &l, started);
+        if let (Some(log), Some(meta)) = (&self.log, &meta) {
+            http::log_request(
+                meta,
+                &resp,
+                http::Upstream {
+                    host: Some(addr),
+                    cluster: cluster(),
+                    local: None,
+                    remote: None,
+                    started,
+                    log,
+                },
+            );
+        }
         http::pay_after_body(resp, cost)
     }
 
@@ -429,6 +469,7 @@ impl Sidecar {
             .services_of(self.me)
             .find(|s| s.ports.iter().any(|p| p.1 == port));
         let mut req = req;
+        let meta = self.log.as_ref().map(|_| http::RequestMeta::of(&req));
         let checked = http::normalize(&mut req).and_then(|()| {
             let mut h = http::http_attrs(&req);
             http::check_jwt(&mut req, &self.issuers, &mut h).map(|()| h)
@@ -482,6 +523,20 @@ impl Sidecar {
         );
         let l = http::with_security(l, Some(attrs.principal.is_some()));
         http::record_request(&self.metrics, &l, started);
+        if let (Some(log), Some(meta)) = (&self.log, &meta) {
+            http::log_request(
+                meta,
+                &resp,
+                http::Upstream {
+                    host: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+                    cluster: format!("inbound|{port}||"),
+                    local: Some(SocketAddr::from((me.ip, port))),
+                    remote: attrs.source_ip.map(|ip| SocketAddr::new(ip, 0)),
+                    started,
+                    log,
+                },
+            );
+        }
         http::pay_after_body(resp, cost)
     }
 }

@@ -21,6 +21,7 @@ use crate::mesh::hbone::{self, Baggage, Connector, HbonePool};
 use crate::mesh::policy::{self, Attrs, Decision, Layer};
 use crate::mesh::{ConnectRequest, HboneAccept, tls};
 use crate::proxy::Reconfigure;
+use crate::proxy::access_log::AccessLog;
 use crate::proxy::capture::HBONE_PORT;
 use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
 use crate::proxy::http::{self, Body, Peer, UpstreamPool};
@@ -36,13 +37,15 @@ pub struct Waypoint {
     metrics: Arc<ProxyMetrics>,
     pool: HbonePool,
     upstream: UpstreamPool<SocketAddr>,
+    /// Envoy's access log, when the mesh config turns it on.
+    log: Option<Arc<AccessLog>>,
 }
 
 pub fn start(
     component: &Arc<Component>,
     plan: Arc<crate::mesh::control::MeshPlan>,
     wp: usize,
-    metrics: Arc<ProxyMetrics>,
+    (metrics, log): (Arc<ProxyMetrics>, Option<Arc<AccessLog>>),
 ) -> std::io::Result<(ComponentRuntime, Arc<Burner>, Arc<dyn Reconfigure>)> {
     let me = plan.waypoints[wp].workload;
     let concurrency = plan.waypoints[wp].decl.concurrency as usize;
@@ -54,7 +57,7 @@ pub fn start(
         plan,
         wp,
         burner.clone(),
-        metrics,
+        (metrics, log),
     ))));
     let rt = component.start_runtime(concurrency, None)?;
     let listener =
@@ -78,7 +81,7 @@ impl Reconfigure for Live<Waypoint> {
             plan.clone(),
             cur.wp,
             cur.burner.clone(),
-            cur.metrics.clone(),
+            (cur.metrics.clone(), cur.log.clone()),
         )));
     }
 }
@@ -96,10 +99,11 @@ impl Waypoint {
         plan: Arc<crate::mesh::control::MeshPlan>,
         wp: usize,
         burner: Arc<Burner>,
-        metrics: Arc<ProxyMetrics>,
+        (metrics, log): (Arc<ProxyMetrics>, Option<Arc<AccessLog>>),
     ) -> Waypoint {
         let connector: Connector = Arc::new(|addr| Box::pin(sock::connect_marked(addr)));
         Waypoint {
+            log,
             pool: HbonePool::new(&plan.ca, connector),
             me: plan.waypoints[wp].workload,
             plan,
@@ -269,6 +273,7 @@ impl Waypoint {
         let ep = self.endpoint(t);
         let issuers = self.issuers(t);
         let mut req = req;
+        let meta = self.log.as_ref().map(|_| http::RequestMeta::of(&req));
         let checked = http::normalize(&mut req).and_then(|()| {
             let mut h = http::http_attrs(&req);
             http::check_jwt(&mut req, &issuers, &mut h).map(|()| h)
@@ -320,6 +325,32 @@ impl Waypoint {
         let l = http::labels("waypoint", &src, &dst, info, Some(resp.status().as_u16()));
         let l = http::with_security(l, Some(true));
         http::record_request(&self.metrics, &l, started);
+        if let (Some(log), Some(meta)) = (&self.log, &meta) {
+            // Istio names a waypoint's service cluster `inbound-vip|<port>|http|<fqdn>`.
+            let cluster = info.map_or_else(
+                || format!("inbound|{target}||"),
+                |s| {
+                    let port = s
+                        .ports
+                        .iter()
+                        .find(|p| p.1 == target)
+                        .map_or(target, |p| p.0);
+                    format!("inbound-vip|{port}|http|{}", s.fqdn())
+                },
+            );
+            http::log_request(
+                meta,
+                &resp,
+                http::Upstream {
+                    host: ep.map(|e| SocketAddr::from((e.ip, target))),
+                    cluster,
+                    local: None,
+                    remote: attrs.source_ip.map(|ip| SocketAddr::new(ip, 0)),
+                    started,
+                    log,
+                },
+            );
+        }
         http::pay_after_body(resp, cost)
     }
 }

@@ -22,6 +22,7 @@ use crate::mesh::policy::{self, Attrs, Decision, Layer};
 use crate::mesh::{ConnectRequest, HboneAccept, Identity, tls};
 use crate::netns::NetNsRef;
 use crate::proxy::Reconfigure;
+use crate::proxy::access_log::{self, AccessLog};
 use crate::proxy::capture::{HBONE_PORT, INBOUND_PORT, OUTBOUND_PORT};
 use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
 use crate::proxy::http::{Peer, labels};
@@ -36,6 +37,8 @@ pub struct Ztunnel {
     plan: Arc<MeshPlan>,
     burner: Arc<Burner>,
     metrics: Arc<ProxyMetrics>,
+    /// Its access log ("connection complete" lines, on by default as in ztunnel).
+    log: Arc<AccessLog>,
     node_ns: NetNsRef,
     /// The pods it serves, by workload index.
     pods: BTreeMap<usize, Arc<PodCtx>>,
@@ -82,13 +85,14 @@ pub fn start(
     plan: Arc<MeshPlan>,
     pods: Vec<(usize, NetNsRef)>,
     workers: usize,
-    metrics: Arc<ProxyMetrics>,
+    (metrics, log): (Arc<ProxyMetrics>, Arc<AccessLog>),
 ) -> std::io::Result<(ComponentRuntime, Arc<Burner>, Arc<ZtunnelHandle>)> {
     let burner = Burner::new(component.clone(), plan.floors("ztunnel"));
     let zt = Ztunnel {
         plan,
         burner: burner.clone(),
         metrics,
+        log,
         node_ns: component.netns.clone(),
         pods: BTreeMap::new(),
     };
@@ -204,6 +208,7 @@ impl Ztunnel {
             plan,
             burner: self.burner.clone(),
             metrics: self.metrics.clone(),
+            log: self.log.clone(),
             node_ns: self.node_ns.clone(),
             pods,
         }
@@ -243,6 +248,7 @@ impl Ztunnel {
             service_version: "latest".into(),
         };
         let headers = hbone::tunnel_headers(src.ip.into(), Some(&baggage));
+        let opened = std::time::Instant::now();
         self.burner.connection_opened();
         let tunnel = ctx
             .pool
@@ -259,20 +265,48 @@ impl Ztunnel {
             labels("source", &Peer::of(src), &Peer::of(dst_wl), svc, None),
             Some(true),
         );
-        match tunnel {
+        let peer = conn.peer_addr().ok();
+        let (sent, recv, error) = match tunnel {
             Ok(t) => {
                 self.metrics.tcp_opened.get_or_create(&l).inc();
                 let (down, up) = splice_tunnel_charged(t, conn, Some(self.burner.clone())).await;
                 self.metrics.tcp_received.get_or_create(&l).inc_by(up);
                 self.metrics.tcp_sent.get_or_create(&l).inc_by(down);
                 self.metrics.tcp_closed.get_or_create(&l).inc();
+                (up, down, None)
             }
             Err(e) => {
                 tracing::debug!(error = %e, "tunnel refused or failed");
                 reset(conn);
+                (0, 0, Some(e.to_string()))
             }
-        }
+        };
         self.burner.connection_closed();
+        let line = access_log::ztunnel_line(
+            &access_log::ZtConnection {
+                src: access_log::ZtEnd {
+                    addr: peer.unwrap_or(SocketAddr::from((src.ip, 0))),
+                    workload: Some(&src.pod),
+                    namespace: Some(&src.namespace),
+                    identity: Some(src.identity.to_string()),
+                },
+                dst: access_log::ZtEnd {
+                    addr: plan.hbone_addr(server),
+                    workload: Some(&dst_wl.pod),
+                    namespace: Some(&dst_wl.namespace),
+                    identity: Some(server.identity.to_string()),
+                },
+                hbone_addr: Some(authority),
+                service: svc.map(|s| s.fqdn()),
+                direction: "outbound",
+                bytes_sent: sent,
+                bytes_recv: recv,
+                duration: opened.elapsed(),
+                error,
+            },
+            std::time::SystemTime::now(),
+        );
+        self.log.write(line);
     }
 
     /// Where captured outbound traffic to `dst` goes. A service with a waypoint goes to the
@@ -394,17 +428,57 @@ impl Ztunnel {
         );
         let (z, c) = (self.clone(), ctx.clone());
         let target = req.authority;
+        let (peer, peer_id) = (req.peer_addr, req.peer.to_string());
+        let src_name = self
+            .plan
+            .workload_by_ip(match src_ip {
+                Some(std::net::IpAddr::V4(ip)) => ip,
+                _ => Ipv4Addr::UNSPECIFIED,
+            })
+            .map(|w| (w.pod.clone(), w.namespace.clone()));
+        let service = svc.map(|s| s.fqdn());
         Ok(HboneAccept::new(move |tunnel| async move {
-            let Ok(up) = sock::connect_in(&c.ns, &z.node_ns, target).await else {
-                return;
+            let opened = std::time::Instant::now();
+            let (received, sent, error) = match sock::connect_in(&c.ns, &z.node_ns, target).await {
+                Ok(up) => {
+                    z.burner.connection_opened();
+                    z.metrics.tcp_opened.get_or_create(&l).inc();
+                    let (received, sent) =
+                        splice_tunnel_charged(tunnel, up, Some(z.burner.clone())).await;
+                    z.metrics.tcp_received.get_or_create(&l).inc_by(received);
+                    z.metrics.tcp_sent.get_or_create(&l).inc_by(sent);
+                    z.metrics.tcp_closed.get_or_create(&l).inc();
+                    z.burner.connection_closed();
+                    (received, sent, None)
+                }
+                Err(e) => (0, 0, Some(format!("connection to the pod failed: {e}"))),
             };
-            z.burner.connection_opened();
-            z.metrics.tcp_opened.get_or_create(&l).inc();
-            let (received, sent) = splice_tunnel_charged(tunnel, up, Some(z.burner.clone())).await;
-            z.metrics.tcp_received.get_or_create(&l).inc_by(received);
-            z.metrics.tcp_sent.get_or_create(&l).inc_by(sent);
-            z.metrics.tcp_closed.get_or_create(&l).inc();
-            z.burner.connection_closed();
+            let me = &z.plan.workloads[c.w];
+            let line = access_log::ztunnel_line(
+                &access_log::ZtConnection {
+                    src: access_log::ZtEnd {
+                        addr: peer.unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
+                        workload: src_name.as_ref().map(|n| n.0.as_str()),
+                        namespace: src_name.as_ref().map(|n| n.1.as_str()),
+                        identity: Some(peer_id),
+                    },
+                    dst: access_log::ZtEnd {
+                        addr: z.plan.hbone_addr(me),
+                        workload: Some(&me.pod),
+                        namespace: Some(&me.namespace),
+                        identity: Some(me.identity.to_string()),
+                    },
+                    hbone_addr: Some(target),
+                    service,
+                    direction: "inbound",
+                    bytes_sent: sent,
+                    bytes_recv: received,
+                    duration: opened.elapsed(),
+                    error,
+                },
+                std::time::SystemTime::now(),
+            );
+            z.log.write(line);
         }))
     }
 

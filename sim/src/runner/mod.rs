@@ -138,6 +138,8 @@ pub struct RunOptions {
     pub done: Vec<(Mode, u32)>,
     pub events: Option<EventFn>,
     pub measured: Option<MeasuredFn>,
+    /// Where each mode's proxies write their access logs (`<dir>/<mode>-<repeat>/`).
+    pub logs_dir: Option<std::path::PathBuf>,
 }
 
 impl RunOptions {
@@ -151,6 +153,7 @@ impl RunOptions {
             done: Vec::new(),
             events: None,
             measured: None,
+            logs_dir: None,
         }
     }
 }
@@ -365,6 +368,12 @@ fn run_mode(
         Cluster::up_scenario(loaded, mode, profile, sandbox)
     };
     let mut cluster = up.map_err(|source| RunError::Cluster { mode, source })?;
+    if let Some(dir) = &opts.logs_dir {
+        let dir = dir.join(format!("{mode}-{}", repeat + 1));
+        if let Err(e) = cluster.log_to(&dir) {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot write the access logs there; they are not kept");
+        }
+    }
     let pods = cluster
         .info
         .pods
@@ -462,6 +471,7 @@ fn run_mode(
     let warnings = warnings(&meter, &out_flows);
 
     drop(clients);
+    cluster.flush_logs();
     let t_down = Instant::now();
     drop(cluster);
     tracing::info!(took = ?t_down.elapsed(), "cluster down");

@@ -1,0 +1,140 @@
+//! `meshsim logs`: a running cluster's proxy access logs in the form Istio's proxies write
+//! them, and the same lines kept per component in a run's directory.
+//!
+//! Sources: ztunnel's access log ("connection complete", the `access` target; istio/ztunnel
+//! README "Logging" and `src/proxy/metrics.rs` `ConnectionResult`), on by default; Envoy's
+//! text format for sidecars and waypoints (Istio's `EnvoyTextLogFormat`,
+//! `pilot/pkg/model/telemetry_logging.go`), on when `meshConfig.accessLogFile` is set, with
+//! `%RESPONSE_FLAGS%` (UF, UH, …) and `%RESPONSE_CODE_DETAILS%` (`via_upstream`,
+//! `rbac_access_denied_matched_policy[…]`).
+//!
+//! Needs root or unprivileged user namespaces, nft and curl; under `CI` a missing privilege is
+//! a failure.
+
+mod common;
+
+use std::process::Command;
+
+const SCENARIO: &str = r#"version: 1
+name: logs
+seed: 1
+profile: native
+meshConfig:
+  accessLogFile: /dev/stdout
+nodes: [{name: node-1}, {name: node-2}]
+workloads:
+  - {name: client, nodes: [node-1]}
+  - {name: echo, nodes: [node-2], app: {http: {port: 8080}}}
+services:
+  - {name: echo, workload: echo, ports: [{port: 8080}]}
+manifests: [deny.yaml]
+flows:
+  - {name: web, from: client, to: "echo:8080", rate: 10, duration: 1s, warmup: 1s}
+"#;
+
+const DENY: &str = r#"apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-admin, namespace: default}
+spec:
+  selector: {matchLabels: {app: echo}}
+  action: DENY
+  rules:
+    - to: [{operation: {paths: ["/admin"]}}]
+"#;
+
+fn logs(up: &common::Up, component: &str) -> String {
+    let out = Command::new(common::meshsim())
+        .args(["logs", "--cluster", &up.name, component, "--tail", "50"])
+        .output()
+        .expect("meshsim logs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "meshsim logs {component}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn scenario_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("logs.yaml"), SCENARIO).expect("write");
+    std::fs::write(dir.path().join("deny.yaml"), DENY).expect("write");
+    dir
+}
+
+#[test]
+fn sidecars_write_envoys_access_log_with_flags_and_details() {
+    if !common::can_run("sidecars_write_envoys_access_log_with_flags_and_details") {
+        return;
+    }
+    let dir = scenario_dir();
+    let up = common::up_path(&dir.path().join("logs.yaml"), "sidecar");
+    assert_eq!(
+        common::curl(&up, "client-0", &["http://echo:8080/hello"]).0,
+        200
+    );
+    assert_eq!(
+        common::curl(&up, "client-0", &["http://echo:8080/admin"]).0,
+        403
+    );
+    let client = logs(&up, "sidecar-client-0");
+    assert!(
+        client.contains("\"GET /hello HTTP/1.1\" 200 - via_upstream")
+            && client.contains("outbound|8080||echo.default.svc.cluster.local")
+            && client.contains("\"echo:8080\""),
+        "{client}"
+    );
+    let echo = logs(&up, "sidecar-echo-0");
+    assert!(
+        echo.contains(
+            "\"GET /admin HTTP/1.1\" 403 - rbac_access_denied_matched_policy[ns[default]-policy[no-admin]-rule[0]]"
+        ),
+        "{echo}"
+    );
+    assert!(echo.contains("inbound|8080||"), "{echo}");
+    // Unknown proxies are named with what exists.
+    let out = Command::new(common::meshsim())
+        .args(["logs", "--cluster", &up.name, "nope"])
+        .output()
+        .expect("meshsim logs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sidecar-client-0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ztunnels_log_every_connection_complete() {
+    if !common::can_run("ztunnels_log_every_connection_complete") {
+        return;
+    }
+    let dir = scenario_dir();
+    let up = common::up_path(&dir.path().join("logs.yaml"), "ambient");
+    for _ in 0..3 {
+        assert_eq!(common::curl(&up, "client-0", &["http://echo:8080/"]).0, 200);
+    }
+    // Every node's ztunnel, as `kubectl logs -l app=ztunnel`: each line tagged with its pod.
+    let all = logs(&up, "ztunnel");
+    let out: Vec<&str> = all
+        .lines()
+        .filter(|l| l.starts_with("[ztunnel-node-1]") && l.contains("direction=\"outbound\""))
+        .collect();
+    assert!(out.len() >= 3, "{all}");
+    assert!(
+        out[0].contains("INFO access: connection complete src.addr=")
+            && out[0].contains("src.workload=\"client-0\"")
+            && out[0].contains("src.identity=\"spiffe://cluster.local/ns/default/sa/client\"")
+            && out[0].contains("dst.hbone_addr=")
+            && out[0].contains("dst.service=\"echo.default.svc.cluster.local\""),
+        "{}",
+        out[0]
+    );
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("[ztunnel-node-2]") && l.contains("direction=\"inbound\"")),
+        "{all}"
+    );
+}
