@@ -113,11 +113,11 @@ fn serve_control(listener: UnixListener, info: String, logs: crate::proxy::acces
         if line == "info" {
             let _ = stream.write_all(info.as_bytes());
             let _ = stream.write_all(b"\n");
-        } else if let Some(q) = line.strip_prefix("logs ") {
-            if let Ok(text) = serde_json::to_string(&answer_logs(q, &logs)) {
-                let _ = stream.write_all(text.as_bytes());
-                let _ = stream.write_all(b"\n");
-            }
+        } else if let Some(q) = line.strip_prefix("logs ")
+            && let Ok(text) = serde_json::to_string(&answer_logs(q, &logs))
+        {
+            let _ = stream.write_all(text.as_bytes());
+            let _ = stream.write_all(b"\n");
         }
     }
 }
