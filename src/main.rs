@@ -45,6 +45,10 @@ enum Command {
     Exec(cmd::exec::Args),
     /// A running cluster's proxy access logs (`meshsim logs ztunnel --follow`).
     Logs(cmd::logs::Args),
+    /// A running cluster's ztunnel configuration, as `istioctl ztunnel-config` shows it.
+    ZtunnelConfig(cmd::introspect::ZtunnelArgs),
+    /// A running cluster's waypoints, as `istioctl waypoint list|status` shows them.
+    Waypoint(cmd::introspect::WaypointArgs),
     /// Drive load at any HTTP or TCP target, like wrk2 or fortio.
     Load(cmd::load::Args),
     /// Print the JSON Schema of the scenario format (for editors).
@@ -68,6 +72,8 @@ fn main() -> ExitCode {
         Command::Up(a) => cmd::up::run(a),
         Command::Exec(a) => cmd::exec::run(a),
         Command::Logs(a) => cmd::logs::run(a),
+        Command::ZtunnelConfig(a) => cmd::introspect::ztunnel(a),
+        Command::Waypoint(a) => cmd::introspect::waypoint(a),
         Command::Load(a) => cmd::load::run(a),
         Command::Schema(a) => cmd::schema::run(a),
         Command::Token(a) => cmd::token::run(a),

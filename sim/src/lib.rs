@@ -11,6 +11,7 @@
 //! - [`component`]: a component instance (app replica, proxy, load client) on its own threads
 //! - [`meter`]: CPU and heap per component, sampled into time series; the saturation guard
 //! - [`hostprobe`]: how fast the host runs loopback round trips, measured before each mode
+//! - [`introspect`]: `istioctl`'s ztunnel-config and waypoint tables of a running cluster
 //! - [`check`]: `meshsim check`, the static migration checklist (no cluster)
 //! - [`cgroup`]: CPU quotas (`resources.limits.cpu`) with cgroups, when root
 //! - [`mesh`]: mesh security and transport: SPIFFE identities, the CA, mTLS, HBONE tunnels
@@ -28,6 +29,7 @@ pub mod check;
 pub mod cluster;
 pub mod component;
 pub mod hostprobe;
+pub mod introspect;
 pub mod mesh;
 pub mod meter;
 pub mod netns;

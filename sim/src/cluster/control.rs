@@ -37,9 +37,13 @@ impl Cluster {
         let server = listener.try_clone().map_err(ClusterError::Control)?;
         let info = serde_json::to_string(&self.info).map_err(ClusterError::ControlInfo)?;
         let logs = self.logs.clone();
+        let view = View {
+            plan: self.mesh.clone(),
+            nodes: self.topology.nodes.iter().map(|n| n.name.clone()).collect(),
+        };
         std::thread::Builder::new()
             .name("control".into())
-            .spawn(move || serve_control(server, info, logs))
+            .spawn(move || serve_control(server, info, logs, view))
             .map_err(ClusterError::Control)?;
         self._control = Some(listener);
         Ok(())
@@ -92,7 +96,48 @@ fn answer_logs(q: &str, logs: &crate::proxy::access_log::Logs) -> LogsReply {
     r
 }
 
-fn serve_control(listener: UnixListener, info: String, logs: crate::proxy::access_log::Logs) {
+/// What the control socket's introspection reads: the mesh plan the proxies run on.
+struct View {
+    plan: Option<std::sync::Arc<crate::mesh::control::MeshPlan>>,
+    nodes: Vec<String>,
+}
+
+/// The introspection tables: `config <workloads|services|policies|certificates|waypoint-list|
+/// waypoint-status> [node]`.
+fn answer_config(q: &str, view: &View) -> Result<crate::introspect::Table, String> {
+    use crate::introspect as i;
+    let mut parts = q.split_whitespace();
+    let what = parts.next().unwrap_or_default();
+    let node = parts.next();
+    if let Some(n) = node
+        && !view.nodes.iter().any(|x| x == n)
+    {
+        return Err(format!(
+            "no node {n:?}; the nodes are: {}",
+            view.nodes.join(", ")
+        ));
+    }
+    let Some(plan) = &view.plan else {
+        return Err("this cluster runs no mesh (mode no-mesh): there is no ztunnel or waypoint configuration".into());
+    };
+    let nodes = i::Nodes(&view.nodes);
+    Ok(match what {
+        "workloads" => i::workloads(plan, &nodes, node),
+        "services" => i::services(plan),
+        "policies" => i::policies(plan),
+        "certificates" => i::certificates(plan, &nodes, node),
+        "waypoint-list" => i::waypoint_list(plan),
+        "waypoint-status" => i::waypoint_status(plan),
+        other => return Err(format!("unknown table {other:?}")),
+    })
+}
+
+fn serve_control(
+    listener: UnixListener,
+    info: String,
+    logs: crate::proxy::access_log::Logs,
+    view: View,
+) {
     for stream in listener.incoming() {
         let mut stream = match stream {
             Ok(s) => s,
@@ -115,6 +160,11 @@ fn serve_control(listener: UnixListener, info: String, logs: crate::proxy::acces
             let _ = stream.write_all(b"\n");
         } else if let Some(q) = line.strip_prefix("logs ")
             && let Ok(text) = serde_json::to_string(&answer_logs(q, &logs))
+        {
+            let _ = stream.write_all(text.as_bytes());
+            let _ = stream.write_all(b"\n");
+        } else if let Some(q) = line.strip_prefix("config ")
+            && let Ok(text) = serde_json::to_string(&answer_config(q, &view))
         {
             let _ = stream.write_all(text.as_bytes());
             let _ = stream.write_all(b"\n");
@@ -182,6 +232,31 @@ pub fn query_logs(
         q.push_str(&format!(" {c}={n}"));
     }
     q.push('\n');
+    stream.write_all(q.as_bytes()).map_err(reach)?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(reach)?;
+    serde_json::from_str(&line).map_err(|e| reach(io::Error::new(io::ErrorKind::InvalidData, e)))
+}
+
+/// Asks a running cluster for one of its introspection tables (see [`crate::introspect`]).
+pub fn query_config(
+    uid: u32,
+    name: &str,
+    what: &str,
+    node: Option<&str>,
+) -> Result<Result<crate::introspect::Table, String>, ClusterError> {
+    let reach = |source| ClusterError::Reach {
+        name: name.to_string(),
+        source,
+    };
+    let addr = UnixAddr::from_abstract_name(control_name(uid, name).as_bytes()).map_err(reach)?;
+    let mut stream = UnixStream::connect_addr(&addr).map_err(reach)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(reach)?;
+    let q = format!("config {what} {}\n", node.unwrap_or_default());
     stream.write_all(q.as_bytes()).map_err(reach)?;
     let mut line = String::new();
     BufReader::new(&stream)

@@ -1,5 +1,7 @@
-//! `meshsim logs`: a running cluster's proxy access logs in the form Istio's proxies write
-//! them, and the same lines kept per component in a run's directory.
+//! What an SRE reads from a running cluster: `meshsim logs` (the proxies' access logs in the
+//! form Istio's proxies write them) and `meshsim ztunnel-config` / `meshsim waypoint` (the
+//! configuration with istioctl's columns: `istioctl/pkg/writer/ztunnel/configdump` and
+//! `istioctl/pkg/waypoint/waypoint.go`).
 //!
 //! Sources: ztunnel's access log ("connection complete", the `access` target; istio/ztunnel
 //! README "Logging" and `src/proxy/metrics.rs` `ConnectionResult`), on by default; Envoy's
@@ -136,5 +138,113 @@ fn ztunnels_log_every_connection_complete() {
         all.lines()
             .any(|l| l.starts_with("[ztunnel-node-2]") && l.contains("direction=\"inbound\"")),
         "{all}"
+    );
+}
+
+fn meshsim_out(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(common::meshsim())
+        .args(args)
+        .output()
+        .expect("meshsim");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ztunnel_config_and_waypoint_tables_read_like_istioctl() {
+    if !common::can_run("ztunnel_config_and_waypoint_tables_read_like_istioctl") {
+        return;
+    }
+    let up = common::up("payment.yaml", "ambient");
+    let c = up.name.as_str();
+    let (ok, w, _) = meshsim_out(&["ztunnel-config", "workloads", "--cluster", c]);
+    assert!(ok);
+    let mut lines = w.lines();
+    assert_eq!(
+        lines
+            .next()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")),
+        Some("NAMESPACE POD NAME ADDRESS NODE WAYPOINT PROTOCOL".into())
+    );
+    let pay = w
+        .lines()
+        .find(|l| l.contains("payment-service-0"))
+        .expect("payment-service-0 listed");
+    let cols: Vec<&str> = pay.split_whitespace().collect();
+    assert_eq!(
+        (cols[0], cols[3], cols[5]),
+        ("production", "node-2", "HBONE"),
+        "{pay}"
+    );
+    // A waypoint's own pod is plain TCP to ztunnel.
+    assert!(
+        w.lines()
+            .any(|l| l.contains("payment-waypoint-0") && l.ends_with("TCP"))
+    );
+    let (_, only, _) = meshsim_out(&[
+        "ztunnel-config",
+        "workloads",
+        "--cluster",
+        c,
+        "--node",
+        "node-1",
+    ]);
+    assert!(
+        !only.contains("payment-service-0") && only.contains("order-service-0"),
+        "{only}"
+    );
+
+    let (_, s, _) = meshsim_out(&["ztunnel-config", "services", "--cluster", c]);
+    let svc = s
+        .lines()
+        .find(|l| l.contains(" payment-service "))
+        .expect("service");
+    assert!(
+        svc.contains("payment-waypoint") && svc.ends_with("1/1"),
+        "{svc}"
+    );
+
+    // ztunnel gets the selector-bound policies; the targetRefs ones are the waypoints'.
+    let (_, p, _) = meshsim_out(&["ztunnel-config", "policies", "--cluster", c]);
+    assert!(p.starts_with("NAMESPACE"), "{p}");
+    assert!(p.contains("WorkloadSelector"), "{p}");
+
+    let (_, certs, _) = meshsim_out(&[
+        "ztunnel-config",
+        "certificates",
+        "--cluster",
+        c,
+        "--node",
+        "node-2",
+    ]);
+    assert!(
+        certs.lines().any(|l| l
+            .starts_with("spiffe://cluster.local/ns/production/sa/payment-service")
+            && l.contains(" Leaf ")
+            && l.contains(" true ")),
+        "{certs}"
+    );
+
+    let (_, list, _) = meshsim_out(&["waypoint", "list", "--cluster", c]);
+    assert!(
+        list.lines().any(|l| l.starts_with("production")
+            && l.contains("payment-waypoint")
+            && l.ends_with("True")),
+        "{list}"
+    );
+    let (ok, _, err) = meshsim_out(&[
+        "ztunnel-config",
+        "workloads",
+        "--cluster",
+        c,
+        "--node",
+        "nope",
+    ]);
+    assert!(
+        !ok && err.contains("no node \"nope\"; the nodes are: node-1, node-2"),
+        "{err}"
     );
 }
