@@ -56,6 +56,8 @@ pub enum Unit {
     Rps,
     Vcpu,
     Mib,
+    Count,
+    Seconds,
 }
 
 impl Unit {
@@ -65,6 +67,8 @@ impl Unit {
             Unit::Rps => format!("{v:.1} rps"),
             Unit::Vcpu => format!("{v:.3} vCPU"),
             Unit::Mib => format!("{v:.1} MiB"),
+            Unit::Count => format!("{v:.0}"),
+            Unit::Seconds => format!("{v:.1} s"),
         }
     }
 }
@@ -272,6 +276,55 @@ fn figures(base: &[&ModeResult], new: &[&ModeResult]) -> Vec<Figure> {
         true,
         &|m| m.summary.total_vcpu_per_1000rps,
     );
+    // A replayed incident: each fault's effect, matched by its label and step. A fault that
+    // never cleared in its step counts the whole step, so the fix that makes it clear shows.
+    for f in b0.faults.iter().filter(|f| f.not_applied.is_none()) {
+        let of = |m: &ModeResult| {
+            m.faults
+                .iter()
+                .find(|x| x.label == f.label && x.step == f.step && x.not_applied.is_none())
+                .cloned()
+        };
+        let step_s = |m: &ModeResult| {
+            m.flows
+                .first()
+                .and_then(|fl| fl.steps.get(f.step))
+                .map_or(0.0, |s| s.duration_s)
+        };
+        push(
+            format!("fault {}: requests failed", f.label),
+            Unit::Count,
+            true,
+            &|m| of(m).map(|x| x.failed as f64),
+        );
+        push(
+            format!("fault {}: time to an error-free second", f.label),
+            Unit::Seconds,
+            true,
+            &|m| of(m).map(|x| x.clean_after_s.unwrap_or(step_s(m))),
+        );
+        push(
+            format!("fault {}: time to p99 within 10% of before", f.label),
+            Unit::Seconds,
+            true,
+            &|m| of(m).map(|x| x.p99_recovered_after_s.unwrap_or(step_s(m))),
+        );
+    }
+    // A migration run: each stage's transition.
+    for st in b0.stages.iter().filter(|s| s.transition.is_some()) {
+        push(
+            format!("stage {}: requests failed in the transition", st.name),
+            Unit::Count,
+            true,
+            &|m| {
+                m.stages
+                    .iter()
+                    .find(|x| x.name == st.name)
+                    .and_then(|x| x.transition.as_ref())
+                    .map(|t| t.failed as f64)
+            },
+        );
+    }
     out
 }
 

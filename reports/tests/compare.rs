@@ -269,3 +269,45 @@ fn noisy_repeats_either_side_of_the_threshold() {
     assert!(row.p_value.unwrap() >= 0.05, "{row:?}");
     assert_eq!(row.verdict, Verdict::WithinNoise, "{row:?}");
 }
+
+fn with_fault(failed: u64, clean_after_s: Option<f64>) -> reports::RunResult {
+    let mut r = sample_run(1, 1.0);
+    for m in &mut r.modes {
+        m.faults.push(reports::run::FaultResult {
+            label: "ztunnel-restart node-2 at 10s for 1s".into(),
+            kind: "ztunnel-restart".into(),
+            step: 0,
+            start_s: 12.0,
+            end_s: 13.0,
+            not_applied: None,
+            failed,
+            clean_after_s,
+            p99_recovered_after_s: clean_after_s,
+            flows: Vec::new(),
+        });
+    }
+    r
+}
+
+#[test]
+fn a_replayed_fault_compares_its_failures_and_recovery_and_never_clearing_counts_the_step() {
+    // The incident, then its fix replayed: fewer failures, and clean again where it was not.
+    let c =
+        compare(&with_fault(500, None), &with_fault(20, Some(1.0)), 5.0).expect("same scenario");
+    let mode = c.rows[0].mode;
+    let failed = "fault ztunnel-restart node-2 at 10s for 1s: requests failed";
+    assert_eq!(verdict_of(&c, mode, failed), Verdict::Improved);
+    let clean = c
+        .rows
+        .iter()
+        .find(|r| {
+            r.figure == "fault ztunnel-restart node-2 at 10s for 1s: time to an error-free second"
+        })
+        .expect("row");
+    // Never clean in the step counts the whole step (the sample's steps last 10 s).
+    assert!(clean.base >= 5.0 && clean.new == 1.0, "{clean:?}");
+    assert_eq!(clean.verdict, Verdict::Improved);
+    // And back: the regression is flagged.
+    let back = compare(&with_fault(20, Some(1.0)), &with_fault(500, None), 5.0).expect("same");
+    assert!(back.has_regression());
+}
