@@ -49,6 +49,8 @@ enum Command {
     ZtunnelConfig(cmd::introspect::ZtunnelArgs),
     /// A running cluster's waypoints, as `istioctl waypoint list|status` shows them.
     Waypoint(cmd::introspect::WaypointArgs),
+    /// Why a request from a pod is allowed or refused, hop by hop, checked for real.
+    Explain(cmd::explain::Args),
     /// Drive load at any HTTP or TCP target, like wrk2 or fortio.
     Load(cmd::load::Args),
     /// Print the JSON Schema of the scenario format (for editors).
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Logs(a) => cmd::logs::run(a),
         Command::ZtunnelConfig(a) => cmd::introspect::ztunnel(a),
         Command::Waypoint(a) => cmd::introspect::waypoint(a),
+        Command::Explain(a) => cmd::explain::run(a),
         Command::Load(a) => cmd::load::run(a),
         Command::Schema(a) => cmd::schema::run(a),
         Command::Token(a) => cmd::token::run(a),

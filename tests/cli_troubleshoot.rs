@@ -248,3 +248,44 @@ fn ztunnel_config_and_waypoint_tables_read_like_istioctl() {
         "{err}"
     );
 }
+
+#[test]
+fn explain_names_the_rule_that_refused_and_checks_the_prediction_for_real() {
+    if !common::can_run("explain_names_the_rule_that_refused_and_checks_the_prediction_for_real") {
+        return;
+    }
+    let up = common::up("payment.yaml", "ambient");
+    let url = "http://payment-service.production:8080/api/v1/payments";
+    // payment-authz admits POST only (istio.io "Use waypoint proxies to enforce L7 policy").
+    let (ok, text, err) = meshsim_out(&["explain", "--cluster", &up.name, "order-service-0", url]);
+    assert!(ok, "{text}{err}");
+    for want in [
+        "path: order-service-0 (ambient) → ztunnel for order-service-0 (outbound) → waypoint payment-waypoint",
+        "policy production/payment-authz (ALLOW)",
+        "rule 0: does not match: to does not",
+        "predicted: denied 403",
+        "sent for real: denied 403",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    let (ok, text, _) = meshsim_out(&[
+        "explain",
+        "--cluster",
+        &up.name,
+        "order-service-0",
+        url,
+        "-X",
+        "POST",
+    ]);
+    assert!(
+        ok && text.contains("rule 0: matches") && text.contains("sent for real: allowed (200)"),
+        "{text}"
+    );
+    // Through the waypoint, the destination ztunnel sees the waypoint's identity.
+    assert!(
+        text.contains("HBONE (mTLS) from cluster.local/ns/production/sa/payment-waypoint"),
+        "{text}"
+    );
+    let (ok, _, err) = meshsim_out(&["explain", "--cluster", &up.name, "nobody-0", url]);
+    assert!(!ok && err.contains("no pod \"nobody-0\""), "{err}");
+}

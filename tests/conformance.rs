@@ -867,6 +867,70 @@ fn run(up: &Up, case: &Case, tokens: &[(&str, String)]) -> (Option<Want>, String
     }
 }
 
+/// `meshsim explain` on one case: its prediction must agree with the request it sends for
+/// real (exit 0), and that outcome with the case's (what Istio does). Returns why not.
+fn explain(up: &Up, case: &Case, tokens: &[(&str, String)]) -> Option<String> {
+    let fill = |t: &str| {
+        let mut t = t.to_string();
+        for (k, v) in tokens {
+            t = t.replace(&format!("{{{k}}}"), v);
+        }
+        t
+    };
+    let mut args: Vec<String> = vec![
+        "explain".into(),
+        "--cluster".into(),
+        up.name.clone(),
+        case.from.into(),
+    ];
+    let want: &str = match (case.req, case.want) {
+        (_, Echo) => "allowed",
+        (_, Closed) => "reset",
+        (_, Status(403) | Says(403, _)) => "denied 403",
+        (_, Status(401) | Says(401, _)) => "401",
+        (_, Status(503) | Says(503, _)) => "503",
+        (_, Status(_) | Says(..)) => "allowed",
+    };
+    match case.req {
+        Req::Http(method, url, extra) => {
+            args.push(fill(url));
+            args.extend(["-X".into(), method.into()]);
+            let mut it = extra.iter();
+            while let Some(a) = it.next() {
+                if *a == "-H"
+                    && let Some(h) = it.next()
+                {
+                    args.extend(["-H".into(), fill(h)]);
+                } else if *a == "--cookie"
+                    && let Some(c) = it.next()
+                {
+                    args.extend(["-H".into(), format!("cookie: {}", fill(c))]);
+                }
+            }
+        }
+        Req::Tcp(host, port) => args.push(format!("tcp://{host}:{port}")),
+    }
+    let out = std::process::Command::new(meshsim())
+        .args(&args)
+        .output()
+        .expect("meshsim explain");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let actual = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sent for real: "))
+        .unwrap_or("?")
+        .to_string();
+    let seen_ok = actual.starts_with(want) || (want == "reset" && actual == "timeout");
+    match (out.status.code(), seen_ok) {
+        (Some(0), true) => None,
+        _ => Some(format!(
+            "explain: exit {:?}, sent for real {actual:?}, case wants {want:?}\n{text}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
 fn tokens() -> Vec<(&'static str, String)> {
     let key = repo().join("scenarios/manifests/payment-jwt-key.pem");
     let text = std::fs::read_to_string(key).expect("read the test key");
@@ -942,8 +1006,18 @@ fn conformance(mode: &str) {
     let mut failed = 0;
     for (i, case) in cases.iter().enumerate() {
         let (seen, detail) = run(&up, case, &tokens);
-        let ok = seen == Some(case.want);
+        // `meshsim explain` predicts every case (no-mesh has no proxy to explain) and checks
+        // its prediction against the request it sends.
+        let explained = if mode == "no-mesh" {
+            None
+        } else {
+            explain(&up, case, &tokens)
+        };
+        let ok = seen == Some(case.want) && explained.is_none();
         failed += usize::from(!ok);
+        if let Some(e) = &explained {
+            let _ = writeln!(report, "      {e}");
+        }
         let _ = writeln!(
             report,
             "{} {mode} #{i}: {} {:?} → want {:?}, saw {seen:?} ({detail})\n      source: {}",

@@ -11,6 +11,8 @@
 //! - [`component`]: a component instance (app replica, proxy, load client) on its own threads
 //! - [`meter`]: CPU and heap per component, sampled into time series; the saturation guard
 //! - [`hostprobe`]: how fast the host runs loopback round trips, measured before each mode
+//! - [`explain`]: `meshsim explain`, a request's path and every hop's checks, predicted with
+//!   the proxies' own code and compared with the real outcome
 //! - [`introspect`]: `istioctl`'s ztunnel-config and waypoint tables of a running cluster
 //! - [`check`]: `meshsim check`, the static migration checklist (no cluster)
 //! - [`cgroup`]: CPU quotas (`resources.limits.cpu`) with cgroups, when root
@@ -28,6 +30,7 @@ pub mod cgroup;
 pub mod check;
 pub mod cluster;
 pub mod component;
+pub mod explain;
 pub mod hostprobe;
 pub mod introspect;
 pub mod mesh;

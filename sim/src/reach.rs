@@ -312,7 +312,7 @@ pub fn run(cluster: &Cluster, probes: &[Probe]) -> Vec<Cell> {
     out
 }
 
-async fn send(addr: SocketAddr, p: &Probe) -> Outcome {
+pub(crate) async fn send(addr: SocketAddr, p: &Probe) -> Outcome {
     match tokio::time::timeout(PROBE_TIMEOUT, send_inner(addr, p)).await {
         Ok(o) => o,
         Err(_) => Outcome::Timeout,

@@ -2,6 +2,7 @@ pub mod check;
 pub mod compare;
 pub mod completions;
 pub mod exec;
+pub mod explain;
 pub mod introspect;
 pub mod load;
 pub mod logs;

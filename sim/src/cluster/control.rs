@@ -40,6 +40,12 @@ impl Cluster {
         let view = View {
             plan: self.mesh.clone(),
             nodes: self.topology.nodes.iter().map(|n| n.name.clone()).collect(),
+            pods: self
+                .topology
+                .pods
+                .iter()
+                .map(|p| (p.name.clone(), p.ns.clone()))
+                .collect(),
         };
         std::thread::Builder::new()
             .name("control".into())
@@ -100,6 +106,33 @@ fn answer_logs(q: &str, logs: &crate::proxy::access_log::Logs) -> LogsReply {
 struct View {
     plan: Option<std::sync::Arc<crate::mesh::control::MeshPlan>>,
     nodes: Vec<String>,
+    /// Each pod's network namespace, to send `explain`'s request from.
+    pods: Vec<(String, crate::netns::NetNsRef)>,
+}
+
+/// `explain <json Ask>`: the prediction and the real outcome.
+fn answer_explain(q: &str, view: &View) -> Result<crate::explain::Explanation, String> {
+    let ask: crate::explain::Ask = serde_json::from_str(q).map_err(|e| e.to_string())?;
+    let Some(plan) = &view.plan else {
+        return Err("this cluster runs no mesh (mode no-mesh): no proxy decides anything".into());
+    };
+    let ns = view
+        .pods
+        .iter()
+        .find(|(n, _)| *n == ask.from)
+        .map(|(_, ns)| ns.clone())
+        .ok_or_else(|| {
+            format!(
+                "no pod {:?}; the pods are: {}",
+                ask.from,
+                view.pods
+                    .iter()
+                    .map(|p| p.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+    crate::explain::explain(plan, &ns, &ask).map_err(|e| e.to_string())
 }
 
 /// The introspection tables: `config <workloads|services|policies|certificates|waypoint-list|
@@ -165,6 +198,11 @@ fn serve_control(
             let _ = stream.write_all(b"\n");
         } else if let Some(q) = line.strip_prefix("config ")
             && let Ok(text) = serde_json::to_string(&answer_config(q, &view))
+        {
+            let _ = stream.write_all(text.as_bytes());
+            let _ = stream.write_all(b"\n");
+        } else if let Some(q) = line.strip_prefix("explain ")
+            && let Ok(text) = serde_json::to_string(&answer_explain(q, &view))
         {
             let _ = stream.write_all(text.as_bytes());
             let _ = stream.write_all(b"\n");
@@ -258,6 +296,33 @@ pub fn query_config(
         .map_err(reach)?;
     let q = format!("config {what} {}\n", node.unwrap_or_default());
     stream.write_all(q.as_bytes()).map_err(reach)?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(reach)?;
+    serde_json::from_str(&line).map_err(|e| reach(io::Error::new(io::ErrorKind::InvalidData, e)))
+}
+
+/// Asks a running cluster to explain a request (see [`crate::explain`]).
+pub fn query_explain(
+    uid: u32,
+    name: &str,
+    ask: &crate::explain::Ask,
+) -> Result<Result<crate::explain::Explanation, String>, ClusterError> {
+    let reach = |source| ClusterError::Reach {
+        name: name.to_string(),
+        source,
+    };
+    let addr = UnixAddr::from_abstract_name(control_name(uid, name).as_bytes()).map_err(reach)?;
+    let mut stream = UnixStream::connect_addr(&addr).map_err(reach)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .map_err(reach)?;
+    let q = serde_json::to_string(ask)
+        .map_err(|e| reach(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    stream
+        .write_all(format!("explain {q}\n").as_bytes())
+        .map_err(reach)?;
     let mut line = String::new();
     BufReader::new(&stream)
         .read_line(&mut line)

@@ -11,7 +11,7 @@ pub mod faults;
 pub mod mesh;
 mod metrics;
 
-pub use control::{LogsReply, find, list_clusters, query, query_config, query_logs};
+pub use control::{LogsReply, find, list_clusters, query, query_config, query_explain, query_logs};
 pub use exec::exec;
 
 use std::collections::BTreeMap;

@@ -364,7 +364,7 @@ fn header_pairs<B>(req: &Request<B>) -> Vec<(String, String)> {
 }
 
 /// The request's L7 attributes for policy.
-pub fn http_attrs(req: &Request<Incoming>) -> HttpAttrs {
+pub fn http_attrs<B>(req: &Request<B>) -> HttpAttrs {
     let host = req
         .headers()
         .get(http::header::HOST)
