@@ -51,6 +51,8 @@ enum Command {
     Waypoint(cmd::introspect::WaypointArgs),
     /// Why a request from a pod is allowed or refused, hop by hop, checked for real.
     Explain(cmd::explain::Args),
+    /// Run a run again exactly (its scenario files, seed, profile, faults, modes) and compare.
+    Replay(cmd::replay::Args),
     /// Drive load at any HTTP or TCP target, like wrk2 or fortio.
     Load(cmd::load::Args),
     /// Print the JSON Schema of the scenario format (for editors).
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::ZtunnelConfig(a) => cmd::introspect::ztunnel(a),
         Command::Waypoint(a) => cmd::introspect::waypoint(a),
         Command::Explain(a) => cmd::explain::run(a),
+        Command::Replay(a) => cmd::replay::run(a),
         Command::Load(a) => cmd::load::run(a),
         Command::Schema(a) => cmd::schema::run(a),
         Command::Token(a) => cmd::token::run(a),

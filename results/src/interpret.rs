@@ -52,6 +52,7 @@ pub fn run_result(loaded: &Loaded, raw: &RawRun, build: &BuildInfo) -> RunResult
         modes: raw.modes.iter().map(mode_result).collect(),
         checklist: Vec::new(),
         reach: None,
+        replay_of: None,
     };
     crate::slo::judge_slos(&mut run, &loaded.scenario.slos);
     run.derive_summaries();
@@ -128,6 +129,7 @@ pub fn mode_result(m: &RawMode) -> ModeResult {
         pods: m.pods.clone(),
         stages: crate::stages::stage_results(m),
         faults: crate::faults::fault_results(&m.faults, &m.flows),
+        lb: m.lb.clone(),
         components_vcpu_sum: components.iter().map(|c| c.vcpu_avg).sum(),
         components,
         process_vcpu_avg: weighted_mean(&m.meter.process.vcpu, &windows),

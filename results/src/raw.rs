@@ -50,6 +50,8 @@ pub struct RawMode {
     pub stages: Vec<RawStage>,
     /// The scenario's faults as they happened (one per fault and step).
     pub faults: Vec<RawFault>,
+    /// The proxies' load-balancing picks per service.
+    pub lb: Vec<crate::run::LbPicks>,
 }
 
 /// One fault in one step, as the runner applied it.

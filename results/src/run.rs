@@ -51,6 +51,9 @@ pub struct RunResult {
     /// A migration scenario's reachability, stage by stage, and its changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reach: Option<ReachResult>,
+    /// The run this one replays (`meshsim replay`): its run.json, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -141,6 +144,10 @@ pub struct ModeResult {
     /// The scenario's faults, one per fault and step, with their effect.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultResult>,
+    /// The proxies' load-balancing picks per service (mesh modes; in no-mesh the kernel's
+    /// `numgen inc` round robin picks, per connection, and is not counted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lb: Vec<LbPicks>,
     /// CPU of the whole meshsim process while this mode ran, in vCPU.
     pub process_vcpu_avg: f64,
     /// Sum of `components[].vcpu_avg`; far below `process_vcpu_avg` means unattributed work.
@@ -321,6 +328,18 @@ pub struct WarmupResult {
 pub struct WarmupSecond {
     pub requests: u64,
     pub errors: u64,
+}
+
+/// The load balancing of one service over a mode: the picks each endpoint got from the
+/// proxies' round robin (its cursor starts from the run's seed, so a replay picks the same
+/// endpoint for the k-th request).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LbPicks {
+    /// `name.namespace`.
+    pub service: String,
+    /// Endpoint pod → picks.
+    pub picks: BTreeMap<String, u64>,
 }
 
 /// One fault in one step and what it did to the load (`faults:` in the scenario).

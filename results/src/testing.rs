@@ -367,6 +367,7 @@ fn sample_mode(mode: Mode, repeat: u32, rng: &mut Rng, slow: f64) -> RawMode {
         warnings: Vec::new(),
         stages: Vec::new(),
         faults: Vec::new(),
+        lb: Vec::new(),
         host_probe: Some(HostProbe {
             back_to_back: PingPong {
                 round_trip_us: 18.0 + f64::from(repeat),

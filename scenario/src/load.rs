@@ -96,6 +96,19 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ScenarioError> {
     let mut problems = Vec::new();
     let mut manifests = Vec::new();
     let mut ignored = Vec::new();
+    // Every file the scenario is made of, as read: a run keeps them, and `replay` runs them
+    // again byte for byte.
+    let mut sources = BTreeMap::new();
+    let own = path.file_name().map_or_else(
+        || "scenario.yaml".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    sources.insert(own, text.to_string());
+    if (scenario.profile.ends_with(".yaml") || scenario.profile.ends_with(".yml"))
+        && let Ok(t) = std::fs::read_to_string(base.join(&scenario.profile))
+    {
+        sources.insert(scenario.profile.clone(), t);
+    }
     for (i, m) in scenario.manifests.iter().enumerate() {
         let mpath = base.join(m);
         match std::fs::read_to_string(&mpath) {
@@ -104,6 +117,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ScenarioError> {
                 format!("cannot read manifest {}: {e}", mpath.display()),
             )),
             Ok(mtext) => {
+                sources.insert(m.clone(), mtext.clone());
                 let (file, errs) = manifest::parse_file(&mpath, &mtext);
                 problems.extend(errs);
                 ignored.extend(file.ignored);
@@ -130,6 +144,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ScenarioError> {
                     format!("cannot read manifest {}: {e}", mpath.display()),
                 )),
                 Ok(mtext) => {
+                    sources.insert(m.clone(), mtext.clone());
                     let (file, errs) = manifest::parse_file(&mpath, &mtext);
                     problems.extend(errs);
                     ignored.extend(file.ignored);
@@ -153,6 +168,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ScenarioError> {
             )),
             Ok(t) => match crate::jwt::Jwks::parse(&t) {
                 Ok(_) => {
+                    sources.insert(p.clone(), t.clone());
                     jwks.insert(uri.clone(), t);
                 }
                 Err(e) => problems.push(at(
@@ -169,6 +185,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ScenarioError> {
         jwks,
         ignored,
         stage_manifests,
+        sources,
         index,
     };
     if !loaded.index.has("modes") && loaded.declares_enrollment() {

@@ -22,6 +22,9 @@ pub struct Loaded {
     /// The manifests each migration stage applies (`migration.stages[i].apply`), read and
     /// parsed at load like the scenario's own.
     pub stage_manifests: Vec<Vec<LoadedManifest>>,
+    /// Every file read, by its path as the scenario names it (the scenario file by its name):
+    /// what `meshsim replay` writes back to run it again.
+    pub sources: BTreeMap<String, String>,
     pub(crate) index: Arc<LocIndex>,
 }
 
@@ -41,6 +44,11 @@ pub struct Resolved {
     pub manifests: Vec<ResolvedManifest>,
     #[serde(default)]
     pub ignored: Vec<Ignored>,
+    /// The text of every file the scenario was read from (the scenario itself, manifests,
+    /// JWKS, a profile file), by the path the scenario names it by: `meshsim replay` runs it
+    /// again from these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
@@ -76,6 +84,7 @@ impl Loaded {
                 })
                 .collect(),
             ignored: self.ignored.clone(),
+            sources: self.sources.clone(),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod introspect;
 pub mod load;
 pub mod logs;
 pub mod reach;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod schema;

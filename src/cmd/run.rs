@@ -52,7 +52,7 @@ pub struct Args {
 
 /// `--duration`, `--warmup` and `--mode` become part of the scenario the run records, so
 /// `run.json` says what was measured (and a resumed run repeats it).
-fn apply_overrides(loaded: &mut scenario::Loaded, args: &Args) {
+pub(super) fn apply_overrides(loaded: &mut scenario::Loaded, args: &Args) {
     for f in &mut loaded.scenario.flows {
         if let Some(d) = args.duration {
             f.duration = scenario::Dur(d);
@@ -81,7 +81,12 @@ fn resume_from(
         f.warmup = old.warmup;
     }
     loaded.scenario.modes = was.modes.clone();
-    if loaded.resolved() != earlier.scenario {
+    let mut now = loaded.resolved();
+    // A run from before meshsim kept its sources is resumed on the rest being the same.
+    if earlier.scenario.sources.is_empty() {
+        now.sources.clear();
+    }
+    if now != earlier.scenario {
         anyhow::bail!(
             "{} was made from another version of {}: the scenario or its manifests changed \
              since; start a new run instead",
@@ -416,7 +421,7 @@ fn warn_unjudgeable_slos(loaded: &scenario::Loaded, opts: &RunOptions) {
 
 /// The report, charts and summary beside run.json, with a line for a person at a terminal
 /// (rendering the charts takes a few seconds).
-fn render(run: &results::RunResult, dir: &Path) -> anyhow::Result<()> {
+pub(super) fn render(run: &results::RunResult, dir: &Path) -> anyhow::Result<()> {
     if std::io::stderr().is_terminal() && !super::in_ci() {
         eprintln!("rendering the report and charts…");
     }
@@ -425,7 +430,7 @@ fn render(run: &results::RunResult, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn default_out_dir(scenario: &str) -> PathBuf {
+pub(super) fn default_out_dir(scenario: &str) -> PathBuf {
     // 2026-11-25T10:11:12Z -> 20261125-101112: sorts by time, safe in any shell.
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let d: String = now.chars().filter(char::is_ascii_digit).collect();

@@ -94,6 +94,13 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
             .unwrap_or_default(),
         env.cores
     );
+    if let Some(of) = &run.replay_of {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">A replay of <a href=\"{0}\">{0}</a> (same scenario files, seed, profile, faults, modes); <code>compare.md</code> beside this report compares the two.</p>",
+            esc(of)
+        );
+    }
     status_banners(&mut h, run);
     headline(&mut h, run);
     verdicts(&mut h, run);

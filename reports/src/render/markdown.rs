@@ -58,6 +58,9 @@ pub fn summary_markdown(run: &RunResult) -> String {
         s.push('\n');
     }
 
+    if let Some(of) = &run.replay_of {
+        let _ = writeln!(s, "A replay of `{of}`; `compare.md` compares the two.\n");
+    }
     let warnings: Vec<String> = run
         .sorted_modes()
         .into_iter()

@@ -409,6 +409,26 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// The proxies' load-balancing picks so far, per service and endpoint.
+    pub fn lb_picks(&self) -> Vec<results::run::LbPicks> {
+        let Some(plan) = &self.mesh else {
+            return Vec::new();
+        };
+        plan.services
+            .iter()
+            .enumerate()
+            .map(|(k, s)| results::run::LbPicks {
+                service: format!("{}.{}", s.name, s.namespace),
+                picks: s
+                    .endpoints
+                    .iter()
+                    .zip(plan.balancer.picks(k))
+                    .map(|(&w, n)| (plan.workloads[w].pod.clone(), n))
+                    .collect(),
+            })
+            .collect()
+    }
+
     /// The network namespace of a pod, by name.
     pub fn pod_netns(&self, pod: &str) -> Option<crate::netns::NetNsRef> {
         self.topology.pod(pod).map(|p| p.ns.clone())

@@ -240,8 +240,46 @@ pub struct MeshPlan {
     pub profile: Profile,
     by_ip: HashMap<Ipv4Addr, usize>,
     by_vip: HashMap<Ipv4Addr, usize>,
-    /// Round-robin cursor per service, started from the run's seed.
-    rr: Vec<AtomicUsize>,
+    /// Load balancing, shared by the plans of a migration's stages.
+    pub balancer: Arc<Balancer>,
+}
+
+/// What a stage's plan keeps of the one before: the CA, the certificates by (namespace,
+/// service account), and the load balancer.
+type Kept = (
+    Ca,
+    HashMap<(String, String), WorkloadCert>,
+    Option<Arc<Balancer>>,
+);
+
+/// Round robin per service from a cursor the run's seed starts (the k-th pick of a service is
+/// the same endpoint in every run of the scenario), and the picks each endpoint got.
+pub struct Balancer {
+    cursors: Vec<AtomicUsize>,
+    picks: Vec<Vec<std::sync::atomic::AtomicU64>>,
+}
+
+impl Balancer {
+    fn new(seed: u64, services: &[ServiceInfo]) -> Balancer {
+        let seed = seed as usize;
+        Balancer {
+            cursors: (0..services.len())
+                .map(|i| AtomicUsize::new(seed.wrapping_mul(31).wrapping_add(i)))
+                .collect(),
+            picks: services
+                .iter()
+                .map(|s| s.endpoints.iter().map(|_| Default::default()).collect())
+                .collect(),
+        }
+    }
+
+    /// Picks of service `svc`, by endpoint position.
+    pub fn picks(&self, svc: usize) -> Vec<u64> {
+        self.picks
+            .get(svc)
+            .map(|v| v.iter().map(|p| p.load(Ordering::Relaxed)).collect())
+            .unwrap_or_default()
+    }
 }
 
 impl std::fmt::Debug for MeshPlan {
@@ -310,8 +348,7 @@ impl MeshPlan {
             profile,
             (spec, topology),
             (decls, deployed),
-            ca,
-            HashMap::new(),
+            (ca, HashMap::new(), None),
         )
     }
 
@@ -344,8 +381,7 @@ impl MeshPlan {
             &self.profile,
             (spec, topology),
             (decls, deployed),
-            self.ca.clone(),
-            certs,
+            (self.ca.clone(), certs, Some(self.balancer.clone())),
         )
     }
 
@@ -355,8 +391,7 @@ impl MeshPlan {
         profile: &Profile,
         (spec, topology): (&ClusterSpec, &Topology),
         (decls, deployed): (&[WaypointDecl], &[bool]),
-        ca: Ca,
-        mut certs: HashMap<(String, String), WorkloadCert>,
+        (ca, mut certs, balancer): Kept,
     ) -> Result<Arc<MeshPlan>, ControlError> {
         let mut workloads = Vec::new();
         for (p, built) in spec.pods.iter().zip(&topology.pods) {
@@ -454,12 +489,8 @@ impl MeshPlan {
             .enumerate()
             .map(|(i, s)| (s.vip, i))
             .collect();
-        let seed = loaded.scenario.seed as usize;
-        let rr = services
-            .iter()
-            .enumerate()
-            .map(|(i, _)| AtomicUsize::new(seed.wrapping_mul(31).wrapping_add(i)))
-            .collect();
+        let balancer =
+            balancer.unwrap_or_else(|| Arc::new(Balancer::new(loaded.scenario.seed, &services)));
         Ok(Arc::new(MeshPlan {
             mode,
             ca,
@@ -474,7 +505,7 @@ impl MeshPlan {
             profile: profile.clone(),
             by_ip,
             by_vip,
-            rr,
+            balancer,
         }))
     }
 
@@ -506,8 +537,12 @@ impl MeshPlan {
         if s.endpoints.is_empty() {
             return None;
         }
-        let n = self.rr[svc].fetch_add(1, Ordering::Relaxed);
-        Some(&self.workloads[s.endpoints[n % s.endpoints.len()]])
+        let b = &self.balancer;
+        let k = b.cursors[svc].fetch_add(1, Ordering::Relaxed) % s.endpoints.len();
+        if let Some(p) = b.picks.get(svc).and_then(|v| v.get(k)) {
+            p.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(&self.workloads[s.endpoints[k]])
     }
 
     /// Services a pod is an endpoint of.

@@ -472,6 +472,7 @@ fn run_mode(
 
     drop(clients);
     cluster.flush_logs();
+    let lb = cluster.lb_picks();
     let t_down = Instant::now();
     drop(cluster);
     tracing::info!(took = ?t_down.elapsed(), "cluster down");
@@ -487,6 +488,7 @@ fn run_mode(
         host_probe,
         stages: raw_stages,
         faults: raw_faults,
+        lb,
     })
 }
 
