@@ -232,3 +232,39 @@ spec:
         .unwrap();
     assert_eq!(item["status"], "verified");
 }
+
+#[test]
+fn bad_monitoring_inputs_name_their_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.yaml");
+    std::fs::write(
+        &p,
+        "version: 1\nname: m\nnodes: [{name: n1}]\nworkloads:\n  - name: c\n    nodes: [n1]\nmonitoring:\n  rules: [alerts.yaml]\n  dashboards: [gone.json]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("alerts.yaml"),
+        "groups:\n- name: g\n  rules:\n  - alert: Broken\n    expr: sum(rate(istio_requests_total{reporter=\"destination\"[1m]))\n",
+    )
+    .unwrap();
+    let out = Command::new(meshsim())
+        .arg("validate")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The PromQL syntax error at the rule's line in the rules file, and the missing dashboard
+    // at its place in the scenario.
+    assert!(
+        err.contains(&format!("{}:5:", dir.path().join("alerts.yaml").display()))
+            && err.contains("expr"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{}:9:", p.display()))
+            && err.contains("monitoring.dashboards[0]")
+            && err.contains("gone.json"),
+        "{err}"
+    );
+}

@@ -183,6 +183,65 @@ pub struct ReachResult {
     pub columns: Vec<ReachColumn>,
     /// Breaks and openings, in stage order.
     pub changes: Vec<ReachChange>,
+    /// The scenario's alert rules and dashboard queries evaluated at each stage by a real
+    /// Prometheus (`monitoring:` in the scenario).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringResult>,
+}
+
+/// The monitoring check: each query of the user's rules and dashboards at each stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringResult {
+    /// Why the check did not run (e.g. no `prometheus` binary), and how to make it run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// The Prometheus version that evaluated the queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<String>,
+    /// `before` and the stages, in order: the columns of every query's `at`.
+    pub stages: Vec<String>,
+    pub queries: Vec<MonitorQueryResult>,
+}
+
+impl MonitoringResult {
+    /// Queries with something to fix.
+    pub fn flagged(&self) -> impl Iterator<Item = &MonitorQueryResult> {
+        self.queries.iter().filter(|q| !q.flags.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorQueryResult {
+    /// The rule or dashboard file, as the scenario names it, and the line of the expression.
+    pub file: String,
+    pub line: usize,
+    /// `alert X (group g)`, `record x (group g)` or `panel "Title" A`.
+    pub name: String,
+    pub expr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// One per stage.
+    pub at: Vec<QueryAt>,
+    /// What goes silent, and selectors that match nothing (with the values Istio emits).
+    pub flags: Vec<String>,
+}
+
+/// A query's result at one stage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryAt {
+    /// Series returned (0: nothing).
+    pub series: usize,
+    /// The value of the first series returned (a sample, in Prometheus' order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// That series, with its labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl ReachResult {

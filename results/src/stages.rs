@@ -179,6 +179,45 @@ fn item(id: &str, status: &str, title: &str, evidence: Vec<String>, source: &str
     }
 }
 
+/// "Dashboards and alerts adjusted": the scenario's queries evaluated at each stage.
+fn dashboards_item(m: Option<&crate::run::MonitoringResult>) -> ChecklistItem {
+    let (status, evidence) = match m {
+        None => (
+            "not-checkable",
+            vec!["the scenario names no alert rules or dashboards (`monitoring: {rules, dashboards}`)".to_string()],
+        ),
+        Some(m) => match &m.skipped {
+            Some(why) => ("not-checkable", vec![why.clone()]),
+            None => {
+                let flags: Vec<String> = m
+                    .flagged()
+                    .flat_map(|q| q.flags.iter().map(move |f| format!("{}: {f}", q.name)))
+                    .collect();
+                if flags.is_empty() {
+                    (
+                        "verified",
+                        vec![format!(
+                            "{} queries evaluated at {} stages by Prometheus {}: none goes silent, every selector matches",
+                            m.queries.len(),
+                            m.stages.len(),
+                            m.prometheus.as_deref().unwrap_or("?")
+                        )],
+                    )
+                } else {
+                    ("failed", flags)
+                }
+            }
+        },
+    };
+    item(
+        "dashboards-checked",
+        status,
+        "dashboards and alert rules still see the traffic",
+        evidence,
+        "istio.io ambient migration (after): ztunnel reports L4 metrics only, L7 metrics come from waypoints (reporter=\"waypoint\")",
+    )
+}
+
 /// The checklist items a live migration run verifies (beyond `meshsim check`'s static ones):
 /// sidecars gone, mTLS between meshed workloads, nothing broken or opened that no stage
 /// expects, the transitions, and performance before against after. `sidecars_after` is how
@@ -257,6 +296,7 @@ pub fn live_checklist(run: &RunResult, sidecars_after: usize) -> Vec<ChecklistIt
             },
             "every probe sent for real at each stage (meshsim reach)",
         ));
+        out.push(dashboards_item(r.monitoring.as_ref()));
     }
     let transitions: Vec<String> = m
         .stages

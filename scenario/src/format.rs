@@ -64,6 +64,11 @@ pub struct Scenario {
     /// what breaks and what opens between them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<Migration>,
+    /// Your alert and recording rules and Grafana dashboards: at every migration stage a real
+    /// Prometheus scrapes the cluster and evaluates each expression, to show which of them go
+    /// silent (`meshsim run` on a migration scenario).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<Monitoring>,
     /// Faults on each step's time line (an incident replayed): `at` counts from the start of
     /// the step's measured window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -382,6 +387,19 @@ impl Fault {
             humantime::format_duration(self.length())
         )
     }
+}
+
+/// Files holding the queries a team watches, relative to the scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Monitoring {
+    /// Prometheus rule files (alerting and recording rules), plain or as `PrometheusRule`
+    /// objects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+    /// Grafana dashboards as exported JSON.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dashboards: Vec<String>,
 }
 
 /// Ordered migration stages; each applies to the cluster as the stages before it left it.

@@ -9,6 +9,7 @@
 //! - [`format`]: the scenario format v1 (types, defaults, the JSON Schema)
 //! - [`enrollment`]: which data plane each pod gets from its labels, as Istio decides it
 //! - [`manifest`]: the Istio / Gateway API kinds meshsim models (Namespace, Gateway, policies)
+//! - [`monitoring`]: the user's alert rules and Grafana dashboards, their PromQL parsed
 //! - [`profile`]: cost profiles (per-proxy cost floors from published Istio figures)
 //! - [`jwt`]: JWKS documents and JWT verification (RequestAuthentication), minting for tests
 //! - [`loaded`]: a scenario with everything it names read in ([`Loaded`])
@@ -22,6 +23,7 @@ pub mod jwt;
 pub mod load;
 pub mod loaded;
 pub mod manifest;
+pub mod monitoring;
 pub mod profile;
 pub mod units;
 pub mod unmodelled;

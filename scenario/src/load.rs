@@ -178,7 +178,40 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, ScenarioError> {
             },
         }
     }
+    let mut monitoring = Vec::new();
+    if let Some(m) = &scenario.monitoring {
+        let files = m
+            .rules
+            .iter()
+            .map(|f| (f, "rules", true))
+            .chain(m.dashboards.iter().map(|f| (f, "dashboards", false)));
+        for (k, (f, field, is_rules)) in files.enumerate() {
+            let k = if is_rules { k } else { k - m.rules.len() };
+            let fpath = base.join(f);
+            match std::fs::read_to_string(&fpath) {
+                Err(e) => problems.push(at(
+                    &format!("monitoring.{field}[{k}]"),
+                    format!(
+                        "cannot read {} file {}: {e}",
+                        &field[..field.len() - 1],
+                        fpath.display()
+                    ),
+                )),
+                Ok(t) => {
+                    let (q, errs) = if is_rules {
+                        crate::monitoring::read_rules(&fpath, f, &t)
+                    } else {
+                        crate::monitoring::read_dashboard(&fpath, f, &t)
+                    };
+                    problems.extend(errs);
+                    monitoring.extend(q);
+                    sources.insert(f.clone(), t);
+                }
+            }
+        }
+    }
     let mut loaded = Loaded {
+        monitoring,
         path: path.to_path_buf(),
         scenario,
         manifests,

@@ -25,6 +25,8 @@ pub struct Loaded {
     /// Every file read, by its path as the scenario names it (the scenario file by its name):
     /// what `meshsim replay` writes back to run it again.
     pub sources: BTreeMap<String, String>,
+    /// The expressions of `monitoring.rules` and `monitoring.dashboards`, parsed.
+    pub monitoring: Vec<crate::monitoring::Query>,
     pub(crate) index: Arc<LocIndex>,
 }
 

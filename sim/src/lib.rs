@@ -14,6 +14,7 @@
 //! - [`explain`]: `meshsim explain`, a request's path and every hop's checks, predicted with
 //!   the proxies' own code and compared with the real outcome
 //! - [`introspect`]: `istioctl`'s ztunnel-config and waypoint tables of a running cluster
+//! - [`monitor`]: the user's alert rules and dashboards evaluated by a real Prometheus
 //! - [`check`]: `meshsim check`, the static migration checklist (no cluster)
 //! - [`cgroup`]: CPU quotas (`resources.limits.cpu`) with cgroups, when root
 //! - [`mesh`]: mesh security and transport: SPIFFE identities, the CA, mTLS, HBONE tunnels
@@ -35,6 +36,7 @@ pub mod hostprobe;
 pub mod introspect;
 pub mod mesh;
 pub mod meter;
+pub mod monitor;
 pub mod netns;
 pub mod nft;
 pub mod os;

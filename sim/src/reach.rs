@@ -442,20 +442,178 @@ pub fn mtls(cells: &[Cell]) -> MtlsReport {
     r
 }
 
+/// One column of a matrix: a mode, or the scenario after a migration stage.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// The mode's name, `before`, or the stage's name.
+    pub label: String,
+    pub loaded: Loaded,
+    pub mode: scenario::Mode,
+    /// The changes the stage expects to make.
+    pub expect: Vec<scenario::ExpectedChange>,
+}
+
 /// The columns of a migration: the scenario as written (`before`), then after each stage,
 /// all in mode declared, each with the changes its stage expects.
-pub fn stage_columns(l: &Loaded) -> Vec<(String, Loaded, Vec<scenario::ExpectedChange>)> {
+pub fn stage_columns(l: &Loaded) -> Vec<Column> {
     let stages = l
         .scenario
         .migration
         .as_ref()
         .map(|m| m.stages.clone())
         .unwrap_or_default();
-    let mut out = vec![("before".to_string(), l.at_stage(None), Vec::new())];
+    let column = |label: &str, at: Option<usize>, expect: Vec<_>| Column {
+        label: label.to_string(),
+        loaded: l.at_stage(at),
+        mode: scenario::Mode::Declared,
+        expect,
+    };
+    let mut out = vec![column("before", None, Vec::new())];
     for (i, st) in stages.iter().enumerate() {
-        out.push((st.name.clone(), l.at_stage(Some(i)), st.expect.clone()));
+        out.push(column(&st.name, Some(i), st.expect.clone()));
     }
     out
+}
+
+/// A column probed: its cells, how long each part took, and what its Prometheus said.
+pub struct Probed {
+    pub label: String,
+    pub cells: Vec<Cell>,
+    pub up: Duration,
+    pub probing: Duration,
+    pub down: Duration,
+    pub monitoring: Option<crate::monitor::StageEval>,
+}
+
+/// Probes every column on a cluster of its own, with one probe set for all (so each probe
+/// compares with itself), calling `each` as a column is done. With `queries`, a fresh
+/// Prometheus scrapes each column's cluster and evaluates them after its probes; without the
+/// `prometheus` program the check is skipped, and the result says how to install it.
+pub fn probe_columns(
+    columns: &[Column],
+    queries: &[scenario::monitoring::Query],
+    profile: &scenario::profile::Profile,
+    sandbox: crate::sandbox::Sandbox,
+    mut each: impl FnMut(&Probed),
+) -> Result<(Vec<Probed>, Option<results::run::MonitoringResult>), crate::cluster::ClusterError> {
+    let mut probes: Vec<Probe> = columns.iter().flat_map(|c| probes(&c.loaded)).collect();
+    probes.sort();
+    probes.dedup_by(|a, b| (&a.from, &a.to, &a.request) == (&b.from, &b.to, &b.request));
+    let labels: Vec<String> = columns.iter().map(|c| c.label.clone()).collect();
+    let skipped = |why: String| results::run::MonitoringResult {
+        skipped: Some(why),
+        prometheus: None,
+        stages: labels.clone(),
+        queries: Vec::new(),
+    };
+    let found = (!queries.is_empty()).then(crate::monitor::find);
+    if let Some(Err(e)) = &found {
+        eprintln!("{e}");
+    }
+    let mut prometheus = found.as_ref().and_then(|f| f.as_ref().ok()).cloned();
+    let mut failed = None;
+    let mut out = Vec::new();
+    for c in columns {
+        let t0 = std::time::Instant::now();
+        let mut cluster = Cluster::up_scenario(&c.loaded, c.mode, profile, sandbox)?;
+        let t1 = std::time::Instant::now();
+        let mut monitoring = None;
+        let cells = match &prometheus {
+            Some((bin, _)) => match monitored(&mut cluster, &probes, bin, queries) {
+                Ok((cells, eval)) => {
+                    monitoring = Some(eval);
+                    cells
+                }
+                Err(e) => {
+                    eprintln!("the monitoring check stopped: {e}");
+                    failed = Some(format!("the monitoring check failed at {}: {e}", c.label));
+                    prometheus = None;
+                    run(&cluster, &probes)
+                }
+            },
+            None => run(&cluster, &probes),
+        };
+        let t2 = std::time::Instant::now();
+        drop(cluster);
+        let p = Probed {
+            label: c.label.clone(),
+            cells,
+            up: t1 - t0,
+            probing: t2 - t1,
+            down: t2.elapsed(),
+            monitoring,
+        };
+        each(&p);
+        out.push(p);
+    }
+    let monitoring = match (found, failed) {
+        (None, _) => None,
+        (Some(Err(e)), _) => Some(skipped(e.to_string())),
+        (Some(Ok(_)), Some(why)) => Some(skipped(why)),
+        (Some(Ok((_, version))), None) => {
+            let evals: Vec<_> = out.iter().filter_map(|p| p.monitoring.clone()).collect();
+            Some(crate::monitor::result(version, labels, queries, &evals))
+        }
+    };
+    Ok((out, monitoring))
+}
+
+/// Probes with a Prometheus scraping the cluster: the probes run twice, a scrape apart, so
+/// every counter has grown between two samples (a rate over it is not zero), then every
+/// query is evaluated.
+fn monitored(
+    cluster: &mut Cluster,
+    probes: &[Probe],
+    bin: &std::path::Path,
+    queries: &[scenario::monitoring::Query],
+) -> Result<(Vec<Cell>, crate::monitor::StageEval), crate::monitor::MonitorError> {
+    let target = cluster
+        .serve_merged_metrics(0)
+        .map_err(|e| crate::monitor::MonitorError::Start(e.to_string()))?;
+    let prom = crate::monitor::Prometheus::start(bin, target)?;
+    let cells = run(cluster, probes);
+    prom.wait_for_scrape()?;
+    run(cluster, probes);
+    prom.wait_for_scrape()?;
+    Ok((cells, crate::monitor::evaluate(&prom, queries)))
+}
+
+/// The changes between two consecutive columns, each marked expected or not.
+pub struct Step {
+    pub from: String,
+    pub to: String,
+    pub diff: Diff,
+    /// Whether the later column's `expect:` lists each change: breaks, then openings.
+    pub expected: Vec<bool>,
+}
+
+/// What changed between each column and the next.
+pub fn steps(columns: &[Column], probed: &[Probed]) -> Vec<Step> {
+    probed
+        .windows(2)
+        .zip(columns.iter().skip(1))
+        .map(|(w, next)| {
+            let diff = diff(&w[0].cells, &w[1].cells);
+            let kinds = diff
+                .breaks
+                .iter()
+                .map(|c| (c, scenario::ChangeKind::Break))
+                .chain(
+                    diff.openings
+                        .iter()
+                        .map(|c| (c, scenario::ChangeKind::Opening)),
+                );
+            let expected = kinds
+                .map(|(c, k)| is_expected(c, k, &next.expect))
+                .collect();
+            Step {
+                from: w[0].label.clone(),
+                to: w[1].label.clone(),
+                diff,
+                expected,
+            }
+        })
+        .collect()
 }
 
 /// Whether a stage's `expect:` lists a change (`from` names the client workload, whose first
@@ -479,34 +637,26 @@ pub fn describe_decision(r: &Record) -> String {
 }
 
 /// A migration's reachability for run.json: each column probed on a cluster of its own (the
-/// same probe set for all), and the changes between consecutive columns.
+/// same probe set for all), the changes between consecutive columns, and the monitoring check.
 pub fn migration(
     l: &Loaded,
     profile: &scenario::profile::Profile,
     sandbox: crate::sandbox::Sandbox,
 ) -> Result<results::run::ReachResult, crate::cluster::ClusterError> {
     let columns = stage_columns(l);
-    let mut probes: Vec<Probe> = columns.iter().flat_map(|(_, at, _)| probes(at)).collect();
-    probes.sort();
-    probes.dedup_by(|a, b| (&a.from, &a.to, &a.request) == (&b.from, &b.to, &b.request));
-    let mut matrices = Vec::new();
-    for (_, at, _) in &columns {
-        let cluster = Cluster::up_scenario(at, scenario::Mode::Declared, profile, sandbox)?;
-        matrices.push(run(&cluster, &probes));
-    }
+    let (probed, monitoring) = probe_columns(&columns, &l.monitoring, profile, sandbox, |_| {})?;
     let line = |p: &Probe| format!("{} → {} {}", p.from, p.to, p.request);
     let lines = |v: &[Probe]| v.iter().map(line).collect::<Vec<_>>();
-    let out_columns = columns
+    let out_columns = probed
         .iter()
-        .zip(&matrices)
-        .map(|((label, _, _), cells)| {
-            let m = mtls(cells);
-            let allowed = cells.iter().filter(|c| c.outcome.allowed()).count();
+        .map(|p| {
+            let m = mtls(&p.cells);
+            let allowed = p.cells.iter().filter(|c| c.outcome.allowed()).count();
             results::run::ReachColumn {
-                at: label.clone(),
-                probes: cells.len(),
+                at: p.label.clone(),
+                probes: p.cells.len(),
                 allowed,
-                refused: cells.len() - allowed,
+                refused: p.cells.len() - allowed,
                 meshed_plaintext: lines(&m.meshed_plaintext),
                 outside_accepted: lines(&m.outside_accepted),
                 outside_refused_strict: lines(&m.outside_refused_strict),
@@ -514,40 +664,32 @@ pub fn migration(
         })
         .collect();
     let mut changes = Vec::new();
-    for (k, w) in matrices.windows(2).enumerate() {
-        let d = diff(&w[0], &w[1]);
-        let (from, (to, _, expect)) = (&columns[k].0, &columns[k + 1]);
-        let kinds = d
+    for s in steps(&columns, &probed) {
+        let kinds = s
+            .diff
             .breaks
             .iter()
-            .map(|c| (c, scenario::ChangeKind::Break))
-            .chain(
-                d.openings
-                    .iter()
-                    .map(|c| (c, scenario::ChangeKind::Opening)),
-            );
-        for (c, kind) in kinds {
+            .map(|c| (c, "break"))
+            .chain(s.diff.openings.iter().map(|c| (c, "opening")));
+        for ((c, kind), expected) in kinds.zip(&s.expected) {
             changes.push(results::run::ReachChange {
-                from_stage: from.clone(),
-                to_stage: to.clone(),
-                kind: match kind {
-                    scenario::ChangeKind::Break => "break",
-                    scenario::ChangeKind::Opening => "opening",
-                }
-                .to_string(),
+                from_stage: s.from.clone(),
+                to_stage: s.to.clone(),
+                kind: kind.to_string(),
                 from: c.probe.from.clone(),
                 to: c.probe.to.clone(),
                 request: c.probe.request.clone(),
                 before: c.before.to_string(),
                 after: c.after.to_string(),
                 decided_by: c.decided_by.as_ref().map(describe_decision),
-                expected: is_expected(c, kind, expect),
+                expected: *expected,
             });
         }
     }
     Ok(results::run::ReachResult {
         columns: out_columns,
         changes,
+        monitoring,
     })
 }
 

@@ -2,8 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sim::cluster::Cluster;
-use sim::reach::{self, Cell, Diff};
+use sim::reach::{self, Cell};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,39 +24,14 @@ pub struct Args {
     pub json: Option<PathBuf>,
 }
 
-/// One probed column: a mode, or a migration stage.
-struct Matrix {
-    label: String,
-    cells: Vec<Cell>,
-}
-
-struct Step {
-    from: String,
-    to: String,
-    diff: Diff,
-    /// The changes the stage's `expect:` lists (by index into breaks / openings).
-    expected: Vec<bool>,
-}
-
-/// What to probe: (label, scenario at that point, mode, the changes it is expected to make).
-type Column = (
-    String,
-    scenario::Loaded,
-    scenario::Mode,
-    Vec<scenario::ExpectedChange>,
-);
-
-fn columns(args: &Args, loaded: &scenario::Loaded) -> Vec<Column> {
+fn columns(args: &Args, loaded: &scenario::Loaded) -> Vec<reach::Column> {
     let staged = loaded
         .scenario
         .migration
         .as_ref()
         .is_some_and(|m| !m.stages.is_empty());
     if args.stages || (args.modes.is_empty() && staged) {
-        return reach::stage_columns(loaded)
-            .into_iter()
-            .map(|(label, l, expect)| (label, l, scenario::Mode::Declared, expect))
-            .collect();
+        return reach::stage_columns(loaded);
     }
     let modes: Vec<scenario::Mode> = if args.modes.is_empty() {
         loaded.scenario.modes.clone()
@@ -69,7 +43,12 @@ fn columns(args: &Args, loaded: &scenario::Loaded) -> Vec<Column> {
     };
     modes
         .into_iter()
-        .map(|m| (m.to_string(), loaded.clone(), m, Vec::new()))
+        .map(|mode| reach::Column {
+            label: mode.to_string(),
+            loaded: loaded.clone(),
+            mode,
+            expect: Vec::new(),
+        })
         .collect()
 }
 
@@ -83,93 +62,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     sim::nft::check_installed()?;
     // Entered while this process has one thread, as every command that builds a cluster.
     let sandbox = sim::sandbox::enter().context("cannot set up the sandbox")?;
-    // One probe set for every column, so each probe compares with itself.
-    let mut probes = Vec::new();
-    for (_, l, _, _) in &columns {
-        probes.extend(reach::probes(l));
-    }
-    probes.sort();
-    probes.dedup_by(|a, b| (&a.from, &a.to, &a.request) == (&b.from, &b.to, &b.request));
-    let mut matrices = Vec::new();
-    for (label, l, mode, _) in &columns {
-        let t0 = std::time::Instant::now();
-        let cluster = Cluster::up_scenario(l, *mode, &profile, sandbox)
-            .with_context(|| format!("cannot bring the cluster up for {label}"))?;
-        let t1 = std::time::Instant::now();
-        let cells = reach::run(&cluster, &probes);
-        let t2 = std::time::Instant::now();
-        drop(cluster);
-        let refused = cells.iter().filter(|c| !c.outcome.allowed()).count();
-        println!(
-            "{label} ({mode}): {} probes, {} allowed, {refused} refused (cluster up {:.1} s, probes {:.1} s, down {:.1} s)",
-            cells.len(),
-            cells.len() - refused,
-            (t1 - t0).as_secs_f64(),
-            (t2 - t1).as_secs_f64(),
-            t2.elapsed().as_secs_f64()
-        );
-        if args.all {
-            for c in &cells {
-                println!("  {}", line(c));
-            }
-        }
-        let m = reach::mtls(&cells);
-        let pairs = |v: &[reach::Probe]| {
-            let mut p: Vec<String> = v.iter().map(|p| format!("{} → {}", p.from, p.to)).collect();
-            p.dedup();
-            p.join(", ")
-        };
-        if !m.meshed_plaintext.is_empty() {
-            println!(
-                "  mTLS: {} request(s) between meshed workloads went in plaintext: {}",
-                m.meshed_plaintext.len(),
-                pairs(&m.meshed_plaintext)
-            );
-        }
-        println!(
-            "  plaintext from outside the mesh: {} accepted, {} reset by STRICT",
-            m.outside_accepted.len(),
-            m.outside_refused_strict.len()
-        );
-        matrices.push(Matrix {
-            label: label.clone(),
-            cells,
-        });
-    }
-    let mut steps = Vec::new();
-    for (k, w) in matrices.windows(2).enumerate() {
-        let d = reach::diff(&w[0].cells, &w[1].cells);
-        let expect = &columns[k + 1].3;
-        let expected: Vec<bool> = d
-            .breaks
-            .iter()
-            .map(|c| reach::is_expected(c, scenario::ChangeKind::Break, expect))
-            .chain(
-                d.openings
-                    .iter()
-                    .map(|c| reach::is_expected(c, scenario::ChangeKind::Opening, expect)),
-            )
-            .collect();
-        let unexpected = expected.iter().filter(|e| !**e).count();
+    let modes: Vec<scenario::Mode> = columns.iter().map(|c| c.mode).collect();
+    let mut k = 0;
+    let (probed, monitoring) =
+        reach::probe_columns(&columns, &loaded.monitoring, &profile, sandbox, |p| {
+            print_column(p, modes[k], args.all);
+            k += 1;
+        })
+        .context("cannot bring a cluster up to probe")?;
+    let steps = reach::steps(&columns, &probed);
+    for s in &steps {
+        let unexpected = s.expected.iter().filter(|e| !**e).count();
         println!(
             "{} → {}: {} break(s), {} opening(s), {unexpected} not expected",
-            w[0].label,
-            w[1].label,
-            d.breaks.len(),
-            d.openings.len()
+            s.from,
+            s.to,
+            s.diff.breaks.len(),
+            s.diff.openings.len()
         );
-        let (eb, eo) = expected.split_at(d.breaks.len());
-        print_changes("BREAK  ", &d.breaks, eb, args.all);
-        print_changes("OPENING", &d.openings, eo, args.all);
-        steps.push(Step {
-            from: w[0].label.clone(),
-            to: w[1].label.clone(),
-            diff: d,
-            expected,
-        });
+        let (eb, eo) = s.expected.split_at(s.diff.breaks.len());
+        print_changes("BREAK  ", &s.diff.breaks, eb, args.all);
+        print_changes("OPENING", &s.diff.openings, eo, args.all);
+    }
+    if let Some(m) = &monitoring {
+        print!("{}", reports::render::monitoring_markdown(m));
     }
     if let Some(path) = &args.json {
-        let modes: Vec<serde_json::Value> = matrices
+        let modes: Vec<serde_json::Value> = probed
             .iter()
             .map(|m| serde_json::json!({ "at": m.label, "cells": m.cells }))
             .collect();
@@ -185,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        let doc = serde_json::json!({ "modes": modes, "diffs": diffs });
+        let doc = serde_json::json!({ "modes": modes, "diffs": diffs, "monitoring": monitoring });
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -195,6 +114,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A column's counts and timings, its mTLS findings, and with `all` every probe.
+fn print_column(p: &reach::Probed, mode: scenario::Mode, all: bool) {
+    let cells = &p.cells;
+    let refused = cells.iter().filter(|c| !c.outcome.allowed()).count();
+    println!(
+        "{} ({mode}): {} probes, {} allowed, {refused} refused (cluster up {:.1} s, probes {:.1} s, down {:.1} s)",
+        p.label,
+        cells.len(),
+        cells.len() - refused,
+        p.up.as_secs_f64(),
+        p.probing.as_secs_f64(),
+        p.down.as_secs_f64()
+    );
+    if all {
+        for c in cells {
+            println!("  {}", line(c));
+        }
+    }
+    let m = reach::mtls(cells);
+    let pairs = |v: &[reach::Probe]| {
+        let mut p: Vec<String> = v.iter().map(|p| format!("{} → {}", p.from, p.to)).collect();
+        p.dedup();
+        p.join(", ")
+    };
+    if !m.meshed_plaintext.is_empty() {
+        println!(
+            "  mTLS: {} request(s) between meshed workloads went in plaintext: {}",
+            m.meshed_plaintext.len(),
+            pairs(&m.meshed_plaintext)
+        );
+    }
+    println!(
+        "  plaintext from outside the mesh: {} accepted, {} reset by STRICT",
+        m.outside_accepted.len(),
+        m.outside_refused_strict.len()
+    );
 }
 
 /// Changes of one (source, destination) that went the same way, decided the same way, print

@@ -107,6 +107,7 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
     dataplanes(&mut h, run);
     stages(&mut h, run);
     reachability(&mut h, run);
+    monitoring(&mut h, run);
     faults(&mut h, run);
 
     h.push_str("<h2 id=\"charts\">Charts</h2>\n");
@@ -513,6 +514,78 @@ fn reachability(h: &mut String, run: &RunResult) {
         );
     }
     h.push_str("</table>\n");
+}
+
+/// The monitoring check: the user's queries at each stage, the cell's title holding a sample
+/// series, then what goes silent and what matches nothing.
+fn monitoring(h: &mut String, run: &RunResult) {
+    let Some(m) = run.reach.as_ref().and_then(|r| r.monitoring.as_ref()) else {
+        return;
+    };
+    h.push_str("<h2 id=\"monitoring\">Monitoring: your queries, stage by stage</h2>\n");
+    if let Some(why) = &m.skipped {
+        let _ = writeln!(h, "<p>Skipped: {}</p>", esc(why));
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">Each alert, recording rule and dashboard query evaluated by a real Prometheus {} scraping every proxy's metrics on a cluster of each stage, after the reachability probes. A cell is the number of series returned and the first one's value (hover for its labels).</p>",
+        esc(m.prometheus.as_deref().unwrap_or("?"))
+    );
+    h.push_str("<table>\n<tr><th class=\"l\">query</th>");
+    for st in &m.stages {
+        let _ = write!(h, "<th>{}</th>", esc(st));
+    }
+    h.push_str("</tr>\n");
+    for q in &m.queries {
+        let _ = write!(
+            h,
+            "<tr{}><td class=\"l\" title=\"{}\">{} <span class=\"note\">{}:{}</span></td>",
+            if q.flags.is_empty() {
+                ""
+            } else {
+                " class=\"fail\""
+            },
+            esc(&q.expr),
+            esc(&q.name),
+            esc(&q.file),
+            q.line
+        );
+        for a in &q.at {
+            let title = a.error.as_deref().or(a.sample.as_deref()).unwrap_or("");
+            let _ = write!(
+                h,
+                "<td title=\"{}\">{}</td>",
+                esc(title),
+                esc(&super::markdown::monitoring_cell(a))
+            );
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</table>\n");
+    let flags: Vec<String> = m
+        .flagged()
+        .flat_map(|q| {
+            q.flags
+                .iter()
+                .map(move |f| format!("<li><b>{}</b>: {}</li>", esc(&q.name), esc(f)))
+        })
+        .collect();
+    if !flags.is_empty() {
+        let _ = writeln!(h, "<ul>{}</ul>", flags.join(""));
+    }
+    let notes: Vec<String> = m
+        .queries
+        .iter()
+        .filter_map(|q| {
+            q.note
+                .as_ref()
+                .map(|n| format!("{}: {}", esc(&q.name), esc(n)))
+        })
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(h, "<p class=\"note\">{}</p>", notes.join("<br>"));
+    }
 }
 
 /// The migration checklist (`meshsim check`) closes the report: each item with its evidence

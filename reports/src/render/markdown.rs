@@ -169,6 +169,10 @@ pub fn summary_markdown(run: &RunResult) -> String {
         if !r.changes.is_empty() {
             s.push('\n');
         }
+        if let Some(m) = &r.monitoring {
+            s.push_str(&monitoring_markdown(m));
+            s.push('\n');
+        }
     }
     let failed: Vec<&str> = run
         .checklist
@@ -238,3 +242,71 @@ pub(crate) fn repeat_suffix(run: &RunResult, repeat: u32) -> String {
 }
 
 pub(crate) use results::trim_num;
+
+/// One stage's cell of the monitoring table: the series a query returned.
+pub fn monitoring_cell(a: &crate::run::QueryAt) -> String {
+    match (&a.error, a.series) {
+        (Some(_), _) => "error".to_string(),
+        (None, 0) => "—".to_string(),
+        (None, n) => match a.value {
+            Some(v) => format!("{n} series: {}", short(v)),
+            None => format!("{n} series"),
+        },
+    }
+}
+
+/// A sample value in a few characters: rates and ratios keep three significant digits.
+fn short(v: f64) -> String {
+    if !v.is_finite() || v.fract() == 0.0 || v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
+}
+
+/// The monitoring check as Markdown: each query's series per stage, then what to fix.
+pub fn monitoring_markdown(m: &crate::run::MonitoringResult) -> String {
+    let mut s = String::new();
+    if let Some(why) = &m.skipped {
+        let _ = writeln!(s, "**Monitoring check skipped**: {}", cell(why));
+        return s;
+    }
+    let flagged = m.flagged().count();
+    let _ = writeln!(
+        s,
+        "**Monitoring** ({} queries evaluated by Prometheus {} at each stage; {flagged} to fix):\n",
+        m.queries.len(),
+        m.prometheus.as_deref().unwrap_or("?")
+    );
+    let _ = writeln!(
+        s,
+        "| query | {} |",
+        m.stages
+            .iter()
+            .map(|x| cell(x))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(m.stages.len()));
+    for q in &m.queries {
+        let cells: Vec<String> = q.at.iter().map(monitoring_cell).collect();
+        let _ = writeln!(
+            s,
+            "| {} ({}:{}) | {} |",
+            cell(&q.name),
+            cell(&q.file),
+            q.line,
+            cells.join(" | ")
+        );
+    }
+    s.push('\n');
+    for q in m.flagged() {
+        for f in &q.flags {
+            let _ = writeln!(s, "- {}: {}", cell(&q.name), cell(f));
+        }
+    }
+    s
+}

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use plotters::prelude::*;
 
 pub use charts::{ChartData, FONT_FAMILY, Line, ResourceBar, mode_color, percentile_label};
-pub use markdown::summary_markdown;
+pub use markdown::{monitoring_markdown, summary_markdown};
 
 use crate::hist::HistogramError;
 use crate::run::{ComponentKind, Mode, ModeResult, RunResult, median};
