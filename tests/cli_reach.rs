@@ -162,3 +162,108 @@ fn migration_stages_fail_on_what_they_do_not_expect() {
     assert_eq!(code, Some(0), "declared changes pass: {text}");
     assert!(text.contains("(expected)"), "{text}");
 }
+
+/// NetworkPolicy as the CNI enforces it, across a migration. `pay` admits TCP 8080 from
+/// `client` only, as a sidecar mesh needs. Once the namespace is ambient, pod-to-pod traffic
+/// arrives over HBONE on 15008, so the policy drops it: "a NetworkPolicy that only allows port
+/// 8080 ... must also allow port 15008" (https://istio.io/latest/docs/ambient/usage/networkpolicy/).
+/// The break is named with the policy and the port. Admitting 15008 (stage `admit-hbone`,
+/// applied as `kubectl apply` would: the same name replaces the policy; beside the Cilium one
+/// it adds to it, as policies do) opens it again, for `client` only.
+#[test]
+fn a_network_policy_admitting_only_the_app_port_breaks_ambient() {
+    if !can_run("a_network_policy_admitting_only_the_app_port_breaks_ambient") {
+        return;
+    }
+    let scenario = "version: 1
+name: netpol
+profile: native
+nodes: [{name: node-1}, {name: node-2}]
+namespaces: [{name: shop, labels: {istio-injection: enabled}}]
+workloads:
+  - {name: client, namespace: shop, nodes: [node-1]}
+  - {name: other, namespace: shop, nodes: [node-1]}
+  - {name: pay, namespace: shop, nodes: [node-2], app: {http: {port: 8080}}}
+services:
+  - {name: pay, namespace: shop, workload: pay, ports: [{port: 8080}]}
+manifests: [np.yaml]
+migration:
+  stages:
+    - name: ambient
+      relabel: [{namespace: shop, labels: {istio-injection: null, istio.io/dataplane-mode: ambient}}]
+      restart: [shop/*]
+    - name: admit-hbone
+      apply: [np-hbone.yaml]
+";
+    let policy = |ports: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: pay-app-port, namespace: shop}}
+spec:
+  podSelector: {{matchLabels: {{app: pay}}}}
+  ingress:
+  - from: [{{podSelector: {{matchLabels: {{app: client}}}}}}]
+    ports: [{ports}]
+"
+        )
+    };
+    let cilium = "apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: pay-app-port, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: pay}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: client}}]
+    toPorts: [{ports: [{port: \"8080\", protocol: TCP}]}]
+";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("np-hbone.yaml"),
+        policy("{port: 8080}, {port: 15008}"),
+    )
+    .unwrap();
+    for (kind, first) in [
+        ("NetworkPolicy", policy("{port: 8080}")),
+        ("CiliumNetworkPolicy", cilium.to_string()),
+    ] {
+        std::fs::write(dir.path().join("np.yaml"), &first).unwrap();
+        std::fs::write(dir.path().join("s.yaml"), scenario).unwrap();
+        let out = Command::new(meshsim())
+            .arg("reach")
+            .arg(dir.path().join("s.yaml"))
+            .output()
+            .expect("meshsim reach runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{kind}: undeclared changes fail"
+        );
+        // As written (sidecars), the policy holds: client reaches pay, other does not.
+        let line = |mark: &str, from: &str| {
+            text.lines()
+                .find(|l| l.contains(mark) && l.contains(&format!("{from}-0 → pay.shop:8080")))
+                .map(str::to_string)
+        };
+        let brk = line("BREAK", "client").unwrap_or_else(|| panic!("{kind}: client → pay breaks"));
+        assert!(
+            brk.contains(
+                "NetworkPolicy (CNI) on node-2: ingress of pay-0 dropped TCP 15008 (HBONE"
+            ) && brk.contains(&format!("{kind} shop/pay-app-port admits TCP 8080")),
+            "{kind}: {brk}"
+        );
+        let open =
+            line("OPENING", "client").unwrap_or_else(|| panic!("{kind}: admitting 15008 opens"));
+        assert!(open.contains("→ allowed (200)"), "{open}");
+        assert!(
+            line("OPENING", "other").is_none(),
+            "{kind}: `other` stays out\n{text}"
+        );
+        assert!(
+            line("BREAK", "other").is_none(),
+            "{kind}: `other` was never in\n{text}"
+        );
+    }
+}

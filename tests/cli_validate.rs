@@ -268,3 +268,74 @@ fn bad_monitoring_inputs_name_their_file_line_and_field() {
         "{err}"
     );
 }
+
+/// `check` before an ambient migration: a NetworkPolicy that admits only the app's port drops
+/// HBONE (15008) once the pod is ambient (https://istio.io/latest/docs/ambient/usage/networkpolicy/);
+/// as written (sidecars) it is fine. Admitting 15008 passes, leaving the kubelet-probe warning.
+#[test]
+fn check_finds_a_network_policy_that_drops_hbone() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = "version: 1
+name: np
+profile: istio-1.24
+nodes: [{name: node-1}, {name: node-2}]
+namespaces: [{name: shop, labels: {istio-injection: enabled}}]
+workloads:
+  - {name: client, namespace: shop, nodes: [node-1]}
+  - {name: pay, namespace: shop, nodes: [node-2], app: {http: {port: 8080}}}
+services:
+  - {name: pay, namespace: shop, workload: pay, ports: [{port: 8080}]}
+manifests: [np.yaml]
+migration:
+  stages:
+    - name: ambient
+      relabel: [{namespace: shop, labels: {istio-injection: null, istio.io/dataplane-mode: ambient}}]
+      restart: [shop/*]
+";
+    let policy = |ports: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: pay-app-port, namespace: shop}}
+spec:
+  podSelector: {{matchLabels: {{app: pay}}}}
+  ingress:
+  - from: [{{podSelector: {{matchLabels: {{app: client}}}}}}]
+    ports: [{ports}]
+"
+        )
+    };
+    std::fs::write(dir.path().join("s.yaml"), scenario).unwrap();
+    let check = |ports: &str| {
+        std::fs::write(dir.path().join("np.yaml"), policy(ports)).unwrap();
+        let out = Command::new(meshsim())
+            .arg("check")
+            .arg(dir.path().join("s.yaml"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = check("{port: 8080}");
+    assert_eq!(code, Some(1), "{text}");
+    let (written, after) = text
+        .split_once("== after stage ambient")
+        .expect("two points");
+    assert!(
+        written.contains("[ok     ] NetworkPolicies admit HBONE (TCP 15008)"),
+        "{written}"
+    );
+    assert!(
+        after.contains("[FAILED ] NetworkPolicies admit HBONE (TCP 15008)")
+            && after.contains("NetworkPolicy shop/pay-app-port (")
+            && after.contains(
+                "np.yaml:3) limits ingress of pay-0 (ambient) to TCP 8080, without TCP 15008"
+            ),
+        "{after}"
+    );
+    let (code, text) = check("{port: 8080}, {port: 15008}");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("169.254.7.127"), "{text}");
+}

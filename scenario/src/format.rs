@@ -420,7 +420,7 @@ pub struct Stage {
     /// Manifest files to apply (relative to the scenario), as `kubectl apply`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apply: Vec<String>,
-    /// Objects to delete: `Kind/namespace/name`.
+    /// Objects to delete: `Kind/namespace/name` (before the stage's `apply`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
     /// Workloads restarted after the changes (`<workload>` or `<namespace>/*`): only a restart

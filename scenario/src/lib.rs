@@ -9,6 +9,7 @@
 //! - [`format`]: the scenario format v1 (types, defaults, the JSON Schema)
 //! - [`enrollment`]: which data plane each pod gets from its labels, as Istio decides it
 //! - [`manifest`]: the Istio / Gateway API kinds meshsim models (Namespace, Gateway, policies)
+//! - [`netpol`]: Kubernetes NetworkPolicy and Cilium's L3/L4 policies, in one enforceable form
 //! - [`monitoring`]: the user's alert rules and Grafana dashboards, their PromQL parsed
 //! - [`profile`]: cost profiles (per-proxy cost floors from published Istio figures)
 //! - [`jwt`]: JWKS documents and JWT verification (RequestAuthentication), minting for tests
@@ -24,6 +25,7 @@ pub mod load;
 pub mod loaded;
 pub mod manifest;
 pub mod monitoring;
+pub mod netpol;
 pub mod profile;
 pub mod units;
 pub mod unmodelled;

@@ -169,13 +169,19 @@ impl Loaded {
                     );
                 }
             }
-            l.manifests
-                .extend(self.stage_manifests.get(i).cloned().unwrap_or_default());
-            for key in &st.remove {
-                for m in &mut l.manifests {
-                    m.objects.retain(|o| object_key(&o.object) != *key);
-                }
+            // `remove` takes what was there before the stage; `apply` then works as `kubectl
+            // apply`: an object of the same kind, namespace and name is replaced.
+            let applied = self.stage_manifests.get(i).cloned().unwrap_or_default();
+            let mut gone: Vec<String> = st.remove.clone();
+            gone.extend(
+                applied
+                    .iter()
+                    .flat_map(|m| m.objects.iter().map(|o| object_key(&o.object))),
+            );
+            for m in &mut l.manifests {
+                m.objects.retain(|o| !gone.contains(&object_key(&o.object)));
             }
+            l.manifests.extend(applied);
         }
         l
     }

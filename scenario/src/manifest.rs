@@ -591,6 +591,8 @@ pub enum Object {
     AuthorizationPolicy(AuthorizationPolicy),
     RequestAuthentication(RequestAuthentication),
     PeerAuthentication(PeerAuthentication),
+    NetworkPolicy(crate::netpol::NetworkPolicy),
+    CiliumNetworkPolicy(crate::netpol::CiliumNetworkPolicy),
 }
 
 impl Object {
@@ -601,6 +603,8 @@ impl Object {
             Object::AuthorizationPolicy(_) => "AuthorizationPolicy",
             Object::RequestAuthentication(_) => "RequestAuthentication",
             Object::PeerAuthentication(_) => "PeerAuthentication",
+            Object::NetworkPolicy(_) => "NetworkPolicy",
+            Object::CiliumNetworkPolicy(_) => "CiliumNetworkPolicy",
         }
     }
 
@@ -611,6 +615,18 @@ impl Object {
             Object::AuthorizationPolicy(o) => &o.metadata,
             Object::RequestAuthentication(o) => &o.metadata,
             Object::PeerAuthentication(o) => &o.metadata,
+            Object::NetworkPolicy(o) => &o.metadata,
+            Object::CiliumNetworkPolicy(o) => &o.metadata,
+        }
+    }
+
+    /// A NetworkPolicy or CiliumNetworkPolicy in the form the CNI enforces; `None` for other
+    /// kinds, and for a policy with errors (which `validate` reports).
+    pub fn netpol(&self) -> Option<crate::netpol::Netpol> {
+        match self {
+            Object::NetworkPolicy(p) => crate::netpol::Netpol::from_k8s(p).ok(),
+            Object::CiliumNetworkPolicy(p) => crate::netpol::Netpol::from_cilium(p).ok(),
+            _ => None,
         }
     }
 
@@ -622,6 +638,8 @@ impl Object {
             Object::AuthorizationPolicy(o) => serde_json::to_value(o),
             Object::RequestAuthentication(o) => serde_json::to_value(o),
             Object::PeerAuthentication(o) => serde_json::to_value(o),
+            Object::NetworkPolicy(o) => serde_json::to_value(o),
+            Object::CiliumNetworkPolicy(o) => serde_json::to_value(o),
         };
         v.unwrap_or(serde_json::Value::Null)
     }
@@ -767,6 +785,14 @@ fn parse_object(
             check_version(SECURITY_VERSIONS)?;
             Object::PeerAuthentication(parse_doc(file, doc, index)?)
         }
+        "NetworkPolicy" => {
+            check_version(&["networking.k8s.io/v1"])?;
+            Object::NetworkPolicy(parse_doc(file, doc, index)?)
+        }
+        "CiliumNetworkPolicy" => {
+            check_version(&["cilium.io/v2"])?;
+            Object::CiliumNetworkPolicy(parse_doc(file, doc, index)?)
+        }
         _ => {
             let meta = tm.metadata.unwrap_or(LooseMeta {
                 name: None,
@@ -846,6 +872,16 @@ fn check_object(object: &Object, origin: &Origin) -> Vec<Diagnostic> {
             }
         }
         Object::PeerAuthentication(_) => {}
+        Object::NetworkPolicy(p) => {
+            if let Err(e) = crate::netpol::Netpol::from_k8s(p) {
+                errs.extend(e.into_iter().map(|(path, m)| origin.at(&path, m)));
+            }
+        }
+        Object::CiliumNetworkPolicy(p) => {
+            if let Err(e) = crate::netpol::Netpol::from_cilium(p) {
+                errs.extend(e.into_iter().map(|(path, m)| origin.at(&path, m)));
+            }
+        }
     }
     errs
 }

@@ -148,6 +148,24 @@ fn ignored_fields(object: &Object, origin: &Origin) -> Vec<Warning> {
                 }
             }
         }
+        Object::CiliumNetworkPolicy(p) => {
+            let dirs = [("ingress", &p.spec.ingress), ("egress", &p.spec.egress)];
+            for (dir, rules) in dirs {
+                for (r, rule) in rules.iter().flatten().enumerate() {
+                    for (k, tp) in rule.to_ports.iter().enumerate() {
+                        if tp.rules.is_some() {
+                            warn(
+                                &format!("spec.{dir}[{r}].toPorts[{k}].rules"),
+                                format!(
+                                    "CiliumNetworkPolicy {}: L7 rules are not modelled: the port is admitted for every request",
+                                    name(&p.metadata)
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
         _ => {}
     }
     out

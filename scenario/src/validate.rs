@@ -1093,7 +1093,9 @@ fn check_manifests(c: &mut Ctx<'_>, namespaces: &BTreeSet<String>) {
                     }
                 }
             }
-            Object::PeerAuthentication(_) => {}
+            Object::PeerAuthentication(_)
+            | Object::NetworkPolicy(_)
+            | Object::CiliumNetworkPolicy(_) => {}
         }
     }
 }

@@ -164,6 +164,7 @@ pub fn check(l: &Loaded, mode: Mode) -> Report {
         unbound_target_refs(l, mode, &authz),
         waypoint_identity(l, mode, &pods, &authz),
         plaintext_into_strict(l, &pods),
+        netpol_hbone(l, &pods),
     ];
     Report {
         scenario: l.scenario.name.clone(),
@@ -542,6 +543,89 @@ fn plaintext_into_strict(l: &Loaded, pods: &[Pod<'_>]) -> Item {
         Status::Failed,
         "istio.io PeerAuthentication reference: STRICT accepts mTLS only",
     )
+}
+
+/// Port 15008, for what an ambient migration needs from the NetworkPolicies in force: the CNI
+/// enforces them on the node, and HBONE between pods arrives on 15008, not on the app's port.
+/// "Sidecar workloads receiving traffic will also need to allow inbound traffic on port 15008
+/// to allow ambient workloads to communicate with them."
+/// (https://istio.io/latest/docs/ambient/usage/networkpolicy/)
+fn netpol_hbone(l: &Loaded, pods: &[Pod<'_>]) -> Item {
+    use crate::proxy::capture::HBONE_PORT;
+    let any_ambient = pods
+        .iter()
+        .any(|p| p.enrollment.dataplane == DataPlane::Ambient);
+    let mut evidence = Vec::new();
+    let mut probes = Vec::new();
+    for o in l.objects() {
+        let Some(np) = o.object.netpol() else {
+            continue;
+        };
+        let line = o.origin.at("metadata.name", String::new()).line;
+        let at = format!("{} ({}:{line})", np.id(), o.origin.file.display());
+        let admits_hbone = |rules: &[scenario::netpol::NpRule]| {
+            rules.iter().any(|r| {
+                r.ports.is_empty() || r.ports.iter().any(|p| p.contains("tcp", HBONE_PORT))
+            })
+        };
+        let selected: Vec<&Pod<'_>> = pods
+            .iter()
+            .filter(|p| p.workload.namespace == np.namespace && np.selector.matches(&p.labels))
+            .collect();
+        for (dir, rules) in [("ingress", &np.ingress), ("egress", &np.egress)] {
+            // A direction with no rule is a deliberate deny-all: nothing to add.
+            let Some(rules) = rules.as_ref().filter(|r| !r.is_empty()) else {
+                continue;
+            };
+            if admits_hbone(rules) {
+                continue;
+            }
+            let hit: Vec<String> = selected
+                .iter()
+                .filter(|p| match p.enrollment.dataplane {
+                    DataPlane::Ambient => true,
+                    // Ambient clients reach a sidecar over HBONE too.
+                    DataPlane::Sidecar => dir == "ingress" && any_ambient,
+                    DataPlane::None => false,
+                })
+                .map(|p| format!("{} ({})", p.name, p.enrollment.dataplane))
+                .collect();
+            if hit.is_empty() {
+                continue;
+            }
+            let ports = scenario::netpol::Netpol::ports(rules).unwrap_or_default();
+            evidence.push(format!(
+                "{at} limits {dir} of {} to {}, without TCP {HBONE_PORT}: HBONE {} them is dropped by the CNI; add `port: {HBONE_PORT}, protocol: TCP`",
+                hit.join(", "),
+                ports.join(", "),
+                if dir == "ingress" { "to" } else { "from" },
+            ));
+        }
+        if let Some(rules) = np.ingress.as_ref().filter(|r| !r.is_empty())
+            && selected
+                .iter()
+                .any(|p| p.enrollment.dataplane == DataPlane::Ambient)
+            && !rules.iter().any(|r| r.peers.is_none())
+        {
+            probes.push(at);
+        }
+    }
+    let mut i = item(
+        "netpol-hbone",
+        "NetworkPolicies admit HBONE (TCP 15008) where ambient traffic goes",
+        evidence,
+        Status::Failed,
+        "istio.io/latest/docs/ambient/usage/networkpolicy: pod-to-pod traffic arrives on 15008, and NetworkPolicy is enforced on the host",
+    );
+    if i.status == Status::Verified && !probes.is_empty() {
+        // meshsim runs no kubelet, so this one is told, not tested.
+        i.status = Status::Warning;
+        i.evidence = probes
+            .into_iter()
+            .map(|at| format!("{at} admits ingress from listed peers only: kubelet health probes to ambient pods arrive from istio-cni's SNAT address 169.254.7.127 (istio.io/latest/docs/ambient/usage/networkpolicy, health probes); if the CNI applies the policy to them, admit that address"))
+            .collect();
+    }
+    i
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! - [`netns`]: creating, entering and naming network namespaces
 //! - [`topology`]: the cluster's shape (nodes, pods, services, addresses) and building it
 //! - [`nft`]: nftables rule sets (service DNAT) applied inside a namespace
+//! - [`netpol`]: NetworkPolicy and Cilium's L3/L4 policies enforced on the nodes, as a CNI does
 //! - [`accept`]: accept loops that log, count and wait out errors instead of ending or spinning
 //! - [`os`]: thread and process CPU clocks, thread ids, jemalloc heap statistics (a leaf)
 //! - [`component`]: a component instance (app replica, proxy, load client) on its own threads
@@ -38,6 +39,7 @@ pub mod mesh;
 pub mod meter;
 pub mod monitor;
 pub mod netns;
+pub mod netpol;
 pub mod nft;
 pub mod os;
 pub mod proxy;

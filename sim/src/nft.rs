@@ -75,3 +75,28 @@ pub fn apply(ns: &NetNs, rules: &str) -> Result<(), NftError> {
         }
     })?
 }
+
+/// Runs `nft ARGS` inside `ns` and returns what it printed (a listing, e.g. counters).
+pub fn output(ns: &NetNs, args: &[&str]) -> Result<String, NftError> {
+    ns.run(|| {
+        let out = Command::new("nft").args(args).output().map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                NftError::Missing
+            } else {
+                NftError::Io {
+                    ns: ns.name().to_string(),
+                    source: e,
+                }
+            }
+        })?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(NftError::Failed {
+                ns: ns.name().to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                rules: format!("nft {}", args.join(" ")),
+            })
+        }
+    })?
+}

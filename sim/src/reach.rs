@@ -255,6 +255,8 @@ pub fn run(cluster: &Cluster, probes: &[Probe]) -> Vec<Cell> {
             })
         })
         .collect();
+    let guarded = !cluster.netpol.guards.is_empty();
+    let nodes = cluster.node_netns();
     let mut by_source: BTreeMap<&str, Vec<&Probe>> = BTreeMap::new();
     for p in probes {
         by_source.entry(p.from.as_str()).or_default().push(p);
@@ -276,14 +278,26 @@ pub fn run(cluster: &Cluster, probes: &[Probe]) -> Vec<Cell> {
                 continue;
             };
             let owned = p.clone();
+            // The CNI's drop counters around the probe: what NetworkPolicy dropped during it.
+            let before = guarded.then(|| crate::netpol::drops(&nodes, &cluster.netpol).ok());
             let outcome = rt.run(async move { send(addr, &owned).await });
             let decisions = cluster
                 .mesh
                 .as_ref()
                 .map(|m| m.decisions.take())
                 .unwrap_or_default();
+            let dropped = match before.flatten() {
+                Some(before) if !outcome.allowed() => crate::netpol::drops(&nodes, &cluster.netpol)
+                    .map(|after| crate::netpol::dropped(&cluster.netpol, &before, &after))
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
             let pair = (p.from.clone(), p.to.clone());
-            let decided_by = match decisions.iter().find(|d| !d.allowed).or(decisions.last()) {
+            let decided_by = match dropped
+                .first()
+                .or(decisions.iter().find(|d| !d.allowed))
+                .or(decisions.last())
+            {
                 Some(d) => {
                     if d.request.is_none() {
                         last.insert(pair, d.clone());

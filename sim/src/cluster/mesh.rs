@@ -488,6 +488,8 @@ impl Cluster {
                 pod.enrollment = Some(plan.workloads[i].enrollment.clone());
             }
         }
+        // The stage's NetworkPolicies (added, changed or removed) on every node.
+        self.enforce_netpol(&at, &spec)?;
         out.took_s = t0.elapsed().as_secs_f64();
         Ok(out)
     }

@@ -205,6 +205,8 @@ pub struct Cluster {
     log_dir: Option<std::path::PathBuf>,
     /// The scenario's mesh config (access logs on or off).
     mesh_config: scenario::MeshConfig,
+    /// The NetworkPolicies in force on the nodes, and what their drop counters stand for.
+    pub netpol: crate::netpol::Enforced,
 }
 
 impl Cluster {
@@ -303,6 +305,7 @@ impl Cluster {
             logs: Default::default(),
             log_dir: None,
             mesh_config: Default::default(),
+            netpol: Default::default(),
         })
     }
 
@@ -389,6 +392,8 @@ impl Cluster {
         };
         let enforce = sandbox.is_real_root();
         let mut cluster = Cluster::up_reporting(&spec, sandbox, &opts, phase)?;
+        // The CNI's NetworkPolicy is in force before any pod sends, whatever the mode.
+        cluster.enforce_netpol(loaded, &spec)?;
         if mode != scenario::Mode::NoMesh {
             phase(Phase::Mesh { mode });
             cluster.start_mesh(loaded, mode, profile, &spec, (&decls, &deployed), enforce)?;
@@ -427,6 +432,24 @@ impl Cluster {
                     .collect(),
             })
             .collect()
+    }
+
+    /// Enforces the NetworkPolicies of `loaded` (the scenario at the current stage) on every
+    /// node, in place of those in force.
+    pub(crate) fn enforce_netpol(
+        &mut self,
+        loaded: &scenario::Loaded,
+        spec: &ClusterSpec,
+    ) -> Result<(), ClusterError> {
+        let next = crate::netpol::plan_for(loaded, spec, &self.topology);
+        crate::netpol::apply(&self.node_netns(), Some(&self.netpol), &next)?;
+        self.netpol = next;
+        Ok(())
+    }
+
+    /// The nodes' network namespaces, in node order.
+    pub fn node_netns(&self) -> Vec<crate::netns::NetNsRef> {
+        self.topology.nodes.iter().map(|n| n.ns.clone()).collect()
     }
 
     /// The network namespace of a pod, by name.
