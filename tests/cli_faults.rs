@@ -25,6 +25,11 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Runs `mode` of a one-flow scenario (client on node-1, one echo replica on node-2) with
 /// `fault`, and returns run.json.
 fn run_with(mode: &str, rate: u32, fault: &str) -> Value {
+    run_http(mode, rate, "{port: 8080}", fault)
+}
+
+/// As [`run_with`], with the echo's `http:` settings given.
+fn run_http(mode: &str, rate: u32, http: &str, fault: &str) -> Value {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().expect("tempdir");
     let text = format!(
@@ -36,7 +41,7 @@ modes: [{mode}]
 nodes: [{{name: node-1}}, {{name: node-2}}]
 workloads:
   - {{name: client, nodes: [node-1]}}
-  - {{name: echo, nodes: [node-2], app: {{http: {{port: 8080}}}}}}
+  - {{name: echo, nodes: [node-2], app: {{http: {http}}}}}
 services:
   - {{name: echo, workload: echo, ports: [{{port: 8080}}]}}
 flows:
@@ -189,6 +194,94 @@ fn loss_between_nodes_shows_as_latency_tail_not_errors() {
     assert!(
         max_us >= 150_000.0,
         "a retransmit shows in the tail: max {max_us} µs"
+    );
+}
+
+/// (end of second, p50 µs) of the flow's only step.
+fn p50s(r: &Value) -> Vec<(f64, f64)> {
+    r["modes"][0]["flows"][0]["steps"][0]["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .filter_map(|s| Some((s["t_s"].as_f64()?, s["p50_us"].as_f64()?)))
+        .collect()
+}
+
+/// No netem here: the delay is a userspace wire between TUN devices on both nodes, so each
+/// request and each response waits `delay` once, the round trip twice. Outside the fault
+/// nothing is in the path.
+#[test]
+fn link_delay_adds_twice_the_delay_to_each_round_trip_while_it_lasts() {
+    if !common::can_run("link_delay_adds_twice_the_delay_to_each_round_trip_while_it_lasts") {
+        return;
+    }
+    let r = run_with(
+        "no-mesh",
+        40,
+        "{kind: link-delay, nodes: [node-1, node-2], delay: 20ms, jitter: 2ms, at: 2s, duration: 3s}",
+    );
+    let f = fault(&r);
+    let (start, end) = (
+        f["start_s"].as_f64().expect("start"),
+        f["end_s"].as_f64().expect("end"),
+    );
+    let p = p50s(&r);
+    let during: Vec<f64> = p
+        .iter()
+        .filter(|(t, _)| *t > start + 1.0 && *t <= end)
+        .map(|s| s.1)
+        .collect();
+    let outside: Vec<f64> = p
+        .iter()
+        .filter(|(t, _)| *t <= start || *t > end + 1.0)
+        .map(|s| s.1)
+        .collect();
+    assert!(!during.is_empty() && !outside.is_empty(), "{p:?}");
+    assert!(
+        during.iter().all(|&us| (38_000.0..80_000.0).contains(&us)),
+        "p50 in the fault is the round trip plus 2 × 20 ms: {p:?}"
+    );
+    assert!(
+        outside.iter().all(|&us| us < 15_000.0),
+        "no delay outside the fault: {p:?}"
+    );
+    assert_eq!(f["failed"], 0, "{f}");
+}
+
+/// The cap is tbf on the wire's input: 64 KiB responses at 2 Mbit/s take a quarter second each.
+#[test]
+fn link_bandwidth_caps_what_crosses_between_the_nodes() {
+    if !common::can_run("link_bandwidth_caps_what_crosses_between_the_nodes") {
+        return;
+    }
+    let r = run_http(
+        "no-mesh",
+        2,
+        "{port: 8080, responseBytes: 64KiB}",
+        "{kind: link-bandwidth, nodes: [node-1, node-2], bandwidth: 2Mbit, at: 2s, duration: 4s}",
+    );
+    let f = fault(&r);
+    let (start, end) = (
+        f["start_s"].as_f64().expect("start"),
+        f["end_s"].as_f64().expect("end"),
+    );
+    let p = p50s(&r);
+    // At 2 requests a second, a second's p50 is its faster request: skip the first second,
+    // whose first request may leave before the cap is in place.
+    let during: Vec<f64> = p
+        .iter()
+        .filter(|(t, _)| *t > start + 1.5 && *t <= end)
+        .map(|s| s.1)
+        .collect();
+    assert!(
+        !during.is_empty() && during.iter().all(|&us| us >= 200_000.0),
+        "64 KiB at 2 Mbit/s takes ≥ 260 ms: {p:?}"
+    );
+    assert!(
+        p.iter()
+            .filter(|(t, _)| *t <= start)
+            .all(|s| s.1 < 50_000.0),
+        "{p:?}"
     );
 }
 

@@ -80,6 +80,7 @@ fn fault_result(f: &RawFault, flows: &[RawFlow]) -> FaultResult {
         clean_after_s: worst(|x| x.clean_after_s),
         p99_recovered_after_s: worst(|x| x.p99_recovered_after_s),
         flows: per_flow,
+        cost: f.cost.clone(),
     }
 }
 
@@ -120,6 +121,7 @@ mod tests {
             start_s,
             end_s,
             not_applied: None,
+            cost: None,
         }
     }
 

@@ -427,6 +427,10 @@ pub struct FaultResult {
     /// p99 before the fault; absent if it never was in the step (or nothing came before).
     pub p99_recovered_after_s: Option<f64>,
     pub flows: Vec<FaultFlow>,
+    /// What the fault's own machinery cost, measured: a link-delay or link-bandwidth wire's
+    /// packets and CPU time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

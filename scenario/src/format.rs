@@ -324,6 +324,17 @@ pub struct Fault {
     /// `cpu-hog`: busy cores of the noisy neighbour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cores: Option<u32>,
+    /// `link-delay`: the one-way delay added in each direction (the round trip grows by twice
+    /// this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Dur>,
+    /// `link-delay`: each packet's delay varies uniformly by up to this much either way
+    /// (order is kept: a packet never overtakes the one before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Dur>,
+    /// `link-bandwidth`: the rate each direction is limited to (a token bucket, tbf).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<crate::units::Bandwidth>,
 }
 
 #[derive(
@@ -343,6 +354,10 @@ pub enum FaultKind {
     PodRestart,
     /// Packets between two nodes are dropped at random (nftables `numgen random`).
     LinkLoss,
+    /// Packets between two nodes are delayed (with jitter) by a userspace wire.
+    LinkDelay,
+    /// Traffic between two nodes is limited to a bandwidth (tbf).
+    LinkBandwidth,
     /// A noisy neighbour burns `cores` cores on the node.
     CpuHog,
 }
@@ -355,6 +370,8 @@ impl FaultKind {
             FaultKind::SidecarCrash => "sidecar-crash",
             FaultKind::PodRestart => "pod-restart",
             FaultKind::LinkLoss => "link-loss",
+            FaultKind::LinkDelay => "link-delay",
+            FaultKind::LinkBandwidth => "link-bandwidth",
             FaultKind::CpuHog => "cpu-hog",
         }
     }
@@ -373,11 +390,22 @@ impl Fault {
             FaultKind::ZtunnelRestart | FaultKind::CpuHog => self.node.clone().unwrap_or_default(),
             FaultKind::WaypointRestart => self.waypoint.clone().unwrap_or_default(),
             FaultKind::SidecarCrash | FaultKind::PodRestart => self.pod.clone().unwrap_or_default(),
-            FaultKind::LinkLoss => self.nodes.join("↔"),
+            FaultKind::LinkLoss | FaultKind::LinkDelay | FaultKind::LinkBandwidth => {
+                self.nodes.join("↔")
+            }
         };
         let what = match (self.kind, self.percent, self.cores) {
             (FaultKind::LinkLoss, Some(p), _) => format!(" {p}%"),
             (FaultKind::CpuHog, _, Some(c)) => format!(" {c} core(s)"),
+            (FaultKind::LinkDelay, _, _) => format!(
+                " {}{}",
+                self.delay.map(|d| d.to_string()).unwrap_or_default(),
+                self.jitter.map(|j| format!(" ±{j}")).unwrap_or_default()
+            ),
+            (FaultKind::LinkBandwidth, _, _) => format!(
+                " {}",
+                self.bandwidth.map(|b| b.to_string()).unwrap_or_default()
+            ),
             _ => String::new(),
         };
         format!(

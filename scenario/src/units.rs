@@ -203,6 +203,76 @@ impl JsonSchema for Size {
     }
 }
 
+/// A link's bandwidth in bits per second, written as tc writes it: `10Mbit`, `500kbit`,
+/// `1Gbit` (decimal multiples, bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bandwidth(pub u64);
+
+pub fn parse_bandwidth(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("`{t}` is not a bandwidth; write it like `10Mbit`, `500kbit` or `1Gbit`");
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let mult = match unit.trim() {
+        "bit" => 1.0,
+        "kbit" => 1e3,
+        "Mbit" => 1e6,
+        "Gbit" => 1e9,
+        _ => return Err(bad()),
+    };
+    let bits = value * mult;
+    if !(8_000.0..=100e9).contains(&bits) {
+        return Err(format!("`{t}` is outside 8kbit to 100Gbit"));
+    }
+    Ok(bits as u64)
+}
+
+impl fmt::Display for Bandwidth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if b.is_multiple_of(1_000_000_000) {
+            write!(f, "{}Gbit", b / 1_000_000_000)
+        } else if b.is_multiple_of(1_000_000) {
+            write!(f, "{}Mbit", b / 1_000_000)
+        } else if b.is_multiple_of(1000) {
+            write!(f, "{}kbit", b / 1000)
+        } else {
+            write!(f, "{b}bit")
+        }
+    }
+}
+
+impl Serialize for Bandwidth {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Bandwidth {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_bandwidth(&s)
+            .map(Bandwidth)
+            .map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for Bandwidth {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Bandwidth".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A bandwidth in bits per second, as tc writes it: `10Mbit`, `500kbit`, `1Gbit`.",
+            "type": "string",
+            "pattern": "^\\s*[0-9]+(\\.[0-9]+)?(bit|kbit|Mbit|Gbit)\\s*$"
+        })
+    }
+}
+
 /// A fraction written as a percentage (`1%`, `0.5%`) or a number between 0 and 1.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
 pub struct Fraction(pub f64);
@@ -374,6 +444,19 @@ mod tests {
         assert!(parse_duration("fast").is_err());
         assert_eq!(Dur(Duration::from_micros(250)).to_string(), "250us");
         assert_eq!(Dur(Duration::ZERO).to_string(), "0s");
+    }
+
+    #[test]
+    fn bandwidths_read_as_tc_writes_them() {
+        assert_eq!(parse_bandwidth("10Mbit"), Ok(10_000_000));
+        assert_eq!(parse_bandwidth("1.5Gbit"), Ok(1_500_000_000));
+        assert_eq!(Bandwidth(500_000).to_string(), "500kbit");
+        assert!(
+            parse_bandwidth("10MB")
+                .unwrap_err()
+                .contains("`10MB` is not a bandwidth")
+        );
+        assert!(parse_bandwidth("1kbit").unwrap_err().contains("outside"));
     }
 
     #[test]

@@ -139,9 +139,15 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
                     );
                 }
             }
-            K::LinkLoss => {
-                if f.nodes.len() != 2 {
-                    c.err(&p, "a `link-loss` fault needs `nodes: [a, b]`, two nodes");
+            K::LinkLoss | K::LinkDelay | K::LinkBandwidth => {
+                if f.nodes.len() != 2 || f.nodes[0] == f.nodes[1] {
+                    c.err(
+                        &p,
+                        format!(
+                            "a `{}` fault needs `nodes: [a, b]`, two different nodes",
+                            f.kind.as_str()
+                        ),
+                    );
                 }
                 for (k, n) in f.nodes.iter().enumerate() {
                     if !nodes.contains(n.as_str()) {
@@ -151,7 +157,23 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
                         );
                     }
                 }
+                match f.kind {
+                    K::LinkDelay => {
+                        need(c, "delay", f.delay.is_some());
+                        if let (Some(d), Some(j)) = (f.delay, f.jitter)
+                            && j.0 > d.0
+                        {
+                            c.err(
+                                &format!("{p}.jitter"),
+                                format!("jitter {j} is larger than the delay {d}: a packet cannot leave before it arrives"),
+                            );
+                        }
+                    }
+                    K::LinkBandwidth => need(c, "bandwidth", f.bandwidth.is_some()),
+                    _ => {}
+                }
                 match f.percent {
+                    None if f.kind != K::LinkLoss => {}
                     None => need(c, "percent", false),
                     Some(x) if !(0.0..=100.0).contains(&x) => c.err(
                         &format!("{p}.percent"),
@@ -167,7 +189,11 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
                 Some(_) => {}
             }
         }
-        if matches!(f.kind, K::LinkLoss | K::CpuHog) && f.duration.is_none() {
+        if matches!(
+            f.kind,
+            K::LinkLoss | K::LinkDelay | K::LinkBandwidth | K::CpuHog
+        ) && f.duration.is_none()
+        {
             c.err(
                 &p,
                 format!(

@@ -494,6 +494,41 @@ fn faults_name_what_exists_with_the_fields_their_kind_needs() {
     // Each names its own line of the file.
     let line = |p: &str| got.iter().find(|g| g.0 == p).map(|g| g.1);
     assert!(line("faults[1].pod") > line("faults[0].node"));
+    // Link delay and bandwidth: their own fields, two different nodes, a jitter the delay
+    // can absorb, a bandwidth as tc writes it.
+    let links = format!(
+        "{BASE}faults:
+  - {{kind: link-delay, nodes: [node-1, node-1], at: 1s, duration: 1s}}
+  - {{kind: link-delay, nodes: [node-1, node-2], delay: 5ms, jitter: 9ms, at: 1s, duration: 1s}}
+  - {{kind: link-bandwidth, nodes: [node-1, node-2], at: 1s}}
+"
+    );
+    let d = errors(&[("s.yaml", &links)]);
+    let msgs: Vec<String> = d
+        .iter()
+        .map(|x| format!("{}: {}", x.path, x.message))
+        .collect();
+    for want in [
+        "faults[0]: a `link-delay` fault needs `nodes: [a, b]`, two different nodes",
+        "faults[0]: a `link-delay` fault needs `delay`",
+        "faults[1].jitter: jitter 9ms is larger than the delay 5ms",
+        "faults[2]: a `link-bandwidth` fault needs `bandwidth`",
+        "faults[2]: a `link-bandwidth` fault needs `duration`",
+    ] {
+        assert!(
+            msgs.iter().any(|m| m.starts_with(want)),
+            "{want} in {msgs:?}"
+        );
+    }
+    let bad = format!(
+        "{BASE}faults:\n  - {{kind: link-bandwidth, nodes: [node-1, node-2], bandwidth: 10MB, at: 1s, duration: 1s}}\n"
+    );
+    let e = one(&[("s.yaml", &bad)]);
+    assert!(
+        e.message.contains("`10MB` is not a bandwidth"),
+        "{}",
+        e.message
+    );
     let unknown = format!("{BASE}faults:\n  - {{kind: meteor, at: 1s}}\n");
     let e = one(&[("s.yaml", &unknown)]);
     assert!(e.message.contains("meteor"), "{}", e.message);

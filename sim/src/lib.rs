@@ -6,6 +6,7 @@
 //! - [`netns`]: creating, entering and naming network namespaces
 //! - [`topology`]: the cluster's shape (nodes, pods, services, addresses) and building it
 //! - [`nft`]: nftables rule sets (service DNAT) applied inside a namespace
+//! - [`wire`]: a link fault's delay, jitter and bandwidth cap, through TUN devices (no netem)
 //! - [`netpol`]: NetworkPolicy and Cilium's L3/L4 policies enforced on the nodes, as a CNI does
 //! - [`accept`]: accept loops that log, count and wait out errors instead of ending or spinning
 //! - [`os`]: thread and process CPU clocks, thread ids, jemalloc heap statistics (a leaf)
@@ -47,6 +48,7 @@ pub mod reach;
 pub mod runner;
 pub mod sandbox;
 pub mod topology;
+pub mod wire;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -9,6 +9,9 @@
 //! HBONE (15008): ambient traffic between pods arrives on 15008, not on the app's port, so a
 //! policy that admits only the app's port drops it
 //! (https://istio.io/latest/docs/ambient/usage/networkpolicy/).
+//!
+//! Packets a link fault's wire ([`crate::wire`]) sends back through the node were judged on
+//! their way in, and pass.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -217,7 +220,7 @@ pub fn plan(
     }
     for (node, (counters, dispatch, body)) in chains {
         let rules = format!(
-            "table inet {TABLE} {{\n{counters}  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    ct state established,related accept\n{dispatch}  }}\n{body}}}\n"
+            "table inet {TABLE} {{\n{counters}  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    ct state established,related accept\n    iifname \"mw*-out\" accept\n{dispatch}  }}\n{body}}}\n"
         );
         out.rules.insert(node, rules);
     }

@@ -24,6 +24,8 @@ pub enum Down {
     Pod(usize, Option<Arc<Component>>, bool),
     /// The two nodes whose rules drop packets.
     Loss(usize, usize),
+    /// The wires delaying or capping the traffic between two nodes, one each way.
+    Wires(Vec<crate::wire::Wire>),
     Hog(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>),
 }
 
@@ -132,6 +134,29 @@ impl Cluster {
                 nft::apply(&self.topology.nodes[b].ns, &loss_rules(a, percent))?;
                 Ok(Down::Loss(a, b))
             }
+            FaultKind::LinkDelay | FaultKind::LinkBandwidth => {
+                let ends: Vec<Option<usize>> = f.nodes.iter().map(|n| self.node_index(n)).collect();
+                let [Some(a), Some(b)] = ends[..] else {
+                    return na(format!("nodes {} not found", f.nodes.join(", ")));
+                };
+                // The jitter's generator is seeded from the fault itself: the same fault
+                // jitters the same way in every run.
+                let seed = f.label().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
+                let shape = |k: u64| crate::wire::Shape {
+                    delay: f.delay.map_or(std::time::Duration::ZERO, |d| d.0),
+                    jitter: f.jitter.map_or(std::time::Duration::ZERO, |d| d.0),
+                    bandwidth: f.bandwidth.map(|b| b.0),
+                    seed: seed ^ k,
+                };
+                let nodes = &self.topology.nodes;
+                let first = crate::wire::Wire::start(nodes[a].ns.clone(), a, b, shape(1))
+                    .map_err(ClusterError::Wire)?;
+                let second = crate::wire::Wire::start(nodes[b].ns.clone(), b, a, shape(2))
+                    .map_err(ClusterError::Wire)?;
+                Ok(Down::Wires(vec![first, second]))
+            }
             FaultKind::CpuHog => {
                 let stop = Arc::new(AtomicBool::new(false));
                 let mut threads = Vec::new();
@@ -159,11 +184,12 @@ impl Cluster {
         }
     }
 
-    /// Ends a fault: what it stopped starts again (with the mesh's current plan).
-    pub fn fault_up(&mut self, down: Down) -> Result<(), ClusterError> {
+    /// Ends a fault: what it stopped starts again (with the mesh's current plan). Returns
+    /// what the fault's own machinery cost, where it has any (a link wire).
+    pub fn fault_up(&mut self, down: Down) -> Result<Option<String>, ClusterError> {
         let Some(plan) = self.mesh.clone() else {
             return match down {
-                Down::Pod(i, app, _) => self.restart_pod_app(i, app),
+                Down::Pod(i, app, _) => self.restart_pod_app(i, app).map(|()| None),
                 other => self.end_environmental(other),
             };
         };
@@ -203,9 +229,9 @@ impl Cluster {
                     self.adopt(s)?;
                 }
             }
-            other => self.end_environmental(other)?,
+            other => return self.end_environmental(other),
         }
-        Ok(())
+        Ok(None)
     }
 
     fn restart_pod_app(
@@ -222,12 +248,31 @@ impl Cluster {
         }
     }
 
-    fn end_environmental(&mut self, down: Down) -> Result<(), ClusterError> {
+    fn end_environmental(&mut self, down: Down) -> Result<Option<String>, ClusterError> {
         match down {
             Down::Loss(a, b) => {
                 let del = format!("delete table ip {LOSS_TABLE}\n");
                 nft::apply(&self.topology.nodes[a].ns, &del)?;
                 nft::apply(&self.topology.nodes[b].ns, &del)?;
+            }
+            Down::Wires(wires) => {
+                let mut total = crate::wire::WireStats::default();
+                for w in wires {
+                    let s = w.stop().map_err(ClusterError::Wire)?;
+                    total.packets += s.packets;
+                    total.bytes += s.bytes;
+                    total.cpu_ns += s.cpu_ns;
+                }
+                tracing::info!(
+                    packets = total.packets,
+                    cpu_ns = total.cpu_ns,
+                    "link wires removed"
+                );
+                return Ok(Some(format!(
+                    "the wire itself (measured): {} packets, {:.1} ms CPU",
+                    total.packets,
+                    total.cpu_ns as f64 / 1e6
+                )));
             }
             Down::Hog(stop, threads) => {
                 stop.store(true, Ordering::Relaxed);
@@ -237,7 +282,7 @@ impl Cluster {
             }
             _ => {}
         }
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -32,6 +32,8 @@ pub enum ClusterError {
     Topology(#[from] TopologyError),
     #[error(transparent)]
     Nft(#[from] nft::NftError),
+    #[error("cannot put the link fault's wire in place")]
+    Wire(#[source] crate::wire::WireError),
     #[error("cannot start the app of pod {pod}")]
     App { pod: String, source: io::Error },
     #[error("cannot set the mesh up")]

@@ -188,6 +188,7 @@ impl Timeline<'_> {
             start_s,
             end_s: start_s,
             not_applied: note.clone(),
+            cost: None,
         });
         Ok(note.is_none().then(|| {
             (
@@ -207,7 +208,8 @@ impl Timeline<'_> {
         out: &mut [RawFault],
     ) -> Result<(), RunError> {
         let label = out[record].label.clone();
-        self.cluster
+        let cost = self
+            .cluster
             .fault_up(down)
             .map_err(|source| RunError::Fault {
                 mode: self.mode,
@@ -216,6 +218,7 @@ impl Timeline<'_> {
             })?;
         self.meter_new();
         out[record].end_s = self.now_s();
+        out[record].cost = cost;
         Ok(())
     }
 }
