@@ -124,6 +124,26 @@ fn a_ztunnel_restart_resets_live_connections_and_traffic_recovers() {
     );
     let f = fault(&r);
     assert!(f["failed"].as_u64().expect("failed") > 0, "{f}");
+    // The failures by kind, per second and over the fault, add up to what failed.
+    let by_kind: u64 = f["errors"]
+        .as_object()
+        .expect("errors by kind")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(by_kind, f["failed"].as_u64().expect("failed"), "{f}");
+    let series = r["modes"][0]["flows"][0]["steps"][0]["series"]
+        .as_array()
+        .expect("series");
+    assert!(
+        series.iter().all(|s| s["errors"].as_u64()
+            == Some(
+                s["errors_by_kind"]
+                    .as_object()
+                    .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+            )),
+        "each second's errors are split by kind"
+    );
     let errors = &r["modes"][0]["flows"][0]["steps"][0]["errors"];
     assert!(
         errors["reset"].as_u64().unwrap_or(0) + errors["connect_refused"].as_u64().unwrap_or(0) > 0,
@@ -282,6 +302,45 @@ fn link_bandwidth_caps_what_crosses_between_the_nodes() {
             .filter(|(t, _)| *t <= start)
             .all(|s| s.1 < 50_000.0),
         "{p:?}"
+    );
+}
+
+/// A ztunnel restart while istiod is down: running proxies carry on, but the new ztunnel has no
+/// configuration or certificate, stays unready (istio/ztunnel src/xds/client.rs: readiness
+/// waits for the first xDS push) and serves only once istiod is back. The outage lasts until
+/// istiod returns, not the restart's half second.
+#[test]
+fn a_ztunnel_restarting_while_istiod_is_down_waits_for_istiod() {
+    if !common::can_run("a_ztunnel_restarting_while_istiod_is_down_waits_for_istiod") {
+        return;
+    }
+    let r = run_with(
+        "ambient",
+        100,
+        "{kind: istiod-unavailable, at: 1s, duration: 3s}\n  - {kind: ztunnel-restart, node: node-2, at: 2s, duration: 500ms}",
+    );
+    let faults = r["modes"][0]["faults"].as_array().expect("faults");
+    let (istiod, restart) = (&faults[0], &faults[1]);
+    assert!(
+        istiod["cost"]
+            .as_str()
+            .is_some_and(|c| c.contains("1 proxy start(s) had waited for istiod")),
+        "{istiod}"
+    );
+    // istiod alone breaks nothing that runs.
+    let seconds = seconds(&r);
+    let before_restart: u64 = seconds
+        .iter()
+        .filter(|s| s.0 <= restart["start_s"].as_f64().expect("start"))
+        .map(|s| s.2)
+        .sum();
+    assert_eq!(before_restart, 0, "{seconds:?}");
+    // Errors run until istiod is back (2 s after the restart began), then clear.
+    let clean = restart["clean_after_s"].as_f64().expect("clean after");
+    assert!((1.5..=4.0).contains(&clean), "{restart}");
+    assert!(
+        restart["failed"].as_u64().expect("failed") >= 100,
+        "{restart}"
     );
 }
 

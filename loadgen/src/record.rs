@@ -151,6 +151,9 @@ pub struct IntervalSample {
     pub second: u64,
     pub requests: u64,
     pub errors: u64,
+    /// The errors by kind (as [`StepResult::errors`]); only kinds that occurred.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors_by_kind: BTreeMap<String, u64>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     /// Corrected latency (from the intended send time) of the requests done in that second.
@@ -346,7 +349,10 @@ impl WorkerRecord {
     pub fn error(&mut self, kind: ErrorKind, done: Instant) {
         self.errors[kind as usize] += 1;
         self.last_done = Some(done);
-        self.series().at(done).errors += 1;
+        let mut series = self.series();
+        let s = series.at(done);
+        s.errors += 1;
+        s.kinds[kind as usize] += 1;
     }
 
     /// Stream bytes written (no request, no latency).
@@ -360,6 +366,7 @@ impl WorkerRecord {
 struct SecondAcc {
     requests: u64,
     errors: u64,
+    kinds: [u64; 6],
     bytes_sent: u64,
     bytes_received: u64,
     max: u64,
@@ -377,6 +384,7 @@ impl SecondAcc {
         SecondAcc {
             requests: 0,
             errors: 0,
+            kinds: [0; 6],
             bytes_sent: 0,
             bytes_received: 0,
             max: 0,
@@ -499,6 +507,7 @@ pub(crate) fn step_result(
                     second: i as u64,
                     requests: s.requests,
                     errors: s.errors,
+                    errors_by_kind: error_map(s.kinds),
                     bytes_sent: s.bytes_sent,
                     bytes_received: s.bytes_received,
                     p50_us,

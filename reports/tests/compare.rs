@@ -284,6 +284,7 @@ fn with_fault(failed: u64, clean_after_s: Option<f64>) -> reports::RunResult {
             clean_after_s,
             p99_recovered_after_s: clean_after_s,
             flows: Vec::new(),
+            errors: Default::default(),
             cost: None,
         });
     }

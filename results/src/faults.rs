@@ -41,11 +41,15 @@ fn fault_result(f: &RawFault, flows: &[RawFlow]) -> FaultResult {
                     .iter()
                     .filter(after_end)
                     .find(|x| x.errors == 0 && x.requests > 0);
-                let failed = s
-                    .iter()
-                    .filter(|x| x.t_s > f.start_s && clean.is_none_or(|c| x.t_s < c.t_s))
-                    .map(|x| x.errors)
-                    .sum();
+                let window = || {
+                    s.iter()
+                        .filter(|x| x.t_s > f.start_s && clean.is_none_or(|c| x.t_s < c.t_s))
+                };
+                let failed = window().map(|x| x.errors).sum();
+                let mut by_kind = std::collections::BTreeMap::new();
+                for (k, n) in window().flat_map(|x| &x.errors_by_kind) {
+                    *by_kind.entry(k.clone()).or_insert(0) += n;
+                }
                 let recovered = p99_before_us.and_then(|b| {
                     s.iter()
                         .filter(after_end)
@@ -55,6 +59,7 @@ fn fault_result(f: &RawFault, flows: &[RawFlow]) -> FaultResult {
                 Some(FaultFlow {
                     flow: fl.name.clone(),
                     failed,
+                    errors: by_kind,
                     clean_after_s: clean.map(|c| since(c.t_s)),
                     p99_before_us,
                     p99_recovered_after_s: recovered.map(|c| since(c.t_s)),
@@ -79,6 +84,12 @@ fn fault_result(f: &RawFault, flows: &[RawFlow]) -> FaultResult {
         failed: per_flow.iter().map(|x| x.failed).sum(),
         clean_after_s: worst(|x| x.clean_after_s),
         p99_recovered_after_s: worst(|x| x.p99_recovered_after_s),
+        errors: per_flow.iter().fold(Default::default(), |mut m, x| {
+            for (k, n) in &x.errors {
+                *m.entry(k.clone()).or_insert(0) += n;
+            }
+            m
+        }),
         flows: per_flow,
         cost: f.cost.clone(),
     }
@@ -98,6 +109,7 @@ mod tests {
                 t_s: 2.0 + i as f64 + 1.0,
                 requests,
                 errors,
+                errors_by_kind: Default::default(),
                 p50_us: p99_us / 2.0,
                 p99_us,
                 max_us: p99_us,

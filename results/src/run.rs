@@ -427,6 +427,9 @@ pub struct FaultResult {
     /// p99 before the fault; absent if it never was in the step (or nothing came before).
     pub p99_recovered_after_s: Option<f64>,
     pub flows: Vec<FaultFlow>,
+    /// The failed requests by kind, every flow, over the same window as `failed`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
     /// What the fault's own machinery cost, measured: a link-delay or link-bandwidth wire's
     /// packets and CPU time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -438,6 +441,9 @@ pub struct FaultResult {
 pub struct FaultFlow {
     pub flow: String,
     pub failed: u64,
+    /// By kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
     pub clean_after_s: Option<f64>,
     /// Median of the per-second p99 before the fault.
     pub p99_before_us: Option<f64>,
@@ -574,6 +580,10 @@ pub struct IntervalSample {
     pub t_s: f64,
     pub requests: u64,
     pub errors: u64,
+    /// The second's errors by kind (`reset`, `timeout`, `http_5xx`, …); only kinds that
+    /// occurred.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors_by_kind: BTreeMap<String, u64>,
     pub p50_us: f64,
     pub p99_us: f64,
     pub max_us: f64,

@@ -390,6 +390,7 @@ mod tests {
                 t_s: 8.0 + i as f64 + 1.0,
                 requests,
                 errors,
+                errors_by_kind: Default::default(),
                 p50_us: 100.0,
                 p99_us: 200.0,
                 max_us: 300.0,

@@ -421,6 +421,7 @@ fn sample_flow(
                 t_s: measured_from[si] + f64::from(sec) + 1.0,
                 requests: per_s,
                 errors: 0,
+                errors_by_kind: Default::default(),
                 p50_us: q(0.5),
                 p99_us: q(0.99),
                 max_us: q(1.0),

@@ -360,6 +360,10 @@ pub enum FaultKind {
     LinkBandwidth,
     /// A noisy neighbour burns `cores` cores on the node.
     CpuHog,
+    /// istiod is down: running proxies keep their configuration and certificates and traffic
+    /// goes on, but a proxy that (re)starts meanwhile gets neither and serves only once istiod
+    /// is back.
+    IstiodUnavailable,
 }
 
 impl FaultKind {
@@ -373,6 +377,7 @@ impl FaultKind {
             FaultKind::LinkDelay => "link-delay",
             FaultKind::LinkBandwidth => "link-bandwidth",
             FaultKind::CpuHog => "cpu-hog",
+            FaultKind::IstiodUnavailable => "istiod-unavailable",
         }
     }
 }
@@ -393,6 +398,7 @@ impl Fault {
             FaultKind::LinkLoss | FaultKind::LinkDelay | FaultKind::LinkBandwidth => {
                 self.nodes.join("↔")
             }
+            FaultKind::IstiodUnavailable => "istiod".into(),
         };
         let what = match (self.kind, self.percent, self.cores) {
             (FaultKind::LinkLoss, Some(p), _) => format!(" {p}%"),

@@ -139,6 +139,7 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
                     );
                 }
             }
+            K::IstiodUnavailable => {}
             K::LinkLoss | K::LinkDelay | K::LinkBandwidth => {
                 if f.nodes.len() != 2 || f.nodes[0] == f.nodes[1] {
                     c.err(
@@ -191,7 +192,7 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
         }
         if matches!(
             f.kind,
-            K::LinkLoss | K::LinkDelay | K::LinkBandwidth | K::CpuHog
+            K::LinkLoss | K::LinkDelay | K::LinkBandwidth | K::CpuHog | K::IstiodUnavailable
         ) && f.duration.is_none()
         {
             c.err(

@@ -696,12 +696,19 @@ pub fn fault_lines(m: &crate::run::ModeResult) -> Vec<String> {
         .map(|f| match &f.not_applied {
             Some(why) => format!("{} (step {}): not applied: {why}", f.label, f.step + 1),
             None => format!(
-                "{} (step {}, {:.1}–{:.1} s): {} request(s) failed; first error-free second after {}; p99 back within 10% after {}{}",
+                "{} (step {}, {:.1}–{:.1} s): {} request(s) failed{}; first error-free second after {}; p99 back within 10% after {}{}",
                 f.label,
                 f.step + 1,
                 f.start_s,
                 f.end_s,
                 f.failed,
+                if f.errors.is_empty() {
+                    String::new()
+                } else {
+                    let kinds: Vec<String> =
+                        f.errors.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                    format!(" ({})", kinds.join(", "))
+                },
                 secs(f.clean_after_s, "never (in the step)"),
                 secs(f.p99_recovered_after_s, "never (in the step)"),
                 f.cost.as_ref().map(|c| format!("; {c}")).unwrap_or_default()

@@ -27,6 +27,7 @@ pub enum Down {
     /// The wires delaying or capping the traffic between two nodes, one each way.
     Wires(Vec<crate::wire::Wire>),
     Hog(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>),
+    Istiod,
 }
 
 const LOSS_TABLE: &str = "meshsim-fault-loss";
@@ -157,6 +158,10 @@ impl Cluster {
                     .map_err(ClusterError::Wire)?;
                 Ok(Down::Wires(vec![first, second]))
             }
+            FaultKind::IstiodUnavailable => {
+                self.istiod_down = true;
+                Ok(Down::Istiod)
+            }
             FaultKind::CpuHog => {
                 let stop = Arc::new(AtomicBool::new(false));
                 let mut threads = Vec::new();
@@ -187,6 +192,31 @@ impl Cluster {
     /// Ends a fault: what it stopped starts again (with the mesh's current plan). Returns
     /// what the fault's own machinery cost, where it has any (a link wire).
     pub fn fault_up(&mut self, down: Down) -> Result<Option<String>, ClusterError> {
+        // A proxy starting without istiod has no configuration and no certificate: ztunnel
+        // stays unready until its first xDS push is acknowledged (istio/ztunnel
+        // src/xds/client.rs, `block_ready` is dropped once every expected type arrived), and
+        // an Envoy has no listeners. It serves once istiod is back.
+        if self.istiod_down
+            && matches!(
+                down,
+                Down::Ztunnel(_) | Down::Waypoint(_) | Down::Sidecar(_) | Down::Pod(_, _, true)
+            )
+        {
+            self.waiting_for_istiod.push(down);
+            return Ok(Some(
+                "its proxy waited for istiod (no configuration or certificate while it was down)"
+                    .into(),
+            ));
+        }
+        if let Down::Istiod = down {
+            self.istiod_down = false;
+            let waiting = std::mem::take(&mut self.waiting_for_istiod);
+            let n = waiting.len();
+            for d in waiting {
+                self.fault_up(d)?;
+            }
+            return Ok((n > 0).then(|| format!("{n} proxy start(s) had waited for istiod")));
+        }
         let Some(plan) = self.mesh.clone() else {
             return match down {
                 Down::Pod(i, app, _) => self.restart_pod_app(i, app).map(|()| None),

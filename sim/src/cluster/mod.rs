@@ -209,6 +209,9 @@ pub struct Cluster {
     mesh_config: scenario::MeshConfig,
     /// The NetworkPolicies in force on the nodes, and what their drop counters stand for.
     pub netpol: crate::netpol::Enforced,
+    /// istiod is down (a fault): proxies that would start wait for it, here.
+    istiod_down: bool,
+    waiting_for_istiod: Vec<faults::Down>,
 }
 
 impl Cluster {
@@ -308,6 +311,8 @@ impl Cluster {
             log_dir: None,
             mesh_config: Default::default(),
             netpol: Default::default(),
+            istiod_down: false,
+            waiting_for_istiod: Vec::new(),
         })
     }
 

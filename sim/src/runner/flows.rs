@@ -225,6 +225,7 @@ pub(super) fn raw_flow(f: &PlannedFlow, load: &loadgen::LoadResult, started_s: f
                     t_s: from + i.second as f64 + 1.0,
                     requests: i.requests,
                     errors: i.errors,
+                    errors_by_kind: i.errors_by_kind.clone(),
                     p50_us: i.p50_us as f64,
                     p99_us: i.p99_us as f64,
                     max_us: i.max_us as f64,
