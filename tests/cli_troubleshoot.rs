@@ -289,3 +289,56 @@ fn explain_names_the_rule_that_refused_and_checks_the_prediction_for_real() {
     let (ok, _, err) = meshsim_out(&["explain", "--cluster", &up.name, "nobody-0", url]);
     assert!(!ok && err.contains("no pod \"nobody-0\""), "{err}");
 }
+
+/// A request NetworkPolicy drops: the proxies would pass it, the CNI drops the HBONE packets
+/// on the destination's node (https://istio.io/latest/docs/ambient/usage/networkpolicy/), and
+/// `explain` names that drop, read from the node's counters, instead of calling it a bug.
+#[test]
+fn explain_names_a_network_policy_drop() {
+    if !common::can_run("explain_names_a_network_policy_drop") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "version: 1
+name: np-explain
+profile: native
+nodes: [{name: node-1}, {name: node-2}]
+namespaces: [{name: shop}]
+workloads:
+  - {name: client, namespace: shop, nodes: [node-1]}
+  - {name: pay, namespace: shop, nodes: [node-2], app: {http: {port: 8080}}}
+services:
+  - {name: pay, namespace: shop, workload: pay, ports: [{port: 8080}]}
+manifests: [np.yaml]
+",
+    )
+    .expect("scenario");
+    std::fs::write(
+        dir.path().join("np.yaml"),
+        "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: pay-app-port, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: pay}}
+  ingress: [{ports: [{port: 8080}]}]
+",
+    )
+    .expect("policy");
+    let up = common::up_path(&dir.path().join("s.yaml"), "ambient");
+    let (ok, text, err) = meshsim_out(&[
+        "explain",
+        "--cluster",
+        &up.name,
+        "client-0",
+        "http://pay.shop:8080/",
+    ]);
+    assert!(ok, "{text}{err}");
+    assert!(text.contains("sent for real: timeout"), "{text}");
+    assert!(
+        text.contains("NetworkPolicy (CNI) on node-2: ingress of pay-0 dropped TCP 15008"),
+        "{text}"
+    );
+    assert!(!text.contains("DISAGREE"), "{text}");
+}

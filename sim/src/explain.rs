@@ -68,6 +68,11 @@ pub struct Explanation {
     pub actual: String,
     /// The decisions the proxies recorded on the real request.
     pub actual_decisions: Vec<String>,
+    /// What NetworkPolicy (the CNI, outside the proxies) dropped of the real request, read
+    /// from the nodes' drop counters. The prediction covers the proxies only: a drop here
+    /// explains an outcome they did not decide.
+    #[serde(default)]
+    pub cni_drops: Vec<String>,
     pub agree: bool,
 }
 
@@ -642,6 +647,7 @@ pub fn explain(
     plan: &MeshPlan,
     ns: &crate::netns::NetNsRef,
     ask: &Ask,
+    cni: (&[crate::netns::NetNsRef], &crate::netpol::Enforced),
 ) -> Result<Explanation, ExplainError> {
     let (paths, request) = predict(plan, ask)?;
     let src = &plan.workloads[plan
@@ -674,10 +680,23 @@ pub fn explain(
         crate::component::ComponentKind::LoadClient,
         ns.clone(),
     );
+    let guarded = !cni.1.guards.is_empty();
+    let before = guarded
+        .then(|| crate::netpol::drops(cni.0, cni.1).ok())
+        .flatten();
     let actual = match c.start_runtime(1, None) {
         Ok(rt) => rt.run(async move { crate::reach::send(addr, &probe).await }),
         Err(_) => Outcome::Reset,
     };
+    let cni_drops: Vec<String> = before
+        .and_then(|b| {
+            let after = crate::netpol::drops(cni.0, cni.1).ok()?;
+            Some(crate::netpol::dropped(cni.1, &b, &after))
+        })
+        .unwrap_or_default()
+        .iter()
+        .map(crate::reach::describe_decision)
+        .collect();
     let actual_decisions = plan
         .decisions
         .take()
@@ -691,14 +710,17 @@ pub fn explain(
             )
         })
         .collect();
-    let agree = paths
-        .iter()
-        .any(|p| !p.certain || agrees(&p.outcome, &actual));
+    // A CNI drop is outside what the proxies predict: it explains the outcome, and the
+    // proxies' prediction is then only checked where it refused first.
+    let agree = paths.iter().any(|p| {
+        !p.certain || agrees(&p.outcome, &actual) || (!cni_drops.is_empty() && !actual.allowed())
+    });
     Ok(Explanation {
         request: format!("{} → {} {request}", ask.from, ask.url),
         paths,
         actual: actual.to_string(),
         actual_decisions,
+        cni_drops,
         agree,
     })
 }

@@ -91,6 +91,14 @@ fn print(e: &sim::explain::Explanation) {
     for d in &e.actual_decisions {
         println!("  {d}");
     }
+    for d in &e.cni_drops {
+        println!("  {d}");
+    }
+    if !e.cni_drops.is_empty() {
+        println!(
+            "  (NetworkPolicy is the CNI's, outside the proxies: the prediction above covers the proxies only)"
+        );
+    }
     if !e.agree {
         println!();
         println!(

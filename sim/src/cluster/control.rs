@@ -46,6 +46,8 @@ impl Cluster {
                 .iter()
                 .map(|p| (p.name.clone(), p.ns.clone()))
                 .collect(),
+            node_netns: self.node_netns(),
+            netpol: self.netpol.clone(),
         };
         std::thread::Builder::new()
             .name("control".into())
@@ -108,6 +110,9 @@ struct View {
     nodes: Vec<String>,
     /// Each pod's network namespace, to send `explain`'s request from.
     pods: Vec<(String, crate::netns::NetNsRef)>,
+    /// The nodes' namespaces and the NetworkPolicy drop counters in them.
+    node_netns: Vec<crate::netns::NetNsRef>,
+    netpol: crate::netpol::Enforced,
 }
 
 /// `explain <json Ask>`: the prediction and the real outcome.
@@ -132,7 +137,8 @@ fn answer_explain(q: &str, view: &View) -> Result<crate::explain::Explanation, S
                     .join(", ")
             )
         })?;
-    crate::explain::explain(plan, &ns, &ask).map_err(|e| e.to_string())
+    crate::explain::explain(plan, &ns, &ask, (&view.node_netns, &view.netpol))
+        .map_err(|e| e.to_string())
 }
 
 /// The introspection tables: `config <workloads|services|policies|certificates|waypoint-list|
