@@ -255,8 +255,11 @@ pub fn run(cluster: &Cluster, probes: &[Probe]) -> Vec<Cell> {
             })
         })
         .collect();
-    let guarded = !cluster.netpol.guards.is_empty();
     let nodes = cluster.node_netns();
+    // NetworkPolicy's drop counters, when any pod is isolated: what the CNI dropped.
+    let mut counters = (!cluster.netpol.guards.is_empty())
+        .then(|| crate::netpol::drops(&nodes, &cluster.netpol).ok())
+        .flatten();
     let mut by_source: BTreeMap<&str, Vec<&Probe>> = BTreeMap::new();
     for p in probes {
         by_source.entry(p.from.as_str()).or_default().push(p);
@@ -278,18 +281,26 @@ pub fn run(cluster: &Cluster, probes: &[Probe]) -> Vec<Cell> {
                 continue;
             };
             let owned = p.clone();
-            // The CNI's drop counters around the probe: what NetworkPolicy dropped during it.
-            let before = guarded.then(|| crate::netpol::drops(&nodes, &cluster.netpol).ok());
             let outcome = rt.run(async move { send(addr, &owned).await });
             let decisions = cluster
                 .mesh
                 .as_ref()
                 .map(|m| m.decisions.take())
                 .unwrap_or_default();
-            let dropped = match before.flatten() {
-                Some(before) if !outcome.allowed() => crate::netpol::drops(&nodes, &cluster.netpol)
-                    .map(|after| crate::netpol::dropped(&cluster.netpol, &before, &after))
-                    .unwrap_or_default(),
+            // A dropped packet looks like a silent peer: the client, or the proxy before it,
+            // times out, and no proxy refused. Only then are the CNI's counters read, against
+            // the last reading.
+            let silent = matches!(outcome, Outcome::Timeout | Outcome::Unavailable)
+                && decisions.iter().all(|d| d.allowed);
+            let dropped = match &mut counters {
+                Some(last) if silent => match crate::netpol::drops(&nodes, &cluster.netpol) {
+                    Ok(now) => {
+                        let d = crate::netpol::dropped(&cluster.netpol, last, &now);
+                        *last = now;
+                        d
+                    }
+                    Err(_) => Vec::new(),
+                },
                 _ => Vec::new(),
             };
             let pair = (p.from.clone(), p.to.clone());
