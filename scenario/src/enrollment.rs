@@ -16,7 +16,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::format::Mode;
-use crate::loaded::Loaded;
 
 pub const DATAPLANE_MODE: &str = "istio.io/dataplane-mode";
 pub const ISTIO_INJECTION: &str = "istio-injection";
@@ -154,42 +153,6 @@ impl Mode {
             Mode::Sidecar => Some(DataPlane::Sidecar),
             Mode::Ambient | Mode::AmbientWaypoint => Some(DataPlane::Ambient),
             Mode::Declared => None,
-        }
-    }
-}
-
-impl Loaded {
-    /// Whether the scenario or its manifests write any enrollment label (on a namespace or a
-    /// workload): then `declared` is its default mode.
-    pub fn declares_enrollment(&self) -> bool {
-        let has = |l: &Labels| ENROLLMENT_LABELS.iter().any(|k| l.contains_key(*k));
-        self.namespace_names()
-            .iter()
-            .any(|n| has(&self.namespace_labels(n)))
-            || self.scenario.workloads.iter().any(|w| has(&w.labels))
-    }
-
-    /// The mode a command works in when none is given: the scenario's first (`declared` for
-    /// one that writes enrollment labels and lists no modes).
-    pub fn first_mode(&self) -> Mode {
-        self.scenario
-            .modes
-            .first()
-            .copied()
-            .unwrap_or(Mode::Declared)
-    }
-
-    /// The data plane of a workload's pods in `mode`.
-    pub fn enrollment(&self, workload: &crate::format::Workload, mode: Mode) -> Enrollment {
-        match mode.dataplane_override() {
-            Some(dataplane) => Enrollment {
-                dataplane,
-                why: format!("mode {mode}"),
-            },
-            None => enroll(
-                &self.namespace_labels(&workload.namespace),
-                &workload.labels,
-            ),
         }
     }
 }

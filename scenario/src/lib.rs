@@ -8,6 +8,7 @@
 //! - [`yaml`]: YAML with places: field paths ↔ line and column, multi-document files
 //! - [`format`]: the scenario format v1 (types, defaults, the JSON Schema)
 //! - [`enrollment`]: which data plane each pod gets from its labels, as Istio decides it
+//! - [`meta`]: the metadata every Kubernetes object carries
 //! - [`manifest`]: the Istio / Gateway API kinds meshsim models (Namespace, Gateway, policies)
 //! - [`netpol`]: Kubernetes NetworkPolicy and Cilium's L3/L4 policies, in one enforceable form
 //! - [`monitoring`]: the user's alert rules and Grafana dashboards, their PromQL parsed
@@ -24,6 +25,7 @@ pub mod jwt;
 pub mod load;
 pub mod loaded;
 pub mod manifest;
+pub mod meta;
 pub mod monitoring;
 pub mod netpol;
 pub mod profile;

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::format::Scenario;
+use crate::enrollment::{ENROLLMENT_LABELS, Enrollment, enroll};
+use crate::format::{Mode, Scenario};
 use crate::manifest::{Ignored, Located, Object};
 use crate::yaml::LocIndex;
 
@@ -235,5 +236,43 @@ fn apply_labels(l: &mut Loaded, r: &crate::format::Relabel) {
         && let Some(w) = l.scenario.workloads.iter_mut().find(|x| &x.name == w)
     {
         set(&mut w.labels, &r.labels);
+    }
+}
+
+// Enrollment as the scenario declares it (the rules are in `enrollment`).
+impl Loaded {
+    /// Whether the scenario or its manifests write any enrollment label (on a namespace or a
+    /// workload): then `declared` is its default mode.
+    pub fn declares_enrollment(&self) -> bool {
+        let has =
+            |l: &BTreeMap<String, String>| ENROLLMENT_LABELS.iter().any(|k| l.contains_key(*k));
+        self.namespace_names()
+            .iter()
+            .any(|n| has(&self.namespace_labels(n)))
+            || self.scenario.workloads.iter().any(|w| has(&w.labels))
+    }
+
+    /// The mode a command works in when none is given: the scenario's first (`declared` for
+    /// one that writes enrollment labels and lists no modes).
+    pub fn first_mode(&self) -> Mode {
+        self.scenario
+            .modes
+            .first()
+            .copied()
+            .unwrap_or(Mode::Declared)
+    }
+
+    /// The data plane of a workload's pods in `mode`.
+    pub fn enrollment(&self, workload: &crate::format::Workload, mode: Mode) -> Enrollment {
+        match mode.dataplane_override() {
+            Some(dataplane) => Enrollment {
+                dataplane,
+                why: format!("mode {mode}"),
+            },
+            None => enroll(
+                &self.namespace_labels(&workload.namespace),
+                &workload.labels,
+            ),
+        }
     }
 }

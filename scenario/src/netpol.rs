@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::ObjectMeta;
+use crate::meta::ObjectMeta;
 
 /// The label every namespace carries with its own name (Kubernetes ≥ 1.21), which a
 /// namespace selector can match on.
