@@ -344,6 +344,56 @@ fn a_ztunnel_restarting_while_istiod_is_down_waits_for_istiod() {
     );
 }
 
+/// A node whose pods and proxies must share 50 millicores: the kernel's CFS quota throttles
+/// them every period, and the 300 rps the flow asks for no longer get through in time.
+#[test]
+fn a_cpu_limit_on_a_node_throttles_what_runs_there() {
+    if !common::can_run("a_cpu_limit_on_a_node_throttles_what_runs_there") {
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        // cgroups need real root; CI runs as root, so there this never skips.
+        sim::testing::skip(
+            "a_cpu_limit_on_a_node_throttles_what_runs_there",
+            "cgroup quotas need real root",
+        );
+        return;
+    }
+    let r = run_with(
+        "ambient",
+        300,
+        "{kind: cpu-limit, node: node-2, cpu: 50m, at: 2s, duration: 3s}",
+    );
+    let f = fault(&r);
+    let cost = f["cost"].as_str().expect("the throttling, measured");
+    let periods: u64 = cost
+        .split("throttled the node in ")
+        .nth(1)
+        .and_then(|x| x.split(' ').next())
+        .and_then(|x| x.parse().ok())
+        .expect("periods");
+    assert!(periods >= 10, "{cost}");
+    let p = p50s(&r);
+    let (start, end) = (
+        f["start_s"].as_f64().expect("start"),
+        f["end_s"].as_f64().expect("end"),
+    );
+    let before = p
+        .iter()
+        .filter(|(t, _)| *t <= start)
+        .map(|s| s.1)
+        .fold(0.0, f64::max);
+    let worst = p
+        .iter()
+        .filter(|(t, _)| *t > start + 1.0 && *t <= end)
+        .map(|s| s.1)
+        .fold(0.0, f64::max);
+    assert!(worst > 10.0 * before, "p50 under the quota: {p:?}");
+    // Lifted, the node catches up: the last second runs as before.
+    let last = p.last().expect("seconds").1;
+    assert!(last < 5.0 * before.max(1000.0), "{p:?}");
+}
+
 #[test]
 fn a_fault_whose_target_is_not_in_the_mode_says_so() {
     if !common::can_run("a_fault_whose_target_is_not_in_the_mode_says_so") {

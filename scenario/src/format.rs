@@ -332,6 +332,9 @@ pub struct Fault {
     /// (order is kept: a packet never overtakes the one before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter: Option<Dur>,
+    /// `cpu-limit`: the CPU the node's pods and proxies share while it lasts, e.g. `500m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
     /// `link-bandwidth`: the rate each direction is limited to (a token bucket, tbf).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth: Option<crate::units::Bandwidth>,
@@ -360,6 +363,9 @@ pub enum FaultKind {
     LinkBandwidth,
     /// A noisy neighbour burns `cores` cores on the node.
     CpuHog,
+    /// The node's pods and proxies share a CPU quota (`cpu`), as a node whose cores were
+    /// taken away: a cgroup with a CFS quota, real root only.
+    CpuLimit,
     /// istiod is down: running proxies keep their configuration and certificates and traffic
     /// goes on, but a proxy that (re)starts meanwhile gets neither and serves only once istiod
     /// is back.
@@ -377,6 +383,7 @@ impl FaultKind {
             FaultKind::LinkDelay => "link-delay",
             FaultKind::LinkBandwidth => "link-bandwidth",
             FaultKind::CpuHog => "cpu-hog",
+            FaultKind::CpuLimit => "cpu-limit",
             FaultKind::IstiodUnavailable => "istiod-unavailable",
         }
     }
@@ -392,7 +399,9 @@ impl Fault {
     /// `ztunnel-restart node-2 at 10s for 1s`, for logs and reports.
     pub fn label(&self) -> String {
         let target = match self.kind {
-            FaultKind::ZtunnelRestart | FaultKind::CpuHog => self.node.clone().unwrap_or_default(),
+            FaultKind::ZtunnelRestart | FaultKind::CpuHog | FaultKind::CpuLimit => {
+                self.node.clone().unwrap_or_default()
+            }
             FaultKind::WaypointRestart => self.waypoint.clone().unwrap_or_default(),
             FaultKind::SidecarCrash | FaultKind::PodRestart => self.pod.clone().unwrap_or_default(),
             FaultKind::LinkLoss | FaultKind::LinkDelay | FaultKind::LinkBandwidth => {
@@ -403,6 +412,7 @@ impl Fault {
         let what = match (self.kind, self.percent, self.cores) {
             (FaultKind::LinkLoss, Some(p), _) => format!(" {p}%"),
             (FaultKind::CpuHog, _, Some(c)) => format!(" {c} core(s)"),
+            (FaultKind::CpuLimit, _, _) => format!(" {}", self.cpu.clone().unwrap_or_default()),
             (FaultKind::LinkDelay, _, _) => format!(
                 " {}{}",
                 self.delay.map(|d| d.to_string()).unwrap_or_default(),

@@ -105,7 +105,7 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
             }
         };
         match f.kind {
-            K::ZtunnelRestart | K::CpuHog => {
+            K::ZtunnelRestart | K::CpuHog | K::CpuLimit => {
                 need(c, "node", f.node.is_some());
                 if let Some(n) = &f.node
                     && !nodes.contains(n.as_str())
@@ -184,6 +184,13 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
                 }
             }
         }
+        if f.kind == K::CpuLimit {
+            match f.cpu.as_deref().map(crate::manifest::parse_cpu) {
+                None => c.err(&p, "a `cpu-limit` fault needs `cpu`, e.g. `500m`"),
+                Some(Err(e)) => c.err(&format!("{p}.cpu"), e),
+                Some(Ok(_)) => {}
+            }
+        }
         if f.kind == K::CpuHog {
             match f.cores {
                 None | Some(0) => c.err(&p, "a `cpu-hog` fault needs `cores` of at least 1"),
@@ -192,7 +199,12 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
         }
         if matches!(
             f.kind,
-            K::LinkLoss | K::LinkDelay | K::LinkBandwidth | K::CpuHog | K::IstiodUnavailable
+            K::LinkLoss
+                | K::LinkDelay
+                | K::LinkBandwidth
+                | K::CpuHog
+                | K::CpuLimit
+                | K::IstiodUnavailable
         ) && f.duration.is_none()
         {
             c.err(

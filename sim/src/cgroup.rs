@@ -102,9 +102,39 @@ impl CpuCgroup {
 
     /// Moves the calling thread into the group.
     pub fn add_current_thread(&self) -> io::Result<()> {
-        let tid = crate::os::gettid();
+        self.add_thread(crate::os::gettid())
+    }
+
+    /// Moves thread `tid` of this process into the group.
+    pub fn add_thread(&self, tid: i32) -> io::Result<()> {
         let file = if self.v2 { "cgroup.threads" } else { "tasks" };
         fs::write(self.path.join(file), tid.to_string())
+    }
+
+    /// Lifts the quota: the group's threads run unlimited.
+    pub fn unlimit(&self) -> io::Result<()> {
+        if self.v2 {
+            fs::write(self.path.join("cpu.max"), format!("max {PERIOD_US}"))
+        } else {
+            fs::write(self.path.join("cpu.cfs_quota_us"), "-1")
+        }
+    }
+
+    /// The periods in which the quota throttled the group, and for how long in all: the
+    /// kernel's `cpu.stat`.
+    pub fn throttled(&self) -> (u64, std::time::Duration) {
+        let stat = fs::read_to_string(self.path.join("cpu.stat")).unwrap_or_default();
+        let get = |k: &str| {
+            stat.lines()
+                .find_map(|l| l.strip_prefix(k)?.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let time = if self.v2 {
+            std::time::Duration::from_micros(get("throttled_usec "))
+        } else {
+            std::time::Duration::from_nanos(get("throttled_time "))
+        };
+        (get("nr_throttled "), time)
     }
 }
 

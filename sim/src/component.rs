@@ -148,6 +148,13 @@ impl Component {
         }
     }
 
+    /// Puts thread `tid` back under the component's own CPU quota, if it has one.
+    pub fn rejoin_own_cgroup(&self, tid: i32) {
+        if let Some(g) = self.limit.as_ref().and_then(|l| l.cgroup.as_ref()) {
+            let _ = g.add_thread(tid);
+        }
+    }
+
     /// Thread ids currently running for this component.
     pub fn threads(&self) -> Vec<i32> {
         self.threads.lock().map(|t| t.clone()).unwrap_or_default()

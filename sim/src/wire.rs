@@ -263,6 +263,7 @@ fn pump(fin: &OwnedFd, fout: &OwnedFd, shape: Shape, stop: &AtomicBool) -> WireS
     let mut stats = WireStats::default();
     let mut last_due = Instant::now();
     let mut buf = vec![0u8; 65_536];
+    let mut spare: Vec<Vec<u8>> = Vec::new();
     let cpu0 = crate::os::current_thread_cpu_ns();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
@@ -302,7 +303,11 @@ fn pump(fin: &OwnedFd, fout: &OwnedFd, shape: Shape, stop: &AtomicBool) -> WireS
             last_due = due;
             stats.packets += 1;
             stats.bytes += n as u64;
-            held.push_back((due, buf[..n].to_vec()));
+            // Buffers are recycled: no allocation a packet once the wire is warm.
+            let mut p = spare.pop().unwrap_or_default();
+            p.clear();
+            p.extend_from_slice(&buf[..n]);
+            held.push_back((due, p));
         }
         let now = Instant::now();
         while held.front().is_some_and(|(due, _)| *due <= now) {
@@ -310,6 +315,7 @@ fn pump(fin: &OwnedFd, fout: &OwnedFd, shape: Shape, stop: &AtomicBool) -> WireS
                 // SAFETY: writes `p`, valid for its length. A full queue drops the packet, as
                 // a link would.
                 unsafe { libc::write(fout.as_raw_fd(), p.as_ptr().cast(), p.len()) };
+                spare.push(p);
             }
         }
     }

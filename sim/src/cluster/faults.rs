@@ -28,6 +28,8 @@ pub enum Down {
     Wires(Vec<crate::wire::Wire>),
     Hog(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>),
     Istiod,
+    /// The node's cgroup, and each component's threads moved into it.
+    CpuLimit(crate::cgroup::CpuCgroup, Vec<(Arc<Component>, Vec<i32>)>),
 }
 
 const LOSS_TABLE: &str = "meshsim-fault-loss";
@@ -157,6 +159,46 @@ impl Cluster {
                 let second = crate::wire::Wire::start(nodes[b].ns.clone(), b, a, shape(2))
                     .map_err(ClusterError::Wire)?;
                 Ok(Down::Wires(vec![first, second]))
+            }
+            FaultKind::CpuLimit => {
+                let node = f.node.as_deref().unwrap_or_default();
+                let Some(n) = self.node_index(node) else {
+                    return na(format!("no node {node}"));
+                };
+                if !self.sandbox.is_real_root() {
+                    return na("a CPU quota needs cgroups, which need real root".into());
+                }
+                let millis = f
+                    .cpu
+                    .as_deref()
+                    .map(scenario::manifest::parse_cpu)
+                    .and_then(Result::ok)
+                    .unwrap_or(1000);
+                let group = crate::cgroup::CpuCgroup::create(&format!("node-{node}"), millis)
+                    .map_err(|source| ClusterError::Proxy {
+                        what: format!("the CPU quota of {node}"),
+                        source,
+                    })?;
+                // Everything that runs on the node: its ztunnel, its pods' apps, proxies and
+                // load clients.
+                let on_node = |ns: &crate::netns::NetNsRef| {
+                    Arc::ptr_eq(ns, &self.topology.nodes[n].ns)
+                        || self
+                            .topology
+                            .pods
+                            .iter()
+                            .any(|p| p.node == n && Arc::ptr_eq(ns, &p.ns))
+                };
+                let mut moved = Vec::new();
+                for c in self.components.iter().filter(|c| on_node(&c.netns)) {
+                    let tids: Vec<i32> = c
+                        .threads()
+                        .into_iter()
+                        .filter(|&t| group.add_thread(t).is_ok())
+                        .collect();
+                    moved.push((c.clone(), tids));
+                }
+                Ok(Down::CpuLimit(group, moved))
             }
             FaultKind::IstiodUnavailable => {
                 self.istiod_down = true;
@@ -302,6 +344,22 @@ impl Cluster {
                     "the wire itself (measured): {} packets, {:.1} ms CPU",
                     total.packets,
                     total.cpu_ns as f64 / 1e6
+                )));
+            }
+            Down::CpuLimit(group, moved) => {
+                let (periods, time) = group.throttled();
+                // Threads with a quota of their own go back to it; the rest stay in the
+                // node's group, now unlimited (a group is removed only once it is empty).
+                let _ = group.unlimit();
+                for (c, tids) in moved {
+                    for t in tids {
+                        c.rejoin_own_cgroup(t);
+                    }
+                }
+                self.spent_cgroups.push(group);
+                return Ok(Some(format!(
+                    "the quota throttled the node in {periods} period(s) of 100 ms, {:.0} ms in all (the kernel's cpu.stat)",
+                    time.as_secs_f64() * 1e3
                 )));
             }
             Down::Hog(stop, threads) => {

@@ -212,6 +212,8 @@ pub struct Cluster {
     /// istiod is down (a fault): proxies that would start wait for it, here.
     istiod_down: bool,
     waiting_for_istiod: Vec<faults::Down>,
+    /// Node cgroups of ended `cpu-limit` faults: unlimited, kept until their threads end.
+    spent_cgroups: Vec<crate::cgroup::CpuCgroup>,
 }
 
 impl Cluster {
@@ -313,6 +315,7 @@ impl Cluster {
             netpol: Default::default(),
             istiod_down: false,
             waiting_for_istiod: Vec::new(),
+            spent_cgroups: Vec::new(),
         })
     }
 
