@@ -413,3 +413,53 @@ fn a_fault_whose_target_is_not_in_the_mode_says_so() {
         "{f}"
     );
 }
+
+/// A link fault needs `ip` and `tc`: without them the run stops before it starts, naming the
+/// package, rather than failing in the middle of a step.
+#[test]
+fn a_link_fault_without_iproute2_says_so_before_starting() {
+    if !common::can_run("a_link_fault_without_iproute2_says_so_before_starting") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A PATH with nft and nothing else.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("nft is installed (can_run checked it)");
+    std::os::unix::fs::symlink(nft, bin.join("nft")).expect("symlink");
+    let path = dir.path().join("s.yaml");
+    std::fs::write(
+        &path,
+        "version: 1
+name: lf
+profile: native
+modes: [no-mesh]
+nodes: [{name: node-1}, {name: node-2}]
+workloads:
+  - {name: client, nodes: [node-1]}
+  - {name: echo, nodes: [node-2], app: {http: {port: 8080}}}
+services:
+  - {name: echo, workload: echo, ports: [{port: 8080}]}
+flows:
+  - {name: web, from: client, to: \"echo:8080\", rate: 10, duration: 3s, warmup: 1s}
+faults:
+  - {kind: link-delay, nodes: [node-1, node-2], delay: 5ms, at: 1s, duration: 1s}
+",
+    )
+    .expect("write");
+    let out = Command::new(common::meshsim())
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .env("PATH", &bin)
+        .output()
+        .expect("meshsim runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("apt-get install iproute2"), "{err}");
+    assert!(!dir.path().join("out").exists(), "nothing started: {err}");
+}

@@ -53,6 +53,40 @@ pub enum WireError {
     Netns(#[from] crate::netns::NetnsError),
 }
 
+/// Checks, before anything starts, that a scenario whose faults need the wire has its tools:
+/// `ip` and `tc` (iproute2) and the tun device.
+pub fn check_installed(faults: &[scenario::Fault]) -> Result<(), WireError> {
+    use scenario::FaultKind::{LinkBandwidth, LinkDelay};
+    if !faults
+        .iter()
+        .any(|f| matches!(f.kind, LinkDelay | LinkBandwidth))
+    {
+        return Ok(());
+    }
+    for program in ["ip", "tc"] {
+        let ok = Command::new(program)
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            return Err(WireError::Command {
+                ns: "the host".into(),
+                command: format!("{program} -V"),
+                message: format!(
+                    "`{program}` is not installed (Debian/Ubuntu: apt-get install iproute2)"
+                ),
+            });
+        }
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        return Err(WireError::Tun {
+            ns: "the host".into(),
+            source: io::Error::new(io::ErrorKind::NotFound, "/dev/net/tun does not exist"),
+        });
+    }
+    Ok(())
+}
+
 /// What the wire did, for its cost.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WireStats {

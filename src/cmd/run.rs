@@ -270,6 +270,7 @@ fn prepare(args: &Args) -> anyhow::Result<Option<Prepared>> {
     sim::runner::check(&loaded, &opts)?;
     warn_unjudgeable_slos(&loaded, &opts);
     sim::nft::check_installed()?;
+    sim::wire::check_installed(&loaded.scenario.faults)?;
     let out_dir = match (&args.resume, &args.out) {
         (Some(d), _) | (None, Some(d)) => d.clone(),
         (None, None) => default_out_dir(&loaded.scenario.name),
