@@ -250,7 +250,18 @@ pub fn plan_for(
             node_name: &topology.nodes[t.node].name,
         })
         .collect();
-    plan(&policies, &pods, &|ns| loaded.namespace_labels(ns))
+    // Each namespace's labels once, not once a pod and peer.
+    let labels: BTreeMap<String, BTreeMap<String, String>> = loaded
+        .namespace_names()
+        .into_iter()
+        .map(|n| {
+            let l = loaded.namespace_labels(&n);
+            (n, l)
+        })
+        .collect();
+    plan(&policies, &pods, &|ns| {
+        labels.get(ns).cloned().unwrap_or_default()
+    })
 }
 
 /// Puts `next` in place of `prev` on every node, each node's table replaced atomically.
