@@ -529,7 +529,7 @@ fn monitoring(h: &mut String, run: &RunResult) {
     }
     let _ = writeln!(
         h,
-        "<p class=\"note\">Each alert, recording rule and dashboard query evaluated by a real Prometheus {} scraping every proxy's metrics on a cluster of each stage, after the reachability probes. A cell is the number of series returned and the first one's value (hover for its labels).</p>",
+        "<p class=\"note\">Each alert, recording rule and dashboard query evaluated by a real Prometheus {} scraping every proxy's metrics on a cluster of each stage, after the reachability probes. A cell is the number of series returned and the first one's value (hover for its labels): the values measure the probes' traffic on each stage's own cluster, not the load, so read them for presence, not size.</p>",
         esc(m.prometheus.as_deref().unwrap_or("?"))
     );
     h.push_str("<table>\n<tr><th class=\"l\">query</th>");

@@ -277,7 +277,7 @@ pub fn monitoring_markdown(m: &crate::run::MonitoringResult) -> String {
     let flagged = m.flagged().count();
     let _ = writeln!(
         s,
-        "**Monitoring** ({} queries evaluated by Prometheus {} at each stage; {flagged} to fix):\n",
+        "**Monitoring** ({} queries evaluated by Prometheus {} at each stage; {flagged} to fix; values are of the reachability probes' traffic on each stage's own cluster, not of the load):\n",
         m.queries.len(),
         m.prometheus.as_deref().unwrap_or("?")
     );
