@@ -227,6 +227,23 @@ fn p50s(r: &Value) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The p50s of the seconds inside the fault (from `settle` seconds after its start to its
+/// end) and of those clear of it (before it, or from a second after it ended), and all of them.
+fn p50s_around(r: &Value, settle: f64) -> (Vec<f64>, Vec<f64>, Vec<(f64, f64)>) {
+    let f = fault(r);
+    let (start, end) = (
+        f["start_s"].as_f64().expect("start"),
+        f["end_s"].as_f64().expect("end"),
+    );
+    let p = p50s(r);
+    let pick = |keep: &dyn Fn(f64) -> bool| -> Vec<f64> {
+        p.iter().filter(|(t, _)| keep(*t)).map(|s| s.1).collect()
+    };
+    let during = pick(&|t| t > start + settle && t <= end);
+    let outside = pick(&|t| t <= start || t > end + 1.0);
+    (during, outside, p)
+}
+
 /// No netem here: the delay is a userspace wire between TUN devices on both nodes, so each
 /// request and each response waits `delay` once, the round trip twice. Outside the fault
 /// nothing is in the path.
@@ -241,21 +258,7 @@ fn link_delay_adds_twice_the_delay_to_each_round_trip_while_it_lasts() {
         "{kind: link-delay, nodes: [node-1, node-2], delay: 20ms, jitter: 2ms, at: 2s, duration: 3s}",
     );
     let f = fault(&r);
-    let (start, end) = (
-        f["start_s"].as_f64().expect("start"),
-        f["end_s"].as_f64().expect("end"),
-    );
-    let p = p50s(&r);
-    let during: Vec<f64> = p
-        .iter()
-        .filter(|(t, _)| *t > start + 1.0 && *t <= end)
-        .map(|s| s.1)
-        .collect();
-    let outside: Vec<f64> = p
-        .iter()
-        .filter(|(t, _)| *t <= start || *t > end + 1.0)
-        .map(|s| s.1)
-        .collect();
+    let (during, outside, p) = p50s_around(&r, 1.0);
     assert!(!during.is_empty() && !outside.is_empty(), "{p:?}");
     assert!(
         during.iter().all(|&us| (38_000.0..80_000.0).contains(&us)),
@@ -281,18 +284,10 @@ fn link_bandwidth_caps_what_crosses_between_the_nodes() {
         "{kind: link-bandwidth, nodes: [node-1, node-2], bandwidth: 2Mbit, at: 2s, duration: 4s}",
     );
     let f = fault(&r);
-    let (start, end) = (
-        f["start_s"].as_f64().expect("start"),
-        f["end_s"].as_f64().expect("end"),
-    );
-    let p = p50s(&r);
+    let start = f["start_s"].as_f64().expect("start");
     // At 2 requests a second, a second's p50 is its faster request: skip the first second,
     // whose first request may leave before the cap is in place.
-    let during: Vec<f64> = p
-        .iter()
-        .filter(|(t, _)| *t > start + 1.5 && *t <= end)
-        .map(|s| s.1)
-        .collect();
+    let (during, _, p) = p50s_around(&r, 1.5);
     assert!(
         !during.is_empty() && during.iter().all(|&us| us >= 200_000.0),
         "64 KiB at 2 Mbit/s takes ≥ 260 ms: {p:?}"
@@ -373,21 +368,14 @@ fn a_cpu_limit_on_a_node_throttles_what_runs_there() {
         .and_then(|x| x.parse().ok())
         .expect("periods");
     assert!(periods >= 10, "{cost}");
-    let p = p50s(&r);
-    let (start, end) = (
-        f["start_s"].as_f64().expect("start"),
-        f["end_s"].as_f64().expect("end"),
-    );
+    let start = f["start_s"].as_f64().expect("start");
+    let (during, _, p) = p50s_around(&r, 1.0);
     let before = p
         .iter()
         .filter(|(t, _)| *t <= start)
         .map(|s| s.1)
         .fold(0.0, f64::max);
-    let worst = p
-        .iter()
-        .filter(|(t, _)| *t > start + 1.0 && *t <= end)
-        .map(|s| s.1)
-        .fold(0.0, f64::max);
+    let worst = during.into_iter().fold(0.0, f64::max);
     assert!(worst > 10.0 * before, "p50 under the quota: {p:?}");
     // Lifted, the node catches up: the last second runs as before.
     let last = p.last().expect("seconds").1;
