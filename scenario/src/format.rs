@@ -531,11 +531,19 @@ pub struct MeshConfig {
     /// every connection regardless.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log_file: Option<String>,
+    /// How long workload certificates live (default 24h, at most 90d). Not a MeshConfig field
+    /// in Istio but the proxies' `SECRET_TTL` (`proxyMetadata`, istio.io's certificate
+    /// lifetime FAQ); kept with the mesh-wide settings. Proxies renew at half of it; while istiod is unavailable renewals
+    /// fail, and a certificate that runs out fails every new mTLS handshake that presents it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_cert_ttl: Option<Dur>,
 }
 
 impl MeshConfig {
     pub fn is_empty(&self) -> bool {
-        self.extension_providers.is_empty() && self.access_log_file.is_none()
+        self.extension_providers.is_empty()
+            && self.access_log_file.is_none()
+            && self.workload_cert_ttl.is_none()
     }
 
     /// Whether Envoy-based proxies write access logs.

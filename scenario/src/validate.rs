@@ -324,12 +324,24 @@ fn check_migration(c: &mut Ctx<'_>) {
     }
 }
 
-/// `meshConfig.extensionProviders`: each names a service of the scenario, once; each CUSTOM
+const MAX_WORKLOAD_CERT_TTL: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
+/// `meshConfig.workloadCertTtl` within istiod's bounds; `meshConfig.extensionProviders`: each names a service of the scenario, once; each CUSTOM
 /// policy names one of them.
 fn check_extension_providers(c: &mut Ctx<'_>) {
     let l = c.l;
     let s = &l.scenario;
     let mut names = BTreeSet::new();
+    if let Some(ttl) = s.mesh_config.workload_cert_ttl {
+        // istiod refuses a TTL over its max-workload-cert-ttl (90 days by default); below 2 s
+        // the half-life renewals would outpace the CA's own signing.
+        if ttl.0 < std::time::Duration::from_secs(2) || ttl.0 > MAX_WORKLOAD_CERT_TTL {
+            c.err(
+                "meshConfig.workloadCertTtl",
+                format!("{ttl} is outside 2s..90d (istiod accepts at most 90 days); pick a TTL in that range"),
+            );
+        }
+    }
     for (i, p) in s.mesh_config.extension_providers.iter().enumerate() {
         let path = format!("meshConfig.extensionProviders[{i}]");
         if !names.insert(p.name.as_str()) {

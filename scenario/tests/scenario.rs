@@ -533,3 +533,17 @@ fn faults_name_what_exists_with_the_fields_their_kind_needs() {
     let e = one(&[("s.yaml", &unknown)]);
     assert!(e.message.contains("meteor"), "{}", e.message);
 }
+
+/// Istio's workload certificates live 24 h by default, set per proxy with `SECRET_TTL`, and
+/// "values over 90 days will not be accepted" (istio.io, FAQ "How to configure the lifetime
+/// for Istio certificates?"); meshsim also needs at least 2 s.
+#[test]
+fn a_workload_cert_ttl_out_of_range_names_its_field() {
+    for ttl in ["1s", "91d"] {
+        let text = format!("{BASE}meshConfig: {{workloadCertTtl: {ttl}}}\n");
+        let d = one(&[("s.yaml", &text)]);
+        assert_eq!(d.path, "meshConfig.workloadCertTtl", "{d}");
+        assert!(d.message.contains("2s..90d"), "{d}");
+        assert!(d.line > 0, "{d}");
+    }
+}

@@ -50,9 +50,16 @@ fn setup() -> Setup {
         .build()
         .expect("runtime");
     let ca = Ca::new().expect("ca");
-    let client = ca.issue(&Identity::new("bench", "client")).expect("issue");
+    let client = ca
+        .issue(
+            &Identity::new("bench", "client"),
+            sim::mesh::WORKLOAD_CERT_TTL,
+        )
+        .expect("issue");
     let server_id = Identity::new("istio-system", "ztunnel");
-    let server_cert = ca.issue(&server_id).expect("issue");
+    let server_cert = ca
+        .issue(&server_id, sim::mesh::WORKLOAD_CERT_TTL)
+        .expect("issue");
     let (sink, echo, hbone) = rt.block_on(async {
         let sink = serve_tcp(|mut s| {
             Box::pin(async move {

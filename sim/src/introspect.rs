@@ -179,9 +179,8 @@ pub fn certificates(plan: &MeshPlan, nodes: &Nodes<'_>, node: Option<&str>) -> T
         if !seen.insert(name.clone()) {
             continue;
         }
-        let leaf = w
-            .cert
-            .chain()
+        let chain = w.cert.chain();
+        let leaf = chain
             .first()
             .and_then(|d| X509Certificate::from_der(d).ok())
             .map(|(_, c)| c);
@@ -191,7 +190,14 @@ pub fn certificates(plan: &MeshPlan, nodes: &Nodes<'_>, node: Option<&str>) -> T
             t.rows.push(vec![
                 name.clone(),
                 kind.into(),
-                "Available".into(),
+                // ztunnel's state for a certificate that ran out unrenewed
+                // (istio/ztunnel src/identity/manager.rs, `CertState::Unavailable`).
+                if v.is_valid() {
+                    "Available"
+                } else {
+                    "Unavailable"
+                }
+                .into(),
                 v.is_valid().to_string(),
                 c.raw_serial_as_string().replace(':', ""),
                 rfc3339(v.not_after.timestamp()),

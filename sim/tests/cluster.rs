@@ -134,6 +134,87 @@ fn a_hundred_pods_come_up(sb: &Sandbox) -> Result<(), String> {
     Ok(())
 }
 
+/// Workload certificates with a 3 s TTL (istiod's `DEFAULT_WORKLOAD_CERT_TTL`), istiod down
+/// long enough for them to run out. As in Istio: renewal at half-life fails and retries with
+/// ztunnel's backoff (istio/ztunnel src/identity/manager.rs), the old certificate is kept until
+/// it expires, connections already open carry on, a new mTLS connection presenting an expired
+/// certificate fails its handshake (the peer checks `notAfter`), and once istiod is back a
+/// retry renews and new connections work again.
+fn workload_certs_expire_while_istiod_is_down_then_renew(sb: &Sandbox) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("certs.yaml");
+    std::fs::write(
+        &path,
+        r#"version: 1
+name: certs
+modes: [ambient]
+profile: native
+nodes: [{name: node-1}, {name: node-2}]
+workloads:
+  - {name: a, nodes: [node-1]}
+  - {name: b, nodes: [node-1]}
+  - {name: echo, nodes: [node-2], app: {http: {port: 8080}}}
+services:
+  - {name: echo, workload: echo, ports: [{port: 8080}]}
+meshConfig: {workloadCertTtl: 3s}
+faults:
+  - {kind: istiod-unavailable, at: 0s, duration: 10s}
+"#,
+    )
+    .map_err(|e| e.to_string())?;
+    let loaded = scenario::load::load(&path).map_err(|e| e.to_string())?;
+    let profile = loaded.profile().map_err(|e| e.to_string())?;
+    let mut cluster = Cluster::up_scenario(&loaded, scenario::Mode::Ambient, &profile, *sb)
+        .map_err(|e| e.to_string())?;
+    let vip = cluster
+        .info
+        .services
+        .iter()
+        .find(|s| s.name == "echo")
+        .ok_or("no echo service")?
+        .vip;
+    let echo = SocketAddr::from((vip, 8080));
+    let ok = |c: &Cluster, pod: &str| http_get(c, pod, echo).is_ok_and(|r| r.0.contains("200"));
+    // `a` has an HBONE connection to echo's node before istiod goes; `b` has none.
+    if !ok(&cluster, "a-0") {
+        return Err("a-0 does not reach echo before the fault".into());
+    }
+    let fault = loaded.scenario.faults[0].clone();
+    let down = cluster.fault_down(&fault).map_err(|e| e.to_string())?;
+    // The last renewal was at most 1.5 s (half the TTL) before; X.509's whole seconds add
+    // up to one more.
+    std::thread::sleep(Duration::from_millis(4200));
+    if !ok(&cluster, "a-0") {
+        return Err("a-0's open HBONE connection should carry on past expiry".into());
+    }
+    if ok(&cluster, "b-0") {
+        return Err(
+            "b-0's new mTLS connection presented an expired certificate and still got through"
+                .into(),
+        );
+    }
+    let note = cluster
+        .fault_up(down)
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    if !note.contains("certificate renewal(s) failed") || note.contains(" 0 certificate(s) expired")
+    {
+        return Err(format!("the fault's note: {note}"));
+    }
+    let back = std::time::Instant::now();
+    while !ok(&cluster, "b-0") {
+        if back.elapsed() > Duration::from_secs(15) {
+            return Err("b-0 still fails 15 s after istiod came back".into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "renewed {:.1}s after istiod came back ({note})",
+        back.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn main() {
     let tests: &[SandboxTest] = &[
         (
@@ -150,6 +231,10 @@ fn main() {
             hosts_file_names_services_and_pods,
         ),
         ("a_hundred_pods_come_up", a_hundred_pods_come_up),
+        (
+            "workload_certs_expire_while_istiod_is_down_then_renew",
+            workload_certs_expire_while_istiod_is_down_then_renew,
+        ),
     ];
     testing::run_sandboxed(tests)
 }

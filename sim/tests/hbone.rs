@@ -29,7 +29,9 @@ struct Mesh {
 
 fn mesh() -> Mesh {
     let ca = Ca::new().expect("ca");
-    let client = ca.issue(&Identity::new("shop", "cart")).expect("issue");
+    let client = ca
+        .issue(&Identity::new("shop", "cart"), sim::mesh::WORKLOAD_CERT_TTL)
+        .expect("issue");
     Mesh {
         ca,
         client,
@@ -50,7 +52,9 @@ struct Server {
 
 impl Server {
     async fn start(m: &Mesh) -> Server {
-        let cert = m.ca.issue(&m.server_id).expect("issue");
+        let cert =
+            m.ca.issue(&m.server_id, sim::mesh::WORKLOAD_CERT_TTL)
+                .expect("issue");
         let config = tls::server_config(&cert, &m.ca, &[ALPN_H2]).expect("config");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let s = Server {
@@ -264,8 +268,11 @@ async fn pool_reuses_one_connection_per_source_identity() {
         }
         assert_eq!(server.accepts.load(Ordering::SeqCst), 1);
         let other =
-            m.ca.issue(&Identity::new("shop", "checkout"))
-                .expect("issue");
+            m.ca.issue(
+                &Identity::new("shop", "checkout"),
+                sim::mesh::WORKLOAD_CERT_TTL,
+            )
+            .expect("issue");
         let s = pool
             .connect(&other, server.addr, &m.server_id, echo, HeaderMap::new())
             .await
@@ -460,8 +467,10 @@ async fn refuses_a_certificate_from_another_ca() {
     let m = mesh();
     let server = Server::start(&m).await;
     let other_ca = Ca::new().expect("ca");
-    let foreign = other_ca.issue(m.client.identity()).expect("issue");
-    let config = tls::client_config(&foreign, &m.ca, &[ALPN_H2]).expect("config");
+    let foreign = other_ca
+        .issue(m.client.identity(), sim::mesh::WORKLOAD_CERT_TTL)
+        .expect("issue");
+    let config = tls::client_config(&foreign, &m.ca, &[ALPN_H2], true).expect("config");
     assert_refused(&server, config).await;
     let e = server.wait_error().await;
     assert!(
@@ -470,11 +479,34 @@ async fn refuses_a_certificate_from_another_ca() {
     );
 }
 
+/// A workload certificate past `notAfter` fails the handshake at the peer, which checks the
+/// validity period as any X.509 verifier does; once renewed in place, the same config works.
+#[tokio::test]
+async fn refuses_an_expired_certificate_and_takes_its_renewal() {
+    let m = mesh();
+    let server = Server::start(&m).await;
+    let short =
+        m.ca.issue(m.client.identity(), Duration::from_secs(1))
+            .expect("issue");
+    let config = tls::client_config(&short, &m.ca, &[ALPN_H2], false).expect("config");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_refused(&server, config.clone()).await;
+    let e = server.wait_error().await;
+    assert!(e.contains("Handshake") && e.contains("Expired"), "{e}");
+    m.ca.renew(&short).expect("renew");
+    let tcp = TcpStream::connect(server.addr).await.expect("tcp");
+    let name = ServerName::IpAddress(server.addr.ip().into());
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await;
+    assert!(tls.is_ok(), "the renewed certificate is presented: {tls:?}");
+}
+
 #[tokio::test]
 async fn refuses_alpn_http1_only_and_no_alpn() {
     let m = mesh();
     let server = Server::start(&m).await;
-    let config = tls::client_config(&m.client, &m.ca, &[b"http/1.1"]).expect("config");
+    let config = tls::client_config(&m.client, &m.ca, &[b"http/1.1"], true).expect("config");
     assert_refused(&server, config).await;
     let e = server.wait_error().await;
     assert!(
@@ -484,7 +516,7 @@ async fn refuses_alpn_http1_only_and_no_alpn() {
 
     // Without any ALPN the handshake succeeds, and the server then closes: no h2.
     let server = Server::start(&m).await;
-    let config = tls::client_config(&m.client, &m.ca, &[]).expect("config");
+    let config = tls::client_config(&m.client, &m.ca, &[], true).expect("config");
     assert_refused(&server, config).await;
     let e = server.wait_error().await;
     assert!(e.contains("NoH2"), "{e}");
@@ -505,7 +537,7 @@ async fn refuses_tls12() {
 
 /// A mesh client speaking raw h2, for requests the pool never makes.
 async fn raw_h2(m: &Mesh, server: &Server) -> h2::client::SendRequest<Bytes> {
-    let config = tls::client_config(&m.client, &m.ca, &[ALPN_H2]).expect("config");
+    let config = tls::client_config(&m.client, &m.ca, &[ALPN_H2], true).expect("config");
     let tcp = TcpStream::connect(server.addr).await.expect("tcp");
     let (tls, _) = tls::connect(tcp, config, &[]).await.expect("tls");
     let (send, conn) = h2::client::handshake(tls).await.expect("h2");
@@ -544,7 +576,9 @@ async fn non_connect_is_405_and_bad_authority_is_400() {
 #[tokio::test]
 async fn plain_mtls_accept_and_connect() {
     let m = mesh();
-    let server_cert = m.ca.issue(&m.server_id).expect("issue");
+    let server_cert =
+        m.ca.issue(&m.server_id, sim::mesh::WORKLOAD_CERT_TTL)
+            .expect("issue");
     let server_cfg = tls::server_config(&server_cert, &m.ca, &[b"http/1.1"]).expect("cfg");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -563,7 +597,7 @@ async fn plain_mtls_accept_and_connect() {
         }
         seen
     });
-    let cfg = tls::client_config(&m.client, &m.ca, &[b"http/1.1"]).expect("cfg");
+    let cfg = tls::client_config(&m.client, &m.ca, &[b"http/1.1"], true).expect("cfg");
     let tcp = TcpStream::connect(addr).await.expect("tcp");
     let (mut s, peer) = tls::connect(tcp, cfg.clone(), std::slice::from_ref(&m.server_id))
         .await

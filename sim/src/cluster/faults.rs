@@ -27,7 +27,8 @@ pub enum Down {
     /// The wires delaying or capping the traffic between two nodes, one each way.
     Wires(Vec<crate::wire::Wire>),
     Hog(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>),
-    Istiod,
+    /// Certificate renewal's (renewed, failed, expired) counts when istiod went away.
+    Istiod((u64, u64, u64)),
     /// The node's cgroup, and each component's threads moved into it.
     CpuLimit(crate::cgroup::CpuCgroup, Vec<(Arc<Component>, Vec<i32>)>),
 }
@@ -71,6 +72,12 @@ impl Cluster {
                 && pod.is_none_or(|i| p.pod == Some(i))
                 && name.is_none_or(|n| p.component.name == n)
         })
+    }
+
+    fn rotation_counts(&self) -> (u64, u64, u64) {
+        self.rotator
+            .as_ref()
+            .map_or((0, 0, 0), |r| r.stats.snapshot())
     }
 
     /// Starts a fault: what it stops stops now.
@@ -201,8 +208,8 @@ impl Cluster {
                 Ok(Down::CpuLimit(group, moved))
             }
             FaultKind::IstiodUnavailable => {
-                self.istiod_down = true;
-                Ok(Down::Istiod)
+                self.istiod_down.store(true, Ordering::Relaxed);
+                Ok(Down::Istiod(self.rotation_counts()))
             }
             FaultKind::CpuHog => {
                 let stop = Arc::new(AtomicBool::new(false));
@@ -238,7 +245,7 @@ impl Cluster {
         // stays unready until its first xDS push is acknowledged (istio/ztunnel
         // src/xds/client.rs, `block_ready` is dropped once every expected type arrived), and
         // an Envoy has no listeners. It serves once istiod is back.
-        if self.istiod_down
+        if self.istiod_down.load(Ordering::Relaxed)
             && matches!(
                 down,
                 Down::Ztunnel(_) | Down::Waypoint(_) | Down::Sidecar(_) | Down::Pod(_, _, true)
@@ -250,14 +257,25 @@ impl Cluster {
                     .into(),
             ));
         }
-        if let Down::Istiod = down {
-            self.istiod_down = false;
+        if let Down::Istiod(before) = down {
+            self.istiod_down.store(false, Ordering::Relaxed);
             let waiting = std::mem::take(&mut self.waiting_for_istiod);
             let n = waiting.len();
             for d in waiting {
                 self.fault_up(d)?;
             }
-            return Ok((n > 0).then(|| format!("{n} proxy start(s) had waited for istiod")));
+            let mut notes = Vec::new();
+            if n > 0 {
+                notes.push(format!("{n} proxy start(s) had waited for istiod"));
+            }
+            let (_, failed, expired) = self.rotation_counts();
+            let (failed, expired) = (failed - before.1, expired - before.2);
+            if failed > 0 {
+                notes.push(format!(
+                    "{failed} certificate renewal(s) failed meanwhile, {expired} certificate(s) expired (new mTLS handshakes presenting them failed until renewed)"
+                ));
+            }
+            return Ok((!notes.is_empty()).then(|| notes.join("; ")));
         }
         let Some(plan) = self.mesh.clone() else {
             return match down {

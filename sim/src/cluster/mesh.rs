@@ -344,6 +344,27 @@ impl Cluster {
             self.adopt(s)?;
         }
         self.ztunnels = ztunnels;
+        // At Istio's default TTL (24 h) nothing renews within a run; a scenario that sets its
+        // own gets renewal, and so expiry when istiod stays away long enough.
+        if loaded.scenario.mesh_config.workload_cert_ttl.is_some() {
+            let mut seen = std::collections::BTreeSet::new();
+            let certs = plan
+                .workloads
+                .iter()
+                .filter(|w| seen.insert(w.identity.to_string()))
+                .map(|w| w.cert.clone())
+                .collect();
+            let r = crate::mesh::rotation::Rotator::start(
+                plan.ca.clone(),
+                certs,
+                self.istiod_down.clone(),
+            )
+            .map_err(|source| ClusterError::Proxy {
+                what: "certificate renewal".into(),
+                source,
+            })?;
+            self.rotator = Some(r);
+        }
         self.mesh = Some(plan);
         self.proxies_settings = loaded.scenario.proxies.clone();
         Ok(())

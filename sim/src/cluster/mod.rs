@@ -210,8 +210,10 @@ pub struct Cluster {
     /// The NetworkPolicies in force on the nodes, and what their drop counters stand for.
     pub netpol: crate::netpol::Enforced,
     /// istiod is down (a fault): proxies that would start wait for it, here.
-    istiod_down: bool,
+    istiod_down: Arc<std::sync::atomic::AtomicBool>,
     waiting_for_istiod: Vec<faults::Down>,
+    /// Renews workload certificates when the scenario sets a TTL of its own.
+    rotator: Option<crate::mesh::rotation::Rotator>,
     /// Node cgroups of ended `cpu-limit` faults: unlimited, kept until their threads end.
     spent_cgroups: Vec<crate::cgroup::CpuCgroup>,
 }
@@ -313,8 +315,9 @@ impl Cluster {
             log_dir: None,
             mesh_config: Default::default(),
             netpol: Default::default(),
-            istiod_down: false,
+            istiod_down: Default::default(),
             waiting_for_istiod: Vec::new(),
+            rotator: None,
             spent_cgroups: Vec::new(),
         })
     }

@@ -1,14 +1,15 @@
 //! The mesh CA (istiod's role): a self-signed root made at start, issuing workload leaf
 //! certificates whose only subject name is the workload's SPIFFE URI.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, string::Ia5String,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
 
 use super::identity::{Identity, TRUST_DOMAIN};
@@ -32,12 +33,17 @@ pub enum CaError {
         "the mesh CA's own root is not a usable trust anchor: {0}; this is a meshsim bug, please report it"
     )]
     Trust(#[source] rustls::Error),
+    #[error(
+        "the mesh CA's new key cannot sign TLS handshakes: {0}; this is a meshsim bug, please report it"
+    )]
+    Key(#[source] rustls::Error),
     #[error("identity `{0}` cannot be written as a URI SAN: {1}; use names of [A-Za-z0-9-._]")]
     BadUri(String, rcgen::Error),
 }
 
-/// A workload's certificate chain (leaf only: the root is the trust anchor every peer holds)
-/// and its private key. Cloning is cheap: the DER is shared.
+/// A workload's certificate: its identity and the chain and key issued to it now. Every proxy
+/// holding a clone sees a renewal at its next handshake, as Envoy's SDS and ztunnel's cert
+/// manager hand a rotated certificate to new connections while established ones carry on.
 #[derive(Clone)]
 pub struct WorkloadCert {
     inner: Arc<WorkloadCertInner>,
@@ -45,8 +51,36 @@ pub struct WorkloadCert {
 
 struct WorkloadCertInner {
     identity: Identity,
-    chain: Vec<CertificateDer<'static>>,
+    current: RwLock<Arc<Issued>>,
+}
+
+/// One issuance: the chain to present (leaf only: the root is the trust anchor every peer
+/// holds), its key, the two as rustls serves them, and when it was issued for how long.
+pub struct Issued {
+    pub chain: Vec<CertificateDer<'static>>,
     key: PrivatePkcs8KeyDer<'static>,
+    pub certified: Arc<CertifiedKey>,
+    pub issued_at: SystemTime,
+    pub ttl: Duration,
+    /// The first moment peers refuse it: X.509 keeps whole seconds and a verifier accepts
+    /// `notAfter`'s own second, so one second past the whole second at or before
+    /// `issued_at + ttl`.
+    pub expires: SystemTime,
+}
+
+impl Issued {
+    /// Past `notAfter`: peers refuse it in the handshake.
+    pub fn expired_at(&self, now: SystemTime) -> bool {
+        now >= self.expires
+    }
+
+    /// When a proxy asks for the next one: at half its life, as ztunnel does
+    /// (istio/ztunnel src/tls/certificate.rs `refresh_at`, `not_before + valid_for / 2`) and
+    /// istio-agent's default `SECRET_GRACE_PERIOD_RATIO` of 0.5. Counted from issuance, not
+    /// from the back-dated `notBefore`, which would put a short TTL's half-life in the past.
+    pub fn refresh_at(&self) -> SystemTime {
+        self.issued_at + self.ttl / 2
+    }
 }
 
 impl WorkloadCert {
@@ -54,14 +88,23 @@ impl WorkloadCert {
         &self.inner.identity
     }
 
+    /// The issuance in force.
+    pub fn current(&self) -> Arc<Issued> {
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The chain to present, leaf first.
-    pub fn chain(&self) -> &[CertificateDer<'static>] {
-        &self.inner.chain
+    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
+        self.current().chain.clone()
     }
 
     /// A copy of the private key, as rustls takes ownership of one per config.
     pub fn key(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::Pkcs8(self.inner.key.clone_key())
+        PrivateKeyDer::Pkcs8(self.current().key.clone_key())
     }
 }
 
@@ -118,8 +161,30 @@ impl Ca {
     }
 
     /// Issues a leaf for `id`: its only SAN is the SPIFFE URI, empty subject (as Istio's),
-    /// valid [`WORKLOAD_CERT_TTL`], usable as both TLS server and client.
-    pub fn issue(&self, id: &Identity) -> Result<WorkloadCert, CaError> {
+    /// valid `ttl`, usable as both TLS server and client.
+    pub fn issue(&self, id: &Identity, ttl: Duration) -> Result<WorkloadCert, CaError> {
+        Ok(WorkloadCert {
+            inner: Arc::new(WorkloadCertInner {
+                identity: id.clone(),
+                current: RwLock::new(Arc::new(self.sign(id, ttl)?)),
+            }),
+        })
+    }
+
+    /// Renews `cert` (a fresh key, a fresh TTL) in place: every proxy holding it presents the
+    /// new one from its next handshake on.
+    pub fn renew(&self, cert: &WorkloadCert) -> Result<(), CaError> {
+        let ttl = cert.current().ttl;
+        let issued = Arc::new(self.sign(cert.identity(), ttl)?);
+        *cert
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = issued;
+        Ok(())
+    }
+
+    fn sign(&self, id: &Identity, ttl: Duration) -> Result<Issued, CaError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let uri = id.to_string();
         let san = Ia5String::try_from(uri.clone()).map_err(|e| CaError::BadUri(uri, e))?;
@@ -136,16 +201,28 @@ impl Ca {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
-        let now = OffsetDateTime::now_utc();
+        let issued_at = SystemTime::now();
+        let now = OffsetDateTime::from(issued_at);
         params.not_before = now - CLOCK_SKEW;
-        params.not_after = now + WORKLOAD_CERT_TTL;
+        params.not_after = now + ttl;
+        let not_after = (issued_at + ttl)
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(not_after + 1);
         let leaf = params.signed_by(&key, &self.inner.issuer)?;
-        Ok(WorkloadCert {
-            inner: Arc::new(WorkloadCertInner {
-                identity: id.clone(),
-                chain: vec![leaf.der().clone()],
-                key: PrivatePkcs8KeyDer::from(key.serialize_der()),
-            }),
+        let key = PrivatePkcs8KeyDer::from(key.serialize_der());
+        let chain = vec![leaf.der().clone()];
+        let signer =
+            rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs8(key.clone_key()))
+                .map_err(CaError::Key)?;
+        Ok(Issued {
+            certified: Arc::new(CertifiedKey::new(chain.clone(), signer)),
+            chain,
+            key,
+            issued_at,
+            ttl,
+            expires,
         })
     }
 
@@ -175,8 +252,9 @@ mod tests {
     fn leaf_has_only_the_spiffe_uri_and_the_usages() {
         let ca = Ca::new().expect("ca");
         let id = Identity::new("shop", "cart");
-        let cert = ca.issue(&id).expect("issue");
-        let (_, x) = X509Certificate::from_der(&cert.chain()[0]).expect("parse");
+        let cert = ca.issue(&id, WORKLOAD_CERT_TTL).expect("issue");
+        let chain = cert.chain();
+        let (_, x) = X509Certificate::from_der(&chain[0]).expect("parse");
         let san = x.subject_alternative_name().expect("ext").expect("san");
         assert_eq!(
             san.value.general_names,
@@ -206,7 +284,7 @@ mod tests {
         let mut keys = std::collections::BTreeSet::new();
         for i in 0..n {
             let id = Identity::new("ns", format!("sa{i}"));
-            let cert = ca.issue(&id).expect("issue");
+            let cert = ca.issue(&id, WORKLOAD_CERT_TTL).expect("issue");
             let leaf = &cert.chain()[0];
             assert_eq!(crate::mesh::tls::cert_identity(leaf).as_ref(), Some(&id));
             assert_eq!(cert.identity(), &id);

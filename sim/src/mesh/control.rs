@@ -393,6 +393,11 @@ impl MeshPlan {
         (decls, deployed): (&[WaypointDecl], &[bool]),
         (ca, mut certs, balancer): Kept,
     ) -> Result<Arc<MeshPlan>, ControlError> {
+        let cert_ttl = loaded
+            .scenario
+            .mesh_config
+            .workload_cert_ttl
+            .map_or(crate::mesh::WORKLOAD_CERT_TTL, |d| d.0);
         let mut workloads = Vec::new();
         for (p, built) in spec.pods.iter().zip(&topology.pods) {
             let key = (p.namespace.clone(), p.service_account.clone());
@@ -400,7 +405,7 @@ impl MeshPlan {
                 Some(c) => c.clone(),
                 None => {
                     let id = Identity::new(&p.namespace, &p.service_account);
-                    let c = ca.issue(&id).map_err(ControlError::Ca)?;
+                    let c = ca.issue(&id, cert_ttl).map_err(ControlError::Ca)?;
                     certs.insert(key, c.clone());
                     c
                 }

@@ -899,7 +899,7 @@ impl HbonePool {
         if let Some(c) = configs.get(src.identity()) {
             return Ok(c.clone());
         }
-        let c = tls::client_config(src, &self.inner.ca, &[ALPN_H2])?;
+        let c = tls::client_config(src, &self.inner.ca, &[ALPN_H2], false)?;
         configs.insert(src.identity().clone(), c.clone());
         Ok(c)
     }

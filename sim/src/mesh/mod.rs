@@ -5,6 +5,7 @@
 //! - [`identity`]: SPIFFE workload identities (`spiffe://cluster.local/ns/N/sa/S`) and the
 //!   AuthorizationPolicy principal form
 //! - [`ca`]: the mesh CA (istiod's role), issuing workload certificates
+//! - [`rotation`]: renewal of workload certificates at half-life, failing while istiod is down
 //! - [`tls`]: TLS 1.3 mTLS configs that authenticate peers by SPIFFE URI SAN; plain mTLS
 //!   `accept`/`connect` for the sidecar model
 //! - [`policy`]: AuthorizationPolicy evaluation (L4 at ztunnel, L7 at sidecars and waypoints),
@@ -24,9 +25,10 @@ pub mod decisions;
 pub mod hbone;
 pub mod identity;
 pub mod policy;
+pub mod rotation;
 pub mod tls;
 
-pub use ca::{Ca, CaError, WorkloadCert};
+pub use ca::{Ca, CaError, Issued, WORKLOAD_CERT_TTL, WorkloadCert};
 pub use hbone::{ConnectRequest, H2Stream, HboneAccept, HboneError, HbonePool, Transferred};
 pub use identity::{Identity, IdentityError};
 pub use tls::TlsError;

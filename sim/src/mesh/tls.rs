@@ -14,11 +14,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{
     CertificateError, ClientConfig, CommonState, DigitallySignedStruct, DistinguishedName,
     RootCertStore, ServerConfig, SignatureScheme,
@@ -205,8 +207,7 @@ pub fn server_config(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TlsError::Config)?
         .with_client_cert_verifier(Arc::new(MeshClientVerifier { inner }))
-        .with_single_cert(cert.chain().to_vec(), cert.key())
-        .map_err(TlsError::Config)?;
+        .with_cert_resolver(Arc::new(Current(cert.clone())));
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     cfg.ticketer = rustls::crypto::ring::Ticketer::new().map_err(TlsError::Config)?;
     Ok(Arc::new(cfg))
@@ -214,11 +215,14 @@ pub fn server_config(
 
 /// A TLS 1.3-only client config presenting `cert`, accepting servers whose chain leads to
 /// `ca` and that carry exactly one SPIFFE URI SAN; which identity is checked by [`connect`].
-/// Resumption uses rustls's default in-memory session cache.
+/// With `resume`, resumption uses rustls's default in-memory session cache (Envoy's upstream
+/// TLS resumes by default); ztunnel turns it off (istio/ztunnel src/tls/certificate.rs,
+/// `Resumption::disabled()`), so each of its connections verifies the peer's certificate.
 pub fn client_config(
     cert: &WorkloadCert,
     ca: &Ca,
     alpn: &[&[u8]],
+    resume: bool,
 ) -> Result<Arc<ClientConfig>, TlsError> {
     let mut cfg = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -227,10 +231,33 @@ pub fn client_config(
         .with_custom_certificate_verifier(Arc::new(MeshServerVerifier {
             roots: ca.root_store(),
         }))
-        .with_client_auth_cert(cert.chain().to_vec(), cert.key())
-        .map_err(TlsError::Config)?;
+        .with_client_cert_resolver(Arc::new(Current(cert.clone())));
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    if !resume {
+        cfg.resumption = rustls::client::Resumption::disabled();
+    }
     Ok(Arc::new(cfg))
+}
+
+/// Presents whatever `WorkloadCert` holds at each handshake, so a renewal reaches new
+/// connections without rebuilding any proxy's config.
+#[derive(Debug)]
+struct Current(WorkloadCert);
+
+impl ResolvesServerCert for Current {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.current().certified.clone())
+    }
+}
+
+impl ResolvesClientCert for Current {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.current().certified.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// The server side of a mesh mTLS connection: handshakes and returns the stream with the

@@ -83,7 +83,7 @@ pub fn start(
 ) -> std::io::Result<(ComponentRuntime, Arc<Burner>, Arc<dyn Reconfigure>)> {
     let w = &plan.workloads[me];
     let err = |e: tls::TlsError| std::io::Error::other(e.to_string());
-    let client = tls::client_config(&w.cert, &plan.ca, &[ALPN_HTTP1]).map_err(err)?;
+    let client = tls::client_config(&w.cert, &plan.ca, &[ALPN_HTTP1], true).map_err(err)?;
     let server = tls::server_config(&w.cert, &plan.ca, &[ALPN_HTTP1]).map_err(err)?;
     let burner = Burner::new(component.clone(), plan.floors("sidecar"));
     let live = Arc::new(Live::new(Arc::new(Sidecar::configure(
