@@ -317,7 +317,7 @@ fn a_ztunnel_restarting_while_istiod_is_down_waits_for_istiod() {
     let faults = r["modes"][0]["faults"].as_array().expect("faults");
     let (istiod, restart) = (&faults[0], &faults[1]);
     assert!(
-        istiod["cost"]
+        istiod["note"]
             .as_str()
             .is_some_and(|c| c.contains("1 proxy start(s) had waited for istiod")),
         "{istiod}"
@@ -360,7 +360,7 @@ fn a_cpu_limit_on_a_node_throttles_what_runs_there() {
         "{kind: cpu-limit, node: node-2, cpu: 50m, at: 2s, duration: 3s}",
     );
     let f = fault(&r);
-    let cost = f["cost"].as_str().expect("the throttling, measured");
+    let cost = f["note"].as_str().expect("the throttling, measured");
     let periods: u64 = cost
         .split("throttled the node in ")
         .nth(1)
@@ -450,4 +450,33 @@ faults:
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("apt-get install iproute2"), "{err}");
     assert!(!dir.path().join("out").exists(), "nothing started: {err}");
+}
+
+/// A pod replaced on a new IP (a Deployment's new pod, `newIp: true`): its old address
+/// answers nothing, and once istiod has pushed the new endpoint (Istio's EDS update for
+/// sidecars, ztunnel's workload update over WDS) traffic reaches it there.
+#[test]
+fn a_pod_replaced_on_a_new_ip_is_found_there_after_istiods_push() {
+    if !common::can_run("a_pod_replaced_on_a_new_ip_is_found_there_after_istiods_push") {
+        return;
+    }
+    for mode in ["no-mesh", "sidecar", "ambient"] {
+        let r = run_with(
+            mode,
+            200,
+            "{kind: pod-restart, pod: echo-0, at: 2s, duration: 1s, newIp: true}",
+        );
+        let f = fault(&r);
+        let note = f["note"].as_str().unwrap_or_default();
+        assert!(
+            note.contains("echo-0 came back on 10.2.0.") && !note.contains("on 10.2.0.2 "),
+            "{mode}: {f}"
+        );
+        assert!(
+            f["label"].as_str().unwrap_or_default().contains("(new IP)"),
+            "{f}"
+        );
+        assert!(f["failed"].as_u64().expect("failed") >= 50, "{mode}: {f}");
+        recovers(&r);
+    }
 }

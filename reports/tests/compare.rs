@@ -285,7 +285,7 @@ fn with_fault(failed: u64, clean_after_s: Option<f64>) -> reports::RunResult {
             p99_recovered_after_s: clean_after_s,
             flows: Vec::new(),
             errors: Default::default(),
-            cost: None,
+            note: None,
         });
     }
     r

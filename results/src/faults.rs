@@ -91,7 +91,7 @@ fn fault_result(f: &RawFault, flows: &[RawFlow]) -> FaultResult {
             m
         }),
         flows: per_flow,
-        cost: f.cost.clone(),
+        note: f.note.clone(),
     }
 }
 
@@ -133,7 +133,7 @@ mod tests {
             start_s,
             end_s,
             not_applied: None,
-            cost: None,
+            note: None,
         }
     }
 

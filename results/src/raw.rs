@@ -67,8 +67,8 @@ pub struct RawFault {
     pub end_s: f64,
     /// Why it did nothing in this mode (e.g. no ztunnel runs there).
     pub not_applied: Option<String>,
-    /// What the fault's own machinery cost, measured (a link wire's packets and CPU).
-    pub cost: Option<String>,
+    /// What else the fault did, measured (see `FaultResult::note`).
+    pub note: Option<String>,
 }
 
 /// One migration stage as the runner applied it.

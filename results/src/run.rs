@@ -430,10 +430,11 @@ pub struct FaultResult {
     /// The failed requests by kind, every flow, over the same window as `failed`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, u64>,
-    /// What the fault's own machinery cost, measured: a link-delay or link-bandwidth wire's
-    /// packets and CPU time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost: Option<String>,
+    /// What else the fault did, measured: a link wire's packets and CPU time, a CPU quota's
+    /// throttling, proxy starts that waited for istiod, certificate renewals that failed, a
+    /// replaced pod's new address. (`cost` in runs before meshsim 0.x named it.)
+    #[serde(default, alias = "cost", skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -338,6 +338,10 @@ pub struct Fault {
     /// `link-bandwidth`: the rate each direction is limited to (a token bucket, tbf).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth: Option<crate::units::Bandwidth>,
+    /// `pod-restart`: the pod is replaced and comes back on a new IP (a Deployment's new pod),
+    /// instead of restarting in place on the same one (its containers restarting).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_ip: bool,
 }
 
 #[derive(
@@ -352,8 +356,8 @@ pub enum FaultKind {
     WaypointRestart,
     /// A pod's sidecar crashes (its pod's traffic with it) and restarts after `duration`.
     SidecarCrash,
-    /// A pod is killed (app and proxy) and restarts after `duration`, keeping its IP as a
-    /// StatefulSet pod does.
+    /// A pod is killed (app and proxy) and restarts after `duration`: in place on the same IP,
+    /// as its containers restarting, or with `newIp` replaced by a pod on a new one.
     PodRestart,
     /// Packets between two nodes are dropped at random (nftables `numgen random`).
     LinkLoss,
@@ -418,6 +422,7 @@ impl Fault {
                 self.delay.map(|d| d.to_string()).unwrap_or_default(),
                 self.jitter.map(|j| format!(" ±{j}")).unwrap_or_default()
             ),
+            (FaultKind::PodRestart, _, _) if self.new_ip => " (new IP)".into(),
             (FaultKind::LinkBandwidth, _, _) => format!(
                 " {}",
                 self.bandwidth.map(|b| b.to_string()).unwrap_or_default()

@@ -191,6 +191,15 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
                 Some(Ok(_)) => {}
             }
         }
+        if f.new_ip && f.kind != K::PodRestart {
+            c.err(
+                &format!("{p}.newIp"),
+                format!(
+                    "`newIp` applies to a `pod-restart`, not a `{}`",
+                    f.kind.as_str()
+                ),
+            );
+        }
         if f.kind == K::CpuHog {
             match f.cores {
                 None | Some(0) => c.err(&p, "a `cpu-hog` fault needs `cores` of at least 1"),

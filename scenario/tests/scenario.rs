@@ -547,3 +547,15 @@ fn a_workload_cert_ttl_out_of_range_names_its_field() {
         assert!(d.line > 0, "{d}");
     }
 }
+
+#[test]
+fn new_ip_belongs_to_a_pod_restart_only() {
+    let text =
+        format!("{BASE}faults:\n  - {{kind: sidecar-crash, pod: echo-0, at: 1s, newIp: true}}\n");
+    let d = one(&[("s.yaml", &text)]);
+    assert_eq!(d.path, "faults[0].newIp", "{d}");
+    assert!(d.message.contains("applies to a `pod-restart`"), "{d}");
+    let ok = text.replace("sidecar-crash", "pod-restart");
+    let (_dir, r) = load(&[("s.yaml", &ok)]);
+    assert!(r.is_ok(), "a pod-restart takes newIp: {r:?}");
+}

@@ -711,7 +711,7 @@ pub fn fault_lines(m: &crate::run::ModeResult) -> Vec<String> {
                 },
                 secs(f.clean_after_s, "never (in the step)"),
                 secs(f.p99_recovered_after_s, "never (in the step)"),
-                f.cost.as_ref().map(|c| format!("; {c}")).unwrap_or_default()
+                f.note.as_ref().map(|c| format!("; {c}")).unwrap_or_default()
             ),
         })
         .collect()

@@ -20,8 +20,7 @@ pub enum Down {
     Ztunnel(usize),
     Waypoint(usize),
     Sidecar(usize),
-    /// The pod's index, its app's component, and whether it had a sidecar.
-    Pod(usize, Option<Arc<Component>>, bool),
+    Pod(PodDown),
     /// The two nodes whose rules drop packets.
     Loss(usize, usize),
     /// The wires delaying or capping the traffic between two nodes, one each way.
@@ -31,6 +30,17 @@ pub enum Down {
     Istiod((u64, u64, u64)),
     /// The node's cgroup, and each component's threads moved into it.
     CpuLimit(crate::cgroup::CpuCgroup, Vec<(Arc<Component>, Vec<i32>)>),
+}
+
+/// A killed pod.
+pub struct PodDown {
+    pod: usize,
+    app: Option<Arc<Component>>,
+    /// It had a sidecar.
+    sidecar: bool,
+    /// Replaced on a new address: its old one is gone and its endpoint withdrawn; this is the
+    /// plan from before (none without a mesh).
+    replaced: Option<Option<Arc<crate::mesh::control::MeshPlan>>>,
 }
 
 const LOSS_TABLE: &str = "meshsim-fault-loss";
@@ -132,7 +142,17 @@ impl Cluster {
                     });
                 }
                 let app = self.stop_app(pod);
-                Ok(Down::Pod(i, app, sidecar))
+                let replaced = if f.new_ip {
+                    Some(self.release_pod(i)?)
+                } else {
+                    None
+                };
+                Ok(Down::Pod(PodDown {
+                    pod: i,
+                    app,
+                    sidecar,
+                    replaced,
+                }))
             }
             FaultKind::LinkLoss => {
                 let ends: Vec<Option<usize>> = f.nodes.iter().map(|n| self.node_index(n)).collect();
@@ -238,9 +258,10 @@ impl Cluster {
         }
     }
 
-    /// Ends a fault: what it stopped starts again (with the mesh's current plan). Returns
-    /// what the fault's own machinery cost, where it has any (a link wire).
-    pub fn fault_up(&mut self, down: Down) -> Result<Option<String>, ClusterError> {
+    /// Ends a fault: what it stopped starts again (with the mesh's current plan). Returns a
+    /// note of what else it did, measured: a link wire's cost, a quota's throttling, starts
+    /// that waited for istiod, failed certificate renewals, a replaced pod's new address.
+    pub fn fault_up(&mut self, mut down: Down) -> Result<Option<String>, ClusterError> {
         // A proxy starting without istiod has no configuration and no certificate: ztunnel
         // stays unready until its first xDS push is acknowledged (istio/ztunnel
         // src/xds/client.rs, `block_ready` is dropped once every expected type arrived), and
@@ -248,7 +269,10 @@ impl Cluster {
         if self.istiod_down.load(Ordering::Relaxed)
             && matches!(
                 down,
-                Down::Ztunnel(_) | Down::Waypoint(_) | Down::Sidecar(_) | Down::Pod(_, _, true)
+                Down::Ztunnel(_)
+                    | Down::Waypoint(_)
+                    | Down::Sidecar(_)
+                    | Down::Pod(PodDown { sidecar: true, .. })
             )
         {
             self.waiting_for_istiod.push(down);
@@ -277,9 +301,25 @@ impl Cluster {
             }
             return Ok((!notes.is_empty()).then(|| notes.join("; ")));
         }
+        // A replacement pod: its new address and istiod's push come before its app starts.
+        let mut moved = None;
+        if let Down::Pod(PodDown {
+            pod,
+            ref mut replaced,
+            ..
+        }) = down
+            && let Some(before) = replaced.take()
+        {
+            let was = self.topology.pods[pod].ip;
+            let now = self.replace_pod(pod, before)?;
+            moved = Some(format!(
+                "{} came back on {now} (was {was})",
+                self.topology.pods[pod].name
+            ));
+        }
         let Some(plan) = self.mesh.clone() else {
             return match down {
-                Down::Pod(i, app, _) => self.restart_pod_app(i, app).map(|()| None),
+                Down::Pod(p) => self.restart_pod_app(p.pod, p.app).map(|()| moved),
                 other => self.end_environmental(other),
             };
         };
@@ -306,7 +346,12 @@ impl Cluster {
                 let s = wiring.sidecar(i)?;
                 self.adopt(s)?;
             }
-            Down::Pod(i, app, sidecar) => {
+            Down::Pod(PodDown {
+                pod: i,
+                app,
+                sidecar,
+                ..
+            }) => {
                 self.restart_pod_app(i, app)?;
                 if sidecar && plan.workloads[i].dataplane() == DataPlane::Sidecar {
                     let wiring = Wiring {
@@ -321,7 +366,7 @@ impl Cluster {
             }
             other => return self.end_environmental(other),
         }
-        Ok(None)
+        Ok(moved)
     }
 
     fn restart_pod_app(

@@ -370,6 +370,14 @@ impl Cluster {
         Ok(())
     }
 
+    /// istiod's push: every running proxy takes the new plan.
+    pub(super) fn push_plan(&mut self, plan: Arc<MeshPlan>) {
+        for p in &self.proxies {
+            p.control.reconfigure(&plan);
+        }
+        self.mesh = Some(plan);
+    }
+
     /// Applies migration stage `stage` of `base` (the scenario as written) to this running
     /// cluster, the way Istio applies it: istiod pushes the new configuration to every proxy;
     /// a waypoint the stage deploys is up before anything is sent to it, and one it removes
@@ -437,11 +445,7 @@ impl Cluster {
             self.ztunnels = ztunnels;
         }
         self.proxies_settings = at.scenario.proxies.clone();
-        // istiod's push: every running proxy takes the new plan.
-        for p in &self.proxies {
-            p.control.reconfigure(&plan);
-        }
-        self.mesh = Some(plan.clone());
+        self.push_plan(plan.clone());
         // Pods whose data plane changes, and restarts.
         for i in 0..plan.workloads.len() {
             let (was, is) = (old.workloads[i].dataplane(), plan.workloads[i].dataplane());

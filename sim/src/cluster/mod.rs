@@ -212,6 +212,8 @@ pub struct Cluster {
     /// istiod is down (a fault): proxies that would start wait for it, here.
     istiod_down: Arc<std::sync::atomic::AtomicBool>,
     waiting_for_istiod: Vec<faults::Down>,
+    /// What the NetworkPolicies were planned from, while any are in force.
+    netpol_inputs: Option<Box<(scenario::Loaded, ClusterSpec)>>,
     /// Renews workload certificates when the scenario sets a TTL of its own.
     rotator: Option<crate::mesh::rotation::Rotator>,
     /// Node cgroups of ended `cpu-limit` faults: unlimited, kept until their threads end.
@@ -318,6 +320,7 @@ impl Cluster {
             istiod_down: Default::default(),
             waiting_for_istiod: Vec::new(),
             rotator: None,
+            netpol_inputs: None,
             spent_cgroups: Vec::new(),
         })
     }
@@ -456,8 +459,47 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         let next = crate::netpol::plan_for(loaded, spec, &self.topology);
         crate::netpol::apply(&self.node_netns(), Some(&self.netpol), &next)?;
+        // Kept to follow a pod to a new address; only policies need it.
+        self.netpol_inputs =
+            (!next.rules.is_empty()).then(|| Box::new((loaded.clone(), spec.clone())));
         self.netpol = next;
         Ok(())
+    }
+
+    /// Pod `i` is deleted: its address goes, and istiod withdraws its endpoint from every
+    /// proxy. Returns the plan from before, to bring it back from.
+    pub(crate) fn release_pod(
+        &mut self,
+        i: usize,
+    ) -> Result<Option<Arc<crate::mesh::control::MeshPlan>>, ClusterError> {
+        self.topology.release_address(i)?;
+        let before = self.mesh.clone();
+        if let Some(b) = &before {
+            self.push_plan(b.without_endpoint(i));
+        }
+        Ok(before)
+    }
+
+    /// Pod `i`'s replacement comes up on a new address: the network gives it one, the
+    /// NetworkPolicies and the pod list follow, and istiod pushes the plan from `before` with
+    /// the pod at its new address. Returns that address.
+    pub(crate) fn replace_pod(
+        &mut self,
+        i: usize,
+        before: Option<Arc<crate::mesh::control::MeshPlan>>,
+    ) -> Result<std::net::Ipv4Addr, ClusterError> {
+        let ip = self.topology.assign_address(i)?;
+        if let Some(p) = self.info.pods.get_mut(i) {
+            p.ip = ip;
+        }
+        if let Some(inputs) = self.netpol_inputs.take() {
+            let (loaded, spec) = &*inputs;
+            self.enforce_netpol(loaded, spec)?;
+        }
+        if let Some(b) = before {
+            self.push_plan(b.with_pod_ip(i, ip));
+        }
+        Ok(ip)
     }
 
     /// The nodes' network namespaces, in node order.

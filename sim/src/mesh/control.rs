@@ -514,6 +514,53 @@ impl MeshPlan {
         }))
     }
 
+    /// The plan after pod `i` came back on a new address (a replacement pod): everything as
+    /// in this one, the pod found at `ip`. What istiod pushes once the new pod is ready.
+    pub fn with_pod_ip(&self, i: usize, ip: Ipv4Addr) -> Arc<MeshPlan> {
+        let mut workloads = self.workloads.clone();
+        let mut by_ip = self.by_ip.clone();
+        if let Some(w) = workloads.get_mut(i) {
+            by_ip.remove(&w.ip);
+            w.ip = ip;
+            by_ip.insert(ip, i);
+        }
+        self.with(workloads, self.services.clone(), by_ip)
+    }
+
+    /// The plan once pod `i` is deleted: no service sends to it. What istiod pushes (EDS to
+    /// sidecars, WDS to ztunnel) when a pod terminates.
+    pub fn without_endpoint(&self, i: usize) -> Arc<MeshPlan> {
+        let mut services = self.services.clone();
+        for s in &mut services {
+            s.endpoints.retain(|&e| e != i);
+        }
+        self.with(self.workloads.clone(), services, self.by_ip.clone())
+    }
+
+    fn with(
+        &self,
+        workloads: Vec<WorkloadInfo>,
+        services: Vec<ServiceInfo>,
+        by_ip: HashMap<Ipv4Addr, usize>,
+    ) -> Arc<MeshPlan> {
+        Arc::new(MeshPlan {
+            mode: self.mode,
+            ca: self.ca.clone(),
+            workloads,
+            services,
+            waypoints: self.waypoints.clone(),
+            authz: self.authz.clone(),
+            request_authn: self.request_authn.clone(),
+            peer_authn: self.peer_authn.clone(),
+            providers: self.providers.clone(),
+            decisions: Default::default(),
+            profile: self.profile.clone(),
+            by_ip,
+            by_vip: self.by_vip.clone(),
+            balancer: self.balancer.clone(),
+        })
+    }
+
     /// An ext_authz provider's settings and the address of one of its pods (the service
     /// port's target, round robin).
     pub fn ext_authz(&self, name: &str) -> Option<(&scenario::ExtAuthzHttp, SocketAddr)> {

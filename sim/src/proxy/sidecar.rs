@@ -114,8 +114,8 @@ pub fn start(
         loop {
             let (conn, _) =
                 accept::next(&out_l, "sidecar outbound", Some(&counters.accept_errors)).await;
-            let s = l.get();
-            tokio::spawn(async move { s.outbound(conn).await });
+            let (s, l) = (l.get(), l.clone());
+            tokio::spawn(async move { s.outbound(conn, l).await });
         }
     });
     let l = live.clone();
@@ -171,7 +171,11 @@ impl Sidecar {
         }
     }
 
-    async fn outbound(self: Arc<Self>, conn: TcpStream) {
+    /// A captured outbound connection, on the configuration of its start; an HTTP one takes
+    /// the configuration current at each request from `live`, as Envoy routes each request to
+    /// the cluster's endpoints of the moment (an EDS update reaches requests on connections
+    /// already open).
+    async fn outbound(self: Arc<Self>, conn: TcpStream, live: Arc<Live<Sidecar>>) {
         let _ = conn.set_nodelay(true);
         let Ok(SocketAddr::V4(dst)) = sock::original_dst(&conn) else {
             return;
@@ -179,7 +183,7 @@ impl Sidecar {
         self.burner.connection_opened();
         match self.plan.service_by_vip(*dst.ip()) {
             Some((svc, info)) => match info.port(dst.port()) {
-                Some((target, true)) => self.outbound_http(conn, svc, target).await,
+                Some((target, true)) => Self::outbound_http(live, conn, svc, target).await,
                 Some((target, false)) => {
                     if let Some(ep) = self.plan.pick_endpoint(svc) {
                         self.outbound_tcp(conn, ep, target).await;
@@ -258,10 +262,9 @@ impl Sidecar {
         }
     }
 
-    async fn outbound_http(self: &Arc<Self>, conn: TcpStream, svc: usize, target: u16) {
-        let s = self.clone();
+    async fn outbound_http(live: Arc<Live<Sidecar>>, conn: TcpStream, svc: usize, target: u16) {
         let service = service_fn(move |req: Request<Incoming>| {
-            let s = s.clone();
+            let s = live.get();
             async move { Ok::<_, std::convert::Infallible>(s.forward_out(req, svc, target).await) }
         });
         let _ = hyper::server::conn::http1::Builder::new()

@@ -188,7 +188,7 @@ impl Timeline<'_> {
             start_s,
             end_s: start_s,
             not_applied: note.clone(),
-            cost: None,
+            note: None,
         });
         Ok(note.is_none().then(|| {
             (
@@ -208,7 +208,7 @@ impl Timeline<'_> {
         out: &mut [RawFault],
     ) -> Result<(), RunError> {
         let label = out[record].label.clone();
-        let cost = self
+        let note = self
             .cluster
             .fault_up(down)
             .map_err(|source| RunError::Fault {
@@ -218,7 +218,7 @@ impl Timeline<'_> {
             })?;
         self.meter_new();
         out[record].end_s = self.now_s();
-        out[record].cost = cost;
+        out[record].note = note;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 //! interface indices chosen up front so no request waits on a lookup. This is what makes 1000
 //! pods come up in seconds rather than the minutes thousands of `ip` processes would take.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
@@ -112,6 +112,11 @@ pub struct Topology {
     pub pods: Vec<Pod>,
     pub services: Vec<Service>,
     pub timings: BuildTimings,
+    opts: BuildOptions,
+    /// Per node, the next free address slot (pods restarted with a new IP take them).
+    free_slot: Vec<usize>,
+    /// Pods without an address (deleted, their replacement not yet up).
+    gone: BTreeSet<usize>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -251,7 +256,7 @@ pub fn build(spec: &ClusterSpec, opts: BuildOptions) -> Result<Topology, Topolog
 
     let t = Instant::now();
     if opts.service_dnat {
-        let rules = service_dnat_rules(spec, &pods, &services);
+        let rules = service_dnat_rules(spec, &pods, &services, &BTreeSet::new());
         for node in &nodes {
             nft::apply(&node.ns, &rules)?;
         }
@@ -259,7 +264,7 @@ pub fn build(spec: &ClusterSpec, opts: BuildOptions) -> Result<Topology, Topolog
     timings.rules = t.elapsed();
 
     let t = Instant::now();
-    write_hosts(spec, &pods, &services)?;
+    write_hosts(spec, &pods, &services, &BTreeSet::new())?;
     timings.hosts = t.elapsed();
     timings.total = start.elapsed();
     tracing::info!(
@@ -268,6 +273,10 @@ pub fn build(spec: &ClusterSpec, opts: BuildOptions) -> Result<Topology, Topolog
         ?timings,
         "topology built"
     );
+    let mut free_slot = vec![0usize; nodes.len()];
+    for (p, &k) in spec.pods.iter().zip(&slots) {
+        free_slot[p.node] = free_slot[p.node].max(k + 1);
+    }
     Ok(Topology {
         spec: spec.clone(),
         fabric,
@@ -275,7 +284,157 @@ pub fn build(spec: &ClusterSpec, opts: BuildOptions) -> Result<Topology, Topolog
         pods,
         services,
         timings,
+        opts,
+        free_slot,
+        gone: BTreeSet::new(),
     })
+}
+
+impl Topology {
+    /// Takes pod `i`'s address away, as a deleted pod's goes with its sandbox: the pod's
+    /// `eth0` and the node's route to it lose it, the services' DNAT stops choosing it (a
+    /// service left with none rejects, as kube-proxy does) and the hosts file drops it.
+    pub fn release_address(&mut self, i: usize) -> Result<(), TopologyError> {
+        let old = self.pods[i].ip;
+        // Services first, as kube-proxy drops a terminating endpoint before its sandbox goes:
+        // a connection DNATed to the address in between would be black-holed, and conntrack
+        // would keep its retries going there.
+        self.gone.insert(i);
+        self.rewrite_names()?;
+        self.move_address(i, old, None)?;
+        tracing::info!(pod = %self.pods[i].name, %old, "pod address released");
+        Ok(())
+    }
+
+    /// Gives pod `i` (its address released) a new one from its node's pod CIDR, as a
+    /// replacement pod gets: the pod's `eth0`, the node's route, the services' DNAT and the
+    /// hosts file take it. Returns the new address.
+    pub fn assign_address(&mut self, i: usize) -> Result<Ipv4Addr, TopologyError> {
+        let node = self.pods[i].node;
+        let new = addr::pod_ip(node, self.free_slot[node]);
+        self.free_slot[node] += 1;
+        self.move_address(i, self.pods[i].ip, Some(new))?;
+        self.pods[i].ip = new;
+        self.gone.remove(&i);
+        self.rewrite_names()?;
+        tracing::info!(pod = %self.pods[i].name, %new, "pod address assigned");
+        Ok(new)
+    }
+
+    /// Removes `old` from pod `i` and its node's route, and adds `new` to both.
+    fn move_address(
+        &self,
+        i: usize,
+        old: Ipv4Addr,
+        new: Option<Ipv4Addr>,
+    ) -> Result<(), TopologyError> {
+        let node = self.pods[i].node;
+        // The node's veth to this pod is numbered by the pod's original slot.
+        let veth = IDX_POD_VETH_BASE + pod_slots(&self.spec)[i] as u32;
+        // A released pod (`new` given) has no address left to remove.
+        let released = new.is_some();
+        let (pod_ns, node_ns) = (&self.pods[i].ns, &self.nodes[node].ns);
+        let fabric = &self.fabric;
+        let route = |ip: Ipv4Addr| {
+            RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(ip, 32)
+                .output_interface(veth)
+                .scope(RouteScope::Link)
+                .build()
+        };
+        let work = async {
+            let ph = handle_in(pod_ns, fabric)?;
+            let nh = handle_in(node_ns, fabric)?;
+            if !released {
+                del_addr(&ph, IDX_ETH0, old, pod_ns.name()).await?;
+                nl(
+                    || format!("remove the route to {old} in {}", node_ns.name()),
+                    nh.route().del(route(old)).execute().await,
+                )?;
+            }
+            if let Some(new) = new {
+                add_addr(&ph, IDX_ETH0, new, 32, pod_ns.name()).await?;
+                // The kernel dropped the default route with the interface's last address.
+                nl(
+                    || format!("default route in {}", pod_ns.name()),
+                    ph.route()
+                        .add(pod_default_route())
+                        .replace()
+                        .execute()
+                        .await,
+                )?;
+                nl(
+                    || format!("route {new} to its pod in {}", node_ns.name()),
+                    nh.route().add(route(new)).execute().await,
+                )?;
+            }
+            Ok(())
+        };
+        std::thread::scope(|s| {
+            let h = std::thread::Builder::new()
+                .name("topology-readdress".into())
+                .spawn_scoped(s, || {
+                    let rt = io_err(
+                        || "start the readdress runtime".into(),
+                        tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build(),
+                    )?;
+                    let r = rt.block_on(work);
+                    fabric.enter()?;
+                    r
+                })
+                .map_err(|source| TopologyError::Io {
+                    what: "start the readdress thread".into(),
+                    source,
+                })?;
+            match h.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    /// The services' DNAT and the hosts file, for the pods that have an address now.
+    fn rewrite_names(&self) -> Result<(), TopologyError> {
+        if self.opts.service_dnat {
+            let rules = format!(
+                "delete table ip meshsim-services\n{}",
+                service_dnat_rules(&self.spec, &self.pods, &self.services, &self.gone)
+            );
+            for n in &self.nodes {
+                nft::apply(&n.ns, &rules)?;
+            }
+        }
+        write_hosts(&self.spec, &self.pods, &self.services, &self.gone)
+    }
+}
+
+/// A pod's way out: everything via the node, whose end of the veth answers on
+/// [`addr::POD_GATEWAY`].
+fn pod_default_route() -> rtnetlink::packet_route::route::RouteMessage {
+    RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(addr::POD_GATEWAY)
+        .output_interface(IDX_ETH0)
+        .onlink()
+        .build()
+}
+
+async fn del_addr(h: &Handle, index: u32, ip: Ipv4Addr, ns: &str) -> Result<(), TopologyError> {
+    use futures::TryStreamExt as _;
+    let mut found = h
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .set_address_filter(IpAddr::V4(ip))
+        .execute();
+    while let Some(msg) = nl(|| format!("list addresses in {ns}"), found.try_next().await)? {
+        nl(
+            || format!("remove address {ip} in {ns}"),
+            h.address().del(msg).execute().await,
+        )?;
+    }
+    Ok(())
 }
 
 /// All links, addresses and routes, from one builder thread.
@@ -445,11 +604,7 @@ async fn wire_async(
         link_up(&ph, IDX_LO, ns).await?;
         link_up(&ph, IDX_ETH0, ns).await?;
         add_addr(&ph, IDX_ETH0, pod.ip, 32, ns).await?;
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
-            .gateway(addr::POD_GATEWAY)
-            .output_interface(IDX_ETH0)
-            .onlink()
-            .build();
+        let route = pod_default_route();
         nl(
             || format!("default route in {ns}"),
             ph.route().add(route).execute().await,
@@ -460,7 +615,12 @@ async fn wire_async(
 
 /// kube-proxy's job in `no-mesh`: each node DNATs service VIPs to endpoints, round-robin
 /// (`numgen inc`), so repeated connections reach every replica.
-fn service_dnat_rules(spec: &ClusterSpec, pods: &[Pod], services: &[Service]) -> String {
+fn service_dnat_rules(
+    spec: &ClusterSpec,
+    pods: &[Pod],
+    services: &[Service],
+    gone: &BTreeSet<usize>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "table ip meshsim-services {{");
     let mut chains = String::new();
@@ -469,15 +629,29 @@ fn service_dnat_rules(spec: &ClusterSpec, pods: &[Pod], services: &[Service]) ->
         if svc.endpoints.is_empty() {
             continue;
         }
+        let endpoints: Vec<usize> = svc
+            .endpoints
+            .iter()
+            .copied()
+            .filter(|p| !gone.contains(p))
+            .collect();
         for port in &svc.ports {
+            if endpoints.is_empty() {
+                // kube-proxy rejects a connection to a service whose endpoints are all gone.
+                let _ = writeln!(
+                    dispatch,
+                    "    ip daddr {} tcp dport {} reject with tcp reset",
+                    built.vip, port.port
+                );
+                continue;
+            }
             let chain = format!("svc{s}-{}", port.port);
             let _ = writeln!(
                 dispatch,
                 "    ip daddr {} tcp dport {} jump {chain}",
                 built.vip, port.port
             );
-            let arms: Vec<String> = svc
-                .endpoints
+            let arms: Vec<String> = endpoints
                 .iter()
                 .enumerate()
                 .map(|(e, _)| format!("{e} : jump {chain}-ep{e}"))
@@ -485,10 +659,10 @@ fn service_dnat_rules(spec: &ClusterSpec, pods: &[Pod], services: &[Service]) ->
             let _ = writeln!(
                 chains,
                 "  chain {chain} {{\n    numgen inc mod {} vmap {{ {} }}\n  }}",
-                svc.endpoints.len(),
+                endpoints.len(),
                 arms.join(", ")
             );
-            for (e, &pod) in svc.endpoints.iter().enumerate() {
+            for (e, &pod) in endpoints.iter().enumerate() {
                 let _ = writeln!(
                     chains,
                     "  chain {chain}-ep{e} {{\n    meta l4proto tcp dnat to {}:{}\n  }}",
@@ -512,6 +686,7 @@ fn write_hosts(
     spec: &ClusterSpec,
     pods: &[Pod],
     services: &[Service],
+    gone: &BTreeSet<usize>,
 ) -> Result<(), TopologyError> {
     let mut hosts =
         String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
@@ -524,7 +699,10 @@ fn write_hosts(
             svc.vip
         );
     }
-    for (p, pod) in spec.pods.iter().zip(pods) {
+    for (i, (p, pod)) in spec.pods.iter().zip(pods).enumerate() {
+        if gone.contains(&i) {
+            continue;
+        }
         let _ = writeln!(hosts, "{}\t{} {}.{}", pod.ip, p.name, p.name, p.namespace);
     }
     let etc = Path::new(ETC_NETNS_DIR);
