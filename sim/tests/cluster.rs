@@ -29,13 +29,24 @@ fn http_get(
     target: SocketAddr,
 ) -> Result<(String, String, String), String> {
     let ns = &cluster.topology.pod(pod).ok_or("no such pod")?.ns;
+    get_path(ns, target, "/")
+}
+
+/// As [`http_get`], from namespace `ns`, for `path`.
+fn get_path(
+    ns: &sim::netns::NetNs,
+    target: SocketAddr,
+    path: &str,
+) -> Result<(String, String, String), String> {
     ns.run(|| -> Result<(String, String, String), String> {
         let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(3))
             .map_err(|e| format!("connect {target}: {e}"))?;
         s.set_read_timeout(Some(Duration::from_secs(3)))
             .map_err(|e| e.to_string())?;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n")
-            .map_err(|e| e.to_string())?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
         let mut out = String::new();
         s.read_to_string(&mut out).map_err(|e| e.to_string())?;
         let (head, body) = out.split_once("\r\n\r\n").ok_or("no header end")?;
@@ -215,6 +226,65 @@ faults:
     Ok(())
 }
 
+/// A ztunnel that restarts while istiod is down is not ready until istiod is back: its
+/// readiness port answers 500 "not ready, pending: state manager" (istio/ztunnel
+/// src/readiness/server.rs answers 500 with the pending tasks; src/app.rs registers the "state
+/// manager" task, done at the first xDS push), then 200 "ready".
+fn ztunnel_readiness_waits_for_istiod(sb: &Sandbox) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("ready.yaml");
+    std::fs::write(
+        &path,
+        r#"version: 1
+name: ready
+modes: [ambient]
+profile: native
+nodes: [{name: node-1}, {name: node-2}]
+workloads:
+  - {name: a, nodes: [node-1]}
+  - {name: echo, nodes: [node-2], app: {http: {port: 8080}}}
+faults:
+  - {kind: istiod-unavailable, at: 0s, duration: 10s}
+  - {kind: ztunnel-restart, node: node-1, at: 0s, duration: 1s}
+"#,
+    )
+    .map_err(|e| e.to_string())?;
+    let loaded = scenario::load::load(&path).map_err(|e| e.to_string())?;
+    let profile = loaded.profile().map_err(|e| e.to_string())?;
+    let mut cluster = Cluster::up_scenario(&loaded, scenario::Mode::Ambient, &profile, *sb)
+        .map_err(|e| e.to_string())?;
+    // As the kubelet probes: from the node, not through a pod's captured traffic.
+    let (node_ns, node_ip) = (
+        cluster.topology.nodes[0].ns.clone(),
+        cluster.topology.nodes[0].ip,
+    );
+    let ready = SocketAddr::from((node_ip, 15021));
+    let probe = |_: &Cluster| {
+        get_path(&node_ns, ready, "/healthz/ready").map(|(status, _, body)| (status, body))
+    };
+    let before = probe(&cluster).map_err(|e| format!("before: {e}"))?;
+    if !before.0.contains("200") || before.1 != "ready\n" {
+        return Err(format!("before: {before:?}"));
+    }
+    let f = &loaded.scenario.faults;
+    let istiod = cluster.fault_down(&f[0]).map_err(|e| e.to_string())?;
+    let ztunnel = cluster.fault_down(&f[1]).map_err(|e| e.to_string())?;
+    if probe(&cluster).is_ok() {
+        return Err("a stopped ztunnel's readiness port still answers".into());
+    }
+    cluster.fault_up(ztunnel).map_err(|e| e.to_string())?;
+    let waiting = probe(&cluster).map_err(|e| format!("waiting for istiod: {e}"))?;
+    if !waiting.0.contains("500") || waiting.1 != "not ready, pending: state manager\n" {
+        return Err(format!("waiting for istiod: {waiting:?}"));
+    }
+    cluster.fault_up(istiod).map_err(|e| e.to_string())?;
+    let after = probe(&cluster).map_err(|e| format!("after istiod is back: {e}"))?;
+    if !after.0.contains("200") {
+        return Err(format!("after istiod is back: {after:?}"));
+    }
+    Ok(())
+}
+
 fn main() {
     let tests: &[SandboxTest] = &[
         (
@@ -234,6 +304,10 @@ fn main() {
         (
             "workload_certs_expire_while_istiod_is_down_then_renew",
             workload_certs_expire_while_istiod_is_down_then_renew,
+        ),
+        (
+            "ztunnel_readiness_waits_for_istiod",
+            ztunnel_readiness_waits_for_istiod,
         ),
     ];
     testing::run_sandboxed(tests)

@@ -84,6 +84,47 @@ impl Cluster {
         })
     }
 
+    /// A proxy waiting for istiod answers its readiness port as the real one does: ztunnel
+    /// with its xDS task pending (its "state manager" blocks readiness until the first push,
+    /// istio/ztunnel src/app.rs), an Envoy's pilot-agent with no configuration received
+    /// (pilot/cmd/pilot-agent/status/ready/probe.go).
+    fn serve_unready(&mut self, down: &Down) -> Result<(), ClusterError> {
+        let envoy = || {
+            (
+                hyper::StatusCode::SERVICE_UNAVAILABLE,
+                "config not received from XDS server (is Istiod running?): cds updates: 0 successful, 0 rejected; lds updates: 0 successful, 0 rejected\n",
+            )
+        };
+        let (ns, (status, why)) = match down {
+            Down::Ztunnel(n) => (
+                self.topology.nodes[*n].ns.clone(),
+                (
+                    hyper::StatusCode::INTERNAL_SERVER_ERROR,
+                    "not ready, pending: state manager\n",
+                ),
+            ),
+            Down::Waypoint(k) => {
+                let Some(pod) = self.mesh.as_ref().map(|m| m.waypoints[*k].workload) else {
+                    return Ok(());
+                };
+                (self.topology.pods[pod].ns.clone(), envoy())
+            }
+            Down::Sidecar(i) | Down::Pod(PodDown { pod: i, .. }) => {
+                (self.topology.pods[*i].ns.clone(), envoy())
+            }
+            _ => return Ok(()),
+        };
+        let r =
+            crate::proxy::admin::NotReady::serve(&ns, status, why.into()).map_err(|source| {
+                ClusterError::Proxy {
+                    what: "a waiting proxy's readiness port".into(),
+                    source,
+                }
+            })?;
+        self.unready.push(r);
+        Ok(())
+    }
+
     fn rotation_counts(&self) -> (u64, u64, u64) {
         self.rotator
             .as_ref()
@@ -275,6 +316,7 @@ impl Cluster {
                     | Down::Pod(PodDown { sidecar: true, .. })
             )
         {
+            self.serve_unready(&down)?;
             self.waiting_for_istiod.push(down);
             return Ok(Some(
                 "its proxy waited for istiod (no configuration or certificate while it was down)"
@@ -283,6 +325,8 @@ impl Cluster {
         }
         if let Down::Istiod(before) = down {
             self.istiod_down.store(false, Ordering::Relaxed);
+            // Their readiness ports go to the proxies themselves.
+            self.unready.clear();
             let waiting = std::mem::take(&mut self.waiting_for_istiod);
             let n = waiting.len();
             for d in waiting {

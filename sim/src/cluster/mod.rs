@@ -212,6 +212,8 @@ pub struct Cluster {
     /// istiod is down (a fault): proxies that would start wait for it, here.
     istiod_down: Arc<std::sync::atomic::AtomicBool>,
     waiting_for_istiod: Vec<faults::Down>,
+    /// The readiness ports of the proxies waiting for istiod, answering "not ready".
+    unready: Vec<crate::proxy::admin::NotReady>,
     /// What the NetworkPolicies were planned from, while any are in force.
     netpol_inputs: Option<Box<(scenario::Loaded, ClusterSpec)>>,
     /// Renews workload certificates when the scenario sets a TTL of its own.
@@ -319,6 +321,7 @@ impl Cluster {
             netpol: Default::default(),
             istiod_down: Default::default(),
             waiting_for_istiod: Vec::new(),
+            unready: Vec::new(),
             rotator: None,
             netpol_inputs: None,
             spent_cgroups: Vec::new(),

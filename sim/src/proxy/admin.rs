@@ -78,3 +78,85 @@ pub async fn serve(listener: TcpListener, sources: Arc<Vec<MetricsSource>>) {
         });
     }
 }
+
+/// A proxy started but not ready: its readiness port answers `/healthz/ready` with `status`
+/// and `why`, as ztunnel's readiness server does before its tasks are done (500, "not ready,
+/// pending: …"; istio/ztunnel src/readiness/server.rs) and pilot-agent does for an Envoy with
+/// no configuration yet (503). Stops, freeing the port, when dropped.
+pub struct NotReady {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NotReady {
+    pub fn serve(
+        ns: &crate::netns::NetNs,
+        status: StatusCode,
+        why: String,
+    ) -> std::io::Result<NotReady> {
+        let addr = std::net::SocketAddr::from((
+            std::net::Ipv4Addr::UNSPECIFIED,
+            super::capture::READY_PORT,
+        ));
+        let l = super::sock::listen_in(ns, addr)?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("not-ready".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let Ok(l) = TcpListener::from_std(l) else {
+                        return;
+                    };
+                    let serve = async {
+                        loop {
+                            let (conn, _) = crate::accept::next(&l, "readiness", None).await;
+                            let why = why.clone();
+                            tokio::spawn(async move {
+                                let svc = service_fn(move |req: Request<Incoming>| {
+                                    let r = match req.uri().path() {
+                                        "/healthz/ready" => {
+                                            reply(status, "text/plain", why.clone())
+                                        }
+                                        _ => reply(
+                                            StatusCode::NOT_FOUND,
+                                            "text/plain",
+                                            "not found\n".into(),
+                                        ),
+                                    };
+                                    async move { Ok::<_, std::convert::Infallible>(r) }
+                                });
+                                let _ = hyper::server::conn::http1::Builder::new()
+                                    .serve_connection(TokioIo::new(conn), svc)
+                                    .await;
+                            });
+                        }
+                    };
+                    tokio::select! {
+                        _ = serve => {}
+                        _ = rx => {}
+                    }
+                });
+            })?;
+        Ok(NotReady {
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for NotReady {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
