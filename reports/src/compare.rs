@@ -101,6 +101,15 @@ pub struct Comparison {
     pub rows: Vec<ComparisonRow>,
     /// What could not be compared (a mode only one run has, an incomplete run, ...).
     pub notes: Vec<String>,
+    /// How the mesh's structure changed (paths, policies checked, what proxies hold), per
+    /// mode: exact facts of the two scenarios, neither noise nor a verdict.
+    pub structure_changes: Vec<StructureChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StructureChange {
+    pub mode: Mode,
+    pub change: String,
 }
 
 /// One flow as far as comparability goes: its identity and its rate steps.
@@ -467,10 +476,25 @@ pub fn compare(
         ));
     }
     let mut rows = Vec::new();
+    let mut structure_changes = Vec::new();
     for mode in common {
         let (b, n) = (base.repeats_of(mode), new.repeats_of(mode));
         for f in figures(&b, &n) {
             rows.push(judge(f, mode, threshold_pct));
+        }
+        if let (Some(b), Some(n)) = (b.first(), n.first()) {
+            if b.structure.is_empty() != n.structure.is_empty() && mode != Mode::NoMesh {
+                notes.push(format!(
+                    "{mode}: only the {} run recorded the mesh's structure (a run of an older meshsim); structure not compared",
+                    if b.structure.is_empty() { "new" } else { "base" }
+                ));
+            } else {
+                structure_changes.extend(
+                    crate::structure::changes(&b.structure, &n.structure)
+                        .into_iter()
+                        .map(|change| StructureChange { mode, change }),
+                );
+            }
         }
     }
     Ok(Comparison {
@@ -480,12 +504,17 @@ pub fn compare(
         new_started_at: new.environment.started_at.clone(),
         rows,
         notes,
+        structure_changes,
     })
 }
 
 impl Comparison {
     pub fn has_regression(&self) -> bool {
         self.rows.iter().any(|r| r.verdict == Verdict::Regressed)
+    }
+
+    pub fn structure_changed(&self) -> bool {
+        !self.structure_changes.is_empty()
     }
 
     pub fn count(&self, v: Verdict) -> usize {
@@ -514,7 +543,7 @@ impl Comparison {
         );
         let _ = writeln!(
             s,
-            "**{}**: {} regressed, {} improved, {} within noise.\n",
+            "**{}**: {} regressed, {} improved, {} within noise{}.\n",
             if self.has_regression() {
                 "REGRESSION"
             } else {
@@ -522,12 +551,26 @@ impl Comparison {
             },
             self.count(Verdict::Regressed),
             self.count(Verdict::Improved),
-            self.count(Verdict::WithinNoise)
+            self.count(Verdict::WithinNoise),
+            if self.structure_changed() {
+                format!("; **structure changed** ({})", self.structure_changes.len())
+            } else {
+                String::new()
+            }
         );
         for n in &self.notes {
             let _ = writeln!(s, "- {n}");
         }
         if !self.notes.is_empty() {
+            s.push('\n');
+        }
+        if self.structure_changed() {
+            s.push_str(
+                "Structure changed (paths, policies checked, what proxies hold; facts of the scenarios, compared exactly):\n\n",
+            );
+            for c in &self.structure_changes {
+                let _ = writeln!(s, "- {}: {}", c.mode, c.change);
+            }
             s.push('\n');
         }
         s.push_str("| mode | figure | base | new | change | p | verdict |\n");

@@ -7,11 +7,13 @@
 //! - [`render`]: charts (SVG and PNG, plotters with the vendored font), `report.html`,
 //!   `summary.md`, all written next to `run.json` by [`render::render_all`].
 //! - [`compare`]: two runs of the same scenario, figure by figure, with a noise-aware verdict.
+//! - [`structure`]: what changed in the mesh's structure between two runs, named exactly.
 //! - [`stats`]: the small statistics `compare` needs (Welch's t-test).
 
 pub mod compare;
 pub mod render;
 pub mod stats;
+pub mod structure;
 
 // The run.json types, as this crate renders them (they live in `meshsim-results`).
 pub use results::{RunResult, hist, run};

@@ -130,6 +130,7 @@ pub fn mode_result(m: &RawMode) -> ModeResult {
         stages: crate::stages::stage_results(m),
         faults: crate::faults::fault_results(&m.faults, &m.flows),
         lb: m.lb.clone(),
+        structure: m.structure.clone(),
         components_vcpu_sum: components.iter().map(|c| c.vcpu_avg).sum(),
         components,
         process_vcpu_avg: weighted_mean(&m.meter.process.vcpu, &windows),

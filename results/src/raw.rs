@@ -52,6 +52,8 @@ pub struct RawMode {
     pub faults: Vec<RawFault>,
     /// The proxies' load-balancing picks per service.
     pub lb: Vec<crate::run::LbPicks>,
+    /// The mesh's paths and proxy scopes, as the mode started.
+    pub structure: crate::run::Structure,
 }
 
 /// One fault in one step, as the runner applied it.

@@ -133,6 +133,9 @@ pub struct ModeResult {
     #[serde(default = "yes")]
     pub complete: bool,
     pub flows: Vec<FlowResult>,
+    /// The paths and the proxies' configuration (runs before this field have none).
+    #[serde(default, skip_serializing_if = "Structure::is_empty")]
+    pub structure: Structure,
     pub components: Vec<ComponentResult>,
     /// Every pod's data plane in this mode and what decided it (its labels in `declared`, the
     /// mode otherwise); empty in runs from before meshsim recorded it.
@@ -680,6 +683,59 @@ pub struct ComponentResult {
     /// False when a limit was asked for but could not be applied (not root).
     pub cpu_limit_enforced: bool,
     pub series: ComponentSeries,
+}
+
+/// What a mode's mesh is made of, from the scenario and Istio's rules alone: the same
+/// scenario gives the same structure on any machine, so `compare` judges it exactly.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Structure {
+    /// Per flow, by name: the paths its requests take.
+    pub flows: BTreeMap<String, Vec<PathStructure>>,
+    /// Per proxy (component name): the configuration entries in its scope.
+    pub proxies: BTreeMap<String, ProxyScope>,
+}
+
+impl Structure {
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty() && self.proxies.is_empty()
+    }
+}
+
+/// One path a flow's requests take (endpoints whose paths read the same share one).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PathStructure {
+    /// Pod to pod, each proxy on the way (`ztunnel for client-0 (outbound)`, `waypoint
+    /// payment-waypoint`, …), endpoint pods named by their workload.
+    pub route: Vec<String>,
+    /// Proxies on the route.
+    pub hops: usize,
+    /// Per proxy that checks policy: the policies it considers for the request, and their
+    /// rules.
+    pub checks: Vec<HopChecks>,
+    /// What the proxies' own policy engine says of a request (`allowed`, `denied 403`, …).
+    pub outcome: String,
+    /// Endpoints that take this path.
+    pub endpoints: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HopChecks {
+    pub proxy: String,
+    pub policies: usize,
+    pub rules: usize,
+}
+
+/// Configuration a proxy holds (what istiod pushes into its scope).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyScope {
+    pub services: usize,
+    pub endpoints: usize,
+    pub workloads: usize,
+    pub policies: usize,
 }
 
 /// A component's figures per interval.

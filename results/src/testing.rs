@@ -378,6 +378,7 @@ fn sample_mode(mode: Mode, repeat: u32, rng: &mut Rng, slow: f64) -> RawMode {
                 cpu_per_round_trip_us: 66.0 + 2.0 * f64::from(repeat),
             },
         }),
+        structure: Default::default(),
     }
 }
 

@@ -15,6 +15,7 @@
 //! - [`hostprobe`]: how fast the host runs loopback round trips, measured before each mode
 //! - [`explain`]: `meshsim explain`, a request's path and every hop's checks, predicted with
 //!   the proxies' own code and compared with the real outcome
+//! - [`structure`]: each flow's path and each proxy's configuration scope, for exact comparison
 //! - [`introspect`]: `istioctl`'s ztunnel-config and waypoint tables of a running cluster
 //! - [`monitor`]: the user's alert rules and dashboards evaluated by a real Prometheus
 //! - [`check`]: `meshsim check`, the static migration checklist (no cluster)
@@ -47,6 +48,7 @@ pub mod proxy;
 pub mod reach;
 pub mod runner;
 pub mod sandbox;
+pub mod structure;
 pub mod topology;
 pub mod wire;
 

@@ -1,7 +1,9 @@
 //! `meshsim compare BASE.json NEW.json`: figure by figure, with a verdict; for CI.
 //!
-//! Exit codes: 0 nothing regressed beyond the threshold; 1 something did; 2 an error (e.g.
-//! the runs are of different scenarios).
+//! Exit codes: 0 nothing regressed beyond the threshold and the mesh's structure is the same;
+//! 1 something regressed, or the structure changed (a path gained or lost a hop, a proxy checks
+//! other policies or holds other configuration) without `--allow-structure-change`; 2 an
+//! error (e.g. the runs are of different scenarios).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +20,10 @@ pub struct Args {
     /// Also write the Markdown table to this file (e.g. for a CI job summary).
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// A change in the mesh's structure (paths, policies, proxy configuration) is expected:
+    /// report it, but exit 0 for it.
+    #[arg(long)]
+    pub allow_structure_change: bool,
 }
 
 fn parse_pct(s: &str) -> Result<f64, String> {
@@ -37,9 +43,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(p) = &args.markdown {
         std::fs::write(p, &md).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
     }
-    Ok(if c.has_regression() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if c.has_regression() || (c.structure_changed() && !args.allow_structure_change) {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }

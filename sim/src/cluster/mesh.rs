@@ -370,6 +370,27 @@ impl Cluster {
         Ok(())
     }
 
+    /// Each flow's paths and each running proxy's configuration scope, under the current
+    /// plan (none out of the mesh).
+    pub fn structure(&self, loaded: &Loaded) -> results::run::Structure {
+        let Some(plan) = &self.mesh else {
+            return Default::default();
+        };
+        let proxies: Vec<_> = self
+            .proxies
+            .iter()
+            .map(|p| {
+                let node = self
+                    .topology
+                    .nodes
+                    .iter()
+                    .position(|n| Arc::ptr_eq(&n.ns, &p.component.netns));
+                (p.component.name.clone(), p.component.kind, p.pod, node)
+            })
+            .collect();
+        crate::structure::of(loaded, plan, &proxies)
+    }
+
     /// istiod's push: every running proxy takes the new plan.
     pub(super) fn push_plan(&mut self, plan: Arc<MeshPlan>) {
         for p in &self.proxies {

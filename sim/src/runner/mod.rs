@@ -392,6 +392,7 @@ fn run_mode(
     let bring_up = t0.elapsed();
     tracing::info!(took = ?bring_up, "cluster up");
     let mut flows = flows::plan(loaded, &cluster, opts)?;
+    let structure = cluster.structure(loaded);
     let faults = &loaded.scenario.faults;
     if stages > 0 {
         flows::as_stages(&mut flows, stages, schedule::stage_step(loaded, opts));
@@ -489,6 +490,7 @@ fn run_mode(
         stages: raw_stages,
         faults: raw_faults,
         lb,
+        structure,
     })
 }
 
