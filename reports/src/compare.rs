@@ -4,6 +4,13 @@
 //! A figure regressed (or improved) when it moved beyond `threshold_pct` in the bad (good)
 //! direction and, when both runs have repeats, Welch's t-test over the repeats gives p < 0.05.
 //! Without repeats there is no estimate of noise, so the threshold alone decides.
+//!
+//! Each figure judged over repeats also states its detection limit: the smallest change the
+//! test would find 4 times in 5 given the repeats' spread (never below the threshold), so a
+//! clean comparison says what it could not have seen. Only repeats are replicates: they are
+//! whole runs, interleaved, so independent of one another; the per-second samples inside a
+//! run are autocorrelated (a queue or a hot cache lasts seconds) and are not counted as
+//! replicates.
 
 use std::fmt::Write as _;
 
@@ -89,8 +96,16 @@ pub struct ComparisonRow {
     pub change_pct: Option<f64>,
     /// Welch's t-test, when both runs have at least two repeats.
     pub p_value: Option<f64>,
+    /// The detection limit, % of the base: a change smaller than this would not be judged a
+    /// regression (the threshold, or what the repeats' spread lets the t-test see at 80%
+    /// power, whichever is larger). Absent without two repeats in each run.
+    pub detectable_pct: Option<f64>,
     pub verdict: Verdict,
 }
+
+/// The power at which the detection limit is stated: a change of that size is found 4 times
+/// in 5.
+pub const POWER: f64 = 0.8;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
@@ -351,6 +366,9 @@ fn judge(f: Figure, mode: Mode, threshold_pct: f64) -> ComparisonRow {
     };
     let worse = if f.lower_is_better { n > b } else { n < b };
     let p_value = stats::welch_p_value(&f.base, &f.new);
+    let detectable_pct = stats::welch_min_detectable(&f.base, &f.new, P_THRESHOLD, POWER)
+        .filter(|_| b != 0.0)
+        .map(|d| (d / b.abs() * 100.0).max(threshold_pct));
     let significant = p_value.is_none_or(|p| p < P_THRESHOLD);
     let verdict = if beyond && significant {
         if worse {
@@ -372,6 +390,7 @@ fn judge(f: Figure, mode: Mode, threshold_pct: f64) -> ComparisonRow {
         new_samples: f.new.len(),
         change_pct,
         p_value,
+        detectable_pct,
         verdict,
     }
 }
@@ -573,8 +592,23 @@ impl Comparison {
             }
             s.push('\n');
         }
-        s.push_str("| mode | figure | base | new | change | p | verdict |\n");
-        s.push_str("|---|---|---:|---:|---:|---:|---|\n");
+        let blind: Vec<&ComparisonRow> = self
+            .rows
+            .iter()
+            .filter(|r| r.detectable_pct.is_some_and(|d| d > self.threshold_pct))
+            .collect();
+        if !blind.is_empty() {
+            let _ = writeln!(
+                s,
+                "Detection limit: with these repeats' spread, Welch's test (p < {P_THRESHOLD}, {:.0}% power) would miss a regression smaller than the *not seen below* column in {} of {} figures, wider than the {}% threshold; add repeats to narrow it (the limit shrinks about as 1/√repeats).\n",
+                POWER * 100.0,
+                blind.len(),
+                self.rows.len(),
+                self.threshold_pct
+            );
+        }
+        s.push_str("| mode | figure | base | new | change | p | not seen below | verdict |\n");
+        s.push_str("|---|---|---:|---:|---:|---:|---:|---|\n");
         for r in &self.rows {
             let change = r
                 .change_pct
@@ -582,6 +616,9 @@ impl Comparison {
             let p = r
                 .p_value
                 .map_or_else(|| "–".to_string(), |p| format!("{p:.3}"));
+            let limit = r
+                .detectable_pct
+                .map_or_else(|| "–".to_string(), |d| format!("{d:.1}%"));
             let verdict = match r.verdict {
                 Verdict::Regressed => "**regressed**",
                 Verdict::Improved => "improved",
@@ -589,13 +626,14 @@ impl Comparison {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.mode,
                 r.figure,
                 r.unit.format(r.base),
                 r.unit.format(r.new),
                 change,
                 p,
+                limit,
                 verdict
             );
         }

@@ -38,6 +38,40 @@ pub fn welch_p_value(a: &[f64], b: &[f64]) -> Option<f64> {
     Some(student_t_two_sided(t, df))
 }
 
+/// The smallest difference of means that Welch's test at level `alpha` would find with
+/// probability `power`, given the spread of `a` and `b`: `(t(alpha/2) + t(1 - power)) · SE`,
+/// the usual normal-approximation power formula with Student's t at Welch's degrees of
+/// freedom. `None` when either has fewer than two values.
+pub fn welch_min_detectable(a: &[f64], b: &[f64], alpha: f64, power: f64) -> Option<f64> {
+    let (_, va) = mean_var(a)?;
+    let (_, vb) = mean_var(b)?;
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (sa, sb) = (va / na, vb / nb);
+    let se2 = sa + sb;
+    if se2 <= 0.0 || !se2.is_finite() {
+        return Some(0.0);
+    }
+    let df = se2 * se2 / (sa * sa / (na - 1.0) + sb * sb / (nb - 1.0));
+    // One-sided 1 - power is a two-sided tail of twice that.
+    let t = student_t_critical(alpha, df) + student_t_critical(2.0 * (1.0 - power), df);
+    Some(t * se2.sqrt())
+}
+
+/// The t with P(|T| >= t) = `p` for Student's t with `df` degrees of freedom (bisection: the
+/// tail falls as t grows).
+pub fn student_t_critical(p: f64, df: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0f64, 1.0e6f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if student_t_two_sided(mid, df) > p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// P(|T| >= |t|) for Student's t with `df` degrees of freedom.
 pub fn student_t_two_sided(t: f64, df: f64) -> f64 {
     if !t.is_finite() {
@@ -136,6 +170,36 @@ fn beta_cf(a: f64, b: f64, x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn critical_values_match_tables() {
+        // Student's t tables: two-sided 5% at 2, 4 and 10 degrees of freedom; one-sided 20%.
+        for (p, df, t) in [
+            (0.05, 2.0, 4.303),
+            (0.05, 4.0, 2.776),
+            (0.05, 10.0, 2.228),
+            (0.4, 4.0, 0.941),
+        ] {
+            let got = student_t_critical(p, df);
+            assert!(
+                (got - t).abs() < 1e-3,
+                "t({p}, {df}) = {got}, tables say {t}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_detection_limit_shrinks_with_repeats_and_grows_with_spread() {
+        let three = [100.0, 104.0, 96.0];
+        let mde3 = welch_min_detectable(&three, &three, 0.05, 0.8).expect("mde");
+        // (t(0.05, 4) + t(0.4, 4)) · sqrt(2 · 16 / 3) = (2.776 + 0.941) · 3.266
+        assert!((mde3 - 12.14).abs() < 0.05, "{mde3}");
+        let six = [100.0, 104.0, 96.0, 100.0, 104.0, 96.0];
+        assert!(welch_min_detectable(&six, &six, 0.05, 0.8).expect("mde") < mde3);
+        let wide = [100.0, 108.0, 92.0];
+        assert!(welch_min_detectable(&wide, &wide, 0.05, 0.8).expect("mde") > mde3);
+        assert_eq!(welch_min_detectable(&[1.0], &three, 0.05, 0.8), None);
+    }
 
     #[test]
     fn t_distribution_matches_tables() {

@@ -313,3 +313,34 @@ fn a_replayed_fault_compares_its_failures_and_recovery_and_never_clearing_counts
     let back = compare(&with_fault(20, Some(1.0)), &with_fault(500, None), 5.0).expect("same");
     assert!(back.has_regression());
 }
+
+/// Each figure judged over repeats states its detection limit: the change Welch's test at
+/// p < 0.05 finds 4 times in 5 given the repeats' spread, never below the threshold. The 15%
+/// slowdown hidden in 30% noise over two repeats sits below it, which says why it was missed.
+#[test]
+fn the_detection_limit_says_what_a_comparison_could_not_see() {
+    use reports::run::Mode;
+    const CPU: &str = "sidecar vCPU/1000 rps per proxy";
+    let limit = |c: &reports::Comparison| {
+        c.rows
+            .iter()
+            .find(|r| r.mode == Mode::Sidecar && r.figure == CPU)
+            .and_then(|r| r.detectable_pct)
+    };
+    let wild = compare(&noisy(40, 2, 1.0, 0.30), &noisy(41, 2, 1.15, 0.30), 5.0).unwrap();
+    let wide = limit(&wild).expect("a limit with two repeats each");
+    assert!(wide > 15.0, "{wide}");
+    let md = wild.markdown();
+    assert!(md.contains("| not seen below |"), "{md}");
+    assert!(md.contains(&format!("{wide:.1}%")), "{md}");
+    assert!(md.contains("would miss a regression smaller than"), "{md}");
+    // More repeats of the same noise narrow it.
+    let more = compare(&noisy(40, 8, 1.0, 0.30), &noisy(41, 8, 1.0, 0.30), 5.0).unwrap();
+    assert!(limit(&more).expect("limit") < wide);
+    // Almost no noise: the threshold is the limit.
+    let quiet = compare(&noisy(30, 4, 1.0, 0.002), &noisy(31, 4, 1.0, 0.002), 5.0).unwrap();
+    assert_eq!(limit(&quiet), Some(5.0));
+    // One run each: no noise estimate, no limit.
+    let single = compare(&sample_run(1, 1.0), &sample_run(2, 1.0), 5.0).unwrap();
+    assert!(single.rows.iter().all(|r| r.detectable_pct.is_none()));
+}
