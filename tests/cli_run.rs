@@ -555,6 +555,10 @@ fn bad_input_is_one_clear_error_and_starts_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--repeat"));
 
+    let out = meshsim_cmd(&["run", "scenarios/quickstart.yaml", "--detect", "5%"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--repeat auto"));
+
     let out = meshsim_cmd(&["run", "scenarios/quickstart.yaml", "--profile", "istio-0.1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("istio-1.24"));
@@ -660,4 +664,80 @@ fn migration_mixed_runs_declared_and_reports_each_pods_data_plane() {
         md.contains("- declared: 2 out of the mesh, 2 sidecar, 2 ambient"),
         "{md}"
     );
+}
+
+/// `--repeat auto` adds interleaved rounds until every proxy's CPU and every flow's p50 reach
+/// the detection limit, or the budget is spent, and says which did not.
+#[test]
+fn repeat_auto_stops_at_the_detection_limit_or_the_budget() {
+    if !can_run("repeat_auto_stops_at_the_detection_limit_or_the_budget") {
+        return;
+    }
+    let _g = lock();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let s = scenario(tmp.path(), "auto", "");
+    let s = s.to_str().expect("utf8");
+    // A limit anything reaches: two rounds (the fewest that give a spread), then it stops.
+    let easy = tmp.path().join("easy");
+    let out = meshsim_cmd(&[
+        "run",
+        s,
+        "--mode",
+        "sidecar",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--repeat",
+        "auto",
+        "--detect",
+        "100000%",
+        "--out",
+        easy.to_str().expect("utf8"),
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("every figure reached the 100000% detection limit"),
+        "{text}"
+    );
+    let run = load(&easy.join("run.json"));
+    assert_eq!(run["repeats"], 2, "{}", run["repeats"]);
+    assert_eq!(modes(&run).len(), 2);
+    // A limit nothing reaches, and a budget that allows no third round: it stops and names
+    // the figures.
+    let hard = tmp.path().join("hard");
+    let out = meshsim_cmd(&[
+        "run",
+        s,
+        "--mode",
+        "sidecar",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--repeat",
+        "auto",
+        "--detect",
+        "0.0001%",
+        "--budget",
+        "1s",
+        "--out",
+        hard.to_str().expect("utf8"),
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("did not reach the 0.0001% detection limit within 1s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- sidecar: sidecar vCPU/1000 rps per proxy: a regression smaller than"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- sidecar: web p50 @200 rps: a regression smaller than"),
+        "{text}"
+    );
+    assert_eq!(load(&hard.join("run.json"))["repeats"], 2);
 }

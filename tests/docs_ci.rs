@@ -10,8 +10,7 @@ fn the_ci_recipe_uses_only_commands_and_flags_meshsim_has() {
     let text = std::fs::read_to_string(common::repo().join("docs/ci.md")).expect("docs/ci.md");
     let (_, rest) = text.split_once("```yaml\n").expect("a yaml block");
     let (workflow, _) = rest.split_once("```").expect("its end");
-    let doc: serde_json::Value =
-        serde_saphyr::from_str(workflow).expect("the workflow is YAML");
+    let doc: serde_json::Value = serde_saphyr::from_str(workflow).expect("the workflow is YAML");
     assert!(doc["jobs"]["mesh-performance"]["steps"].is_array(), "{doc}");
     let mut checked = 0;
     for line in workflow.lines() {
@@ -33,5 +32,8 @@ fn the_ci_recipe_uses_only_commands_and_flags_meshsim_has() {
             checked += 1;
         }
     }
-    assert!(checked >= 3, "the recipe's meshsim commands were found ({checked} flags)");
+    assert!(
+        checked >= 3,
+        "the recipe's meshsim commands were found ({checked} flags)"
+    );
 }

@@ -26,7 +26,7 @@ pub struct Args {
     pub allow_structure_change: bool,
 }
 
-fn parse_pct(s: &str) -> Result<f64, String> {
+pub(super) fn parse_pct(s: &str) -> Result<f64, String> {
     let t = s.trim().trim_end_matches('%').trim();
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),

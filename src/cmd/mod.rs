@@ -7,6 +7,7 @@ pub mod introspect;
 pub mod load;
 pub mod logs;
 pub mod reach;
+pub mod repeat_auto;
 pub mod replay;
 pub mod report;
 pub mod run;

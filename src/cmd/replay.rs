@@ -107,7 +107,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         modes: r.scenario.modes.iter().map(|&m| mode_arg(m)).collect(),
         profile: None,
         out: args.out.clone(),
-        repeat: original.repeats,
+        repeat: super::run::Repeat::Times(original.repeats),
+        detect: None,
+        budget: None,
         duration: first
             .filter(|f| {
                 loaded

@@ -35,9 +35,17 @@ pub struct Args {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Run every mode this many times, interleaved (A B C A B C ...), so `compare` can tell
-    /// noise from change.
-    #[arg(long, default_value_t = 1)]
-    pub repeat: u32,
+    /// noise from change; `auto` adds rounds until every proxy's CPU and every flow's p50
+    /// reach the `--detect` limit, or `--budget` is spent.
+    #[arg(long, default_value = "1", value_parser = parse_repeat)]
+    pub repeat: Repeat,
+    /// With `--repeat auto`: the detection limit to reach, e.g. 5% (a regression this size
+    /// would be found 4 times in 5 against a baseline of as many repeats).
+    #[arg(long, value_parser = super::compare::parse_pct)]
+    pub detect: Option<f64>,
+    /// With `--repeat auto`: the time the run may take before it stops adding rounds.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub budget: Option<Duration>,
     /// Measured time of every flow's steps, overriding the scenario (e.g. 5s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
@@ -49,6 +57,27 @@ pub struct Args {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["modes", "repeat", "duration", "warmup", "out"])]
     pub resume: Option<PathBuf>,
 }
+
+/// `--repeat N` or `--repeat auto`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Repeat {
+    Times(u32),
+    Auto,
+}
+
+fn parse_repeat(s: &str) -> Result<Repeat, String> {
+    match s {
+        "auto" => Ok(Repeat::Auto),
+        n => match n.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(Repeat::Times(n)),
+            _ => Err(format!("{s:?} is neither a count of at least 1 nor `auto`")),
+        },
+    }
+}
+
+/// `--repeat auto` without `--detect` or `--budget`.
+const AUTO_DEFAULT_DETECT_PCT: f64 = 5.0;
+const AUTO_DEFAULT_BUDGET: Duration = Duration::from_secs(30 * 60);
 
 /// `--duration`, `--warmup` and `--mode` become part of the scenario the run records, so
 /// `run.json` says what was measured (and a resumed run repeats it).
@@ -150,6 +179,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let save_error = save_each_mode(&mut opts, &out_dir, to_result.clone());
     opts.logs_dir = Some(out_dir.join("logs"));
+    // Rounds start at two: a spread needs two.
+    let auto = (args.repeat == Repeat::Auto && earlier.is_none()).then(|| {
+        super::repeat_auto::AutoRepeat::new(
+            args.detect.unwrap_or(AUTO_DEFAULT_DETECT_PCT),
+            args.budget.unwrap_or(AUTO_DEFAULT_BUDGET),
+        )
+    });
+    if let Some(a) = &auto {
+        opts.more = Some(a.more(to_result.clone()));
+    }
 
     let started = Instant::now();
     let result = sim::runner::run(&loaded, &profile, sandbox, &opts);
@@ -189,6 +228,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         wrote = Some(run);
     }
+    if let Some(a) = &auto {
+        let missed = a.report();
+        if missed.is_empty() {
+            println!(
+                "repeat auto: every figure reached the {}% detection limit",
+                a.detect_pct
+            );
+        } else {
+            println!(
+                "repeat auto: {} figure(s) did not reach the {}% detection limit within {} (or {} rounds):",
+                missed.len(),
+                a.detect_pct,
+                humantime::format_duration(a.budget),
+                super::repeat_auto::MAX_ROUNDS
+            );
+            for m in missed {
+                println!("- {m}");
+            }
+        }
+    }
     if let Some(e) = failure {
         if wrote.is_some() {
             eprintln!(
@@ -218,7 +277,7 @@ fn migration_reach(
 }
 
 /// Turns what the runner measured into run.json.
-type ToResult = dyn Fn(&results::raw::RawRun) -> results::RunResult + Send + Sync;
+pub(super) type ToResult = dyn Fn(&results::raw::RawRun) -> results::RunResult + Send + Sync;
 
 /// What a run needs before it starts, all checked.
 struct Prepared {
@@ -247,7 +306,13 @@ fn prepare(args: &Args) -> anyhow::Result<Option<Prepared>> {
         None => {
             apply_overrides(&mut loaded, args);
             let mut opts = RunOptions::new();
-            opts.repeat = args.repeat;
+            opts.repeat = match args.repeat {
+                Repeat::Times(n) => n,
+                Repeat::Auto => 2,
+            };
+            if args.repeat != Repeat::Auto && (args.detect.is_some() || args.budget.is_some()) {
+                anyhow::bail!("--detect and --budget go with --repeat auto");
+            }
             (None, opts)
         }
     };

@@ -122,6 +122,10 @@ pub type EventFn = Arc<dyn Fn(&Event) + Send + Sync>;
 /// save it before the next mode starts (nothing is lost if the process dies later).
 pub type MeasuredFn = Arc<dyn Fn(&RawRun) + Send + Sync>;
 
+/// Asked after each full round of modes with everything measured so far: `true` runs one
+/// more round (`--repeat auto`, until its figures are precise enough or its time is up).
+pub type MoreFn = Arc<dyn Fn(&RawRun) -> bool + Send + Sync>;
+
 /// What to run. [`RunOptions::new`] takes the scenario's modes and times as written.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -138,6 +142,7 @@ pub struct RunOptions {
     pub done: Vec<(Mode, u32)>,
     pub events: Option<EventFn>,
     pub measured: Option<MeasuredFn>,
+    pub more: Option<MoreFn>,
     /// Where each mode's proxies write their access logs (`<dir>/<mode>-<repeat>/`).
     pub logs_dir: Option<std::path::PathBuf>,
 }
@@ -153,6 +158,7 @@ impl RunOptions {
             done: Vec::new(),
             events: None,
             measured: None,
+            more: None,
             logs_dir: None,
         }
     }
@@ -191,7 +197,12 @@ pub fn run(
         error,
         partial: None,
     })?;
-    let schedule = schedule(loaded, opts);
+    let mut schedule = schedule(loaded, opts);
+    let round: Vec<Mode> = schedule
+        .iter()
+        .filter(|(_, r)| *r == 0)
+        .map(|(m, _)| *m)
+        .collect();
     let mut out = RawRun {
         started_at: SystemTime::now(),
         host: host::collect(&sandbox),
@@ -200,14 +211,14 @@ pub fn run(
         modes: Vec::new(),
         incomplete: false,
     };
-    let todo: Vec<(usize, (Mode, u32))> = schedule
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(_, mr)| !opts.done.contains(mr))
-        .collect();
-    let total = schedule.len();
-    for (index, (mode, repeat)) in todo {
+    let mut index = 0;
+    while index < schedule.len() {
+        let (mode, repeat) = schedule[index];
+        index += 1;
+        if opts.done.contains(&(mode, repeat)) {
+            continue;
+        }
+        let (index, total) = (index - 1, schedule.len());
         if opts.stop.is_cancelled() {
             out.incomplete = true;
             break;
@@ -241,6 +252,14 @@ pub fn run(
                 }
                 if !complete {
                     break;
+                }
+                // The schedule's last mode done: another round, if asked for.
+                if index + 1 == schedule.len()
+                    && !opts.stop.is_cancelled()
+                    && opts.more.as_ref().is_some_and(|more| more(&out))
+                {
+                    schedule.extend(round.iter().map(|m| (*m, repeat + 1)));
+                    out.schedule = schedule.clone();
                 }
             }
             Err(error) => {
