@@ -6,10 +6,12 @@
 //!
 //! - [`render`]: charts (SVG and PNG, plotters with the vendored font), `report.html`,
 //!   `summary.md`, all written next to `run.json` by [`render::render_all`].
+//! - [`benches`]: the deterministic benches' instruction counts (gungraun trees), compared.
 //! - [`compare`]: two runs of the same scenario, figure by figure, with a noise-aware verdict.
 //! - [`structure`]: what changed in the mesh's structure between two runs, named exactly.
 //! - [`stats`]: the small statistics `compare` needs (Welch's t-test).
 
+pub mod benches;
 pub mod compare;
 pub mod render;
 pub mod stats;

@@ -170,9 +170,7 @@ mod tests {
         );
         assert!(l2.iter().any(|(f, _)| f.contains("p50 @")), "{l2:?}");
         // Two rounds estimate a spread poorly, so compare the figures' limits as a whole.
-        let mean = |l: &[Limit]| {
-            l.iter().filter_map(|(_, v)| *v).sum::<f64>() / l.len() as f64
-        };
+        let mean = |l: &[Limit]| l.iter().filter_map(|(_, v)| *v).sum::<f64>() / l.len() as f64;
         assert!(mean(&l8) < mean(&l2) / 2.0, "{l2:?} {l8:?}");
         let one = results::testing::sample_run(1, 1.0);
         assert!(limits(&one).iter().all(|(_, l)| l.is_none()));

@@ -202,6 +202,48 @@ fn reset(conn: TcpStream) {
     drop(conn);
 }
 
+/// ztunnel's L4 authorization of one connection: the policies that select the destination,
+/// against the peer's identity and addresses. The per-connection path the deterministic
+/// benches count (`sim/benches/deterministic.rs`).
+pub fn l4_verdict(
+    policies: &[AuthorizationPolicy],
+    peer: Option<&Identity>,
+    src_ip: Option<std::net::IpAddr>,
+    dst_ip: std::net::IpAddr,
+    port: u16,
+) -> policy::Verdict {
+    let refs: Vec<&AuthorizationPolicy> = policies.iter().collect();
+    let attrs = Attrs {
+        principal: peer.map(|p| p.principal()),
+        namespace: peer.map(|p| p.namespace.clone()),
+        source_ip: src_ip,
+        dest_port: port,
+        dest_ip: Some(dst_ip),
+        http: None,
+        ..Attrs::default()
+    };
+    bench_knob::extra_work(|| policy::evaluate(&refs, &attrs, Layer::L4));
+    policy::evaluate(&refs, &attrs, Layer::L4)
+}
+
+/// A test-only slowdown: with feature `bench-knob-5pct`, one connection in twenty is
+/// authorized twice, 5% more work on ztunnel's per-connection path, for checking that the
+/// deterministic benches catch a regression that size. Without it, nothing.
+mod bench_knob {
+    #[cfg(feature = "bench-knob-5pct")]
+    pub fn extra_work<T>(f: impl FnOnce() -> T) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        if CALLS.fetch_add(1, Ordering::Relaxed) % 20 == 19 {
+            std::hint::black_box(f());
+        }
+    }
+
+    #[cfg(not(feature = "bench-knob-5pct"))]
+    #[inline(always)]
+    pub fn extra_work<T>(_: impl FnOnce() -> T) {}
+}
+
 impl Ztunnel {
     fn with(&self, plan: Arc<MeshPlan>, pods: BTreeMap<usize, Arc<PodCtx>>) -> Ztunnel {
         Ztunnel {
@@ -375,18 +417,8 @@ impl Ztunnel {
         src_ip: Option<std::net::IpAddr>,
         port: u16,
     ) -> bool {
-        let refs: Vec<&AuthorizationPolicy> = ctx.policies.iter().collect();
         let me = &self.plan.workloads[ctx.w];
-        let attrs = Attrs {
-            principal: peer.map(|p| p.principal()),
-            namespace: peer.map(|p| p.namespace.clone()),
-            source_ip: src_ip,
-            dest_port: port,
-            dest_ip: Some(self.plan.workloads[ctx.w].ip.into()),
-            http: None,
-            ..Attrs::default()
-        };
-        let v = policy::evaluate(&refs, &attrs, Layer::L4);
+        let v = l4_verdict(&ctx.policies, peer, src_ip, me.ip.into(), port);
         let allowed = v.decision == Decision::Allow;
         self.plan
             .decisions
