@@ -25,4 +25,5 @@ for _ in $(seq "$tries"); do slow=$((slow + $(flagged "${bench[@]}" --features b
 echo "identical build: flagged in $same of $tries tries"
 echo "5% more work on ztunnel's path: flagged in $slow of $tries tries"
 # What the knob changes, as gungraun reports it against the baseline:
-"${bench[@]}" --features bench-knob-5pct -- --baseline=main ztunnel_l4 2>&1 | grep -E "ztunnel_l4|Instructions" || true
+"${bench[@]}" --features bench-knob-5pct -- --baseline=main 2>&1 \
+  | sed 's/\x1b\[[0-9;]*m//g' | grep -E "^deterministic|Instructions" || true

@@ -15,6 +15,8 @@
 //!   the destination, against the peer's identity and address);
 //! - `jwt/*`: 100 verifications of an ES256 token against a RequestAuthentication issuer;
 //! - `telemetry/*`: 100 requests recorded in Istio's standard metrics (counter and histogram);
+//! - `sidecar_http/*`: 100 HTTP/1.1 requests on one connection through what a sidecar does
+//!   before the app: hyper's parse, Envoy's path normalization, an L7 policy;
 //! - `hbone/*`: one HBONE connection set up over an in-memory duplex (mTLS handshake, h2, one
 //!   CONNECT accepted by meshsim's HBONE server) and 64 KiB framed through it.
 
@@ -214,9 +216,91 @@ fn hbone(h: Hbone) -> usize {
     })
 }
 
+fn sidecar_setup() -> (tokio::runtime::Runtime, Vec<AuthorizationPolicy>) {
+    let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: api, namespace: shop}\nspec:\n  selector: {matchLabels: {app: echo}}\n  action: ALLOW\n  rules:\n  - from: [{source: {principals: [\"cluster.local/ns/shop/sa/client\"]}}]\n    to: [{operation: {methods: [GET], paths: [\"/api/*\"]}}]\n";
+    (
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime"),
+        vec![serde_saphyr::from_str(yaml).expect("policy")],
+    )
+}
+
+#[library_benchmark]
+#[bench::get_100(setup = sidecar_setup)]
+fn sidecar_http((rt, policies): (tokio::runtime::Runtime, Vec<AuthorizationPolicy>)) -> usize {
+    use http_body_util::{BodyExt, Empty, Full};
+    use hyper_util::rt::TokioIo;
+    use sim::mesh::policy::{self, Attrs, HttpAttrs, Layer};
+    rt.block_on(async move {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let policies = Arc::new(policies);
+        // What a sidecar's inbound does with each request before the app: hyper's HTTP/1.1
+        // parse, Envoy's path normalization, the L7 policy.
+        let svc =
+            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                let policies = policies.clone();
+                async move {
+                    if sim::proxy::http::normalize(&mut req).is_err() {
+                        return Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .status(400)
+                                .body(Full::new(bytes::Bytes::new()))
+                                .expect("response"),
+                        );
+                    }
+                    let refs: Vec<&AuthorizationPolicy> = policies.iter().collect();
+                    let attrs = Attrs {
+                        principal: Some("cluster.local/ns/shop/sa/client".into()),
+                        dest_port: 8080,
+                        http: Some(HttpAttrs {
+                            method: req.method().to_string(),
+                            path: req.uri().path().to_string(),
+                            host: "echo.shop".into(),
+                            ..HttpAttrs::default()
+                        }),
+                        ..Attrs::default()
+                    };
+                    let v = policy::evaluate(&refs, &attrs, Layer::L7);
+                    let status = if v.decision == policy::Decision::Allow {
+                        200
+                    } else {
+                        403
+                    };
+                    Ok(http::Response::builder()
+                        .status(status)
+                        .body(Full::new(bytes::Bytes::from_static(b"ok")))
+                        .expect("response"))
+                }
+            });
+        tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server_io), svc),
+        );
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client_io))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        let mut ok = 0;
+        for k in 0..N {
+            let req = http::Request::builder()
+                .uri(format!("/api/./items/{k}"))
+                .header("host", "echo.shop")
+                .body(Empty::<bytes::Bytes>::new())
+                .expect("request");
+            let resp = send.send_request(req).await.expect("response");
+            ok += usize::from(resp.status() == http::StatusCode::OK);
+            let _ = resp.into_body().collect().await;
+        }
+        assert_eq!(ok, N, "every request is allowed");
+        ok
+    })
+}
+
 library_benchmark_group!(
     name = paths;
-    benchmarks = ztunnel_l4, jwt, telemetry, hbone
+    benchmarks = ztunnel_l4, jwt, telemetry, hbone, sidecar_http
 );
 
 main!(library_benchmark_groups = paths);
