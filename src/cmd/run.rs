@@ -526,11 +526,11 @@ struct Bar {
     bar: indicatif::ProgressBar,
     state: Arc<Mutex<BarState>>,
     per_mode: Duration,
-    total: usize,
 }
 
 struct BarState {
     index: usize,
+    total: usize,
     load_start: Option<Instant>,
     mode: String,
     rates: std::collections::BTreeMap<String, f64>,
@@ -554,12 +554,12 @@ fn progress_bar(loaded: &scenario::Loaded, opts: &RunOptions, total: usize) -> O
         bar,
         state: Arc::new(Mutex::new(BarState {
             index: 0,
+            total,
             load_start: None,
             mode: String::new(),
             rates: Default::default(),
         })),
         per_mode,
-        total,
     })
 }
 
@@ -573,11 +573,17 @@ impl Bar {
         match e {
             Event::ModeStarting {
                 index,
+                total,
                 mode,
                 repeat,
-                ..
             } => {
                 s.index = *index;
+                // `--repeat auto` grows the schedule as it goes.
+                if *total > s.total {
+                    s.total = *total;
+                    self.bar
+                        .set_length((self.per_mode.as_secs() * *total as u64).max(1));
+                }
                 s.load_start = None;
                 s.rates.clear();
                 s.mode = format!("{mode} #{}", repeat + 1);
@@ -586,7 +592,7 @@ impl Bar {
                 self.bar.set_message(format!(
                     "[{}/{}] {}: bringing the cluster up",
                     index + 1,
-                    self.total,
+                    s.total,
                     s.mode
                 ));
             }
@@ -606,7 +612,7 @@ impl Bar {
                 self.bar.set_message(format!(
                     "[{}/{}] {}: {}{phase}",
                     s.index + 1,
-                    self.total,
+                    s.total,
                     s.mode,
                     rates.join(", ")
                 ));

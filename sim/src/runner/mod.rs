@@ -211,14 +211,16 @@ pub fn run(
         modes: Vec::new(),
         incomplete: false,
     };
-    let mut index = 0;
-    while index < schedule.len() {
+    // A while over positions, not a for: `--repeat auto` extends the schedule as it goes.
+    let mut next = 0;
+    while next < schedule.len() {
+        let index = next;
+        next += 1;
         let (mode, repeat) = schedule[index];
-        index += 1;
         if opts.done.contains(&(mode, repeat)) {
             continue;
         }
-        let (index, total) = (index - 1, schedule.len());
+        let total = schedule.len();
         if opts.stop.is_cancelled() {
             out.incomplete = true;
             break;
@@ -254,7 +256,7 @@ pub fn run(
                     break;
                 }
                 // The schedule's last mode done: another round, if asked for.
-                if index + 1 == schedule.len()
+                if next == schedule.len()
                     && !opts.stop.is_cancelled()
                     && opts.more.as_ref().is_some_and(|more| more(&out))
                 {
