@@ -64,6 +64,8 @@ pub enum Unit {
     Vcpu,
     Mib,
     Count,
+    /// A count per 1000 requests.
+    PerThousand,
     Seconds,
 }
 
@@ -75,6 +77,7 @@ impl Unit {
             Unit::Vcpu => format!("{v:.3} vCPU"),
             Unit::Mib => format!("{v:.1} MiB"),
             Unit::Count => format!("{v:.0}"),
+            Unit::PerThousand => format!("{v:.2} /1000 req"),
             Unit::Seconds => format!("{v:.1} s"),
         }
     }
@@ -287,6 +290,21 @@ fn figures(base: &[&ModeResult], new: &[&ModeResult]) -> Vec<Figure> {
                     .and_then(|p| p.vcpu_per_1000rps)
             },
         );
+        // Connections a proxy opens or accepts per 1000 requests it handles: pooling and
+        // reuse, measured (they depend on timing, so they are judged against noise, not
+        // exactly as the structure is).
+        push(
+            format!("{kind} connections opened per 1000 requests"),
+            Unit::PerThousand,
+            true,
+            &|m| {
+                let cs = m.components.iter().filter(|c| c.kind == kind);
+                let (conns, reqs) = cs.fold((0u64, 0u64), |(a, b), c| {
+                    (a + c.connections_opened, b + c.requests)
+                });
+                (reqs > 0).then(|| conns as f64 / reqs as f64 * 1000.0)
+            },
+        );
         push(
             format!("{kind} MiB per proxy (measured)"),
             Unit::Mib,
@@ -294,11 +312,16 @@ fn figures(base: &[&ModeResult], new: &[&ModeResult]) -> Vec<Figure> {
             &|m| m.summary.proxies.get(&kind).map(|p| p.mib_per_proxy),
         );
     }
+    // A mode without proxies (no-mesh) has no data-plane cost to compare.
     push(
         "all proxies vCPU/1000 rps".to_string(),
         Unit::Vcpu,
         true,
-        &|m| m.summary.total_vcpu_per_1000rps,
+        &|m| {
+            m.summary
+                .total_vcpu_per_1000rps
+                .filter(|_| !m.summary.proxies.is_empty())
+        },
     );
     // A replayed incident: each fault's effect, matched by its label and step. A fault that
     // never cleared in its step counts the whole step, so the fix that makes it clear shows.

@@ -344,3 +344,31 @@ fn the_detection_limit_says_what_a_comparison_could_not_see() {
     let single = compare(&sample_run(1, 1.0), &sample_run(2, 1.0), 5.0).unwrap();
     assert!(single.rows.iter().all(|r| r.detectable_pct.is_none()));
 }
+
+/// Each proxy kind's connections per 1000 requests is a figure (measured, judged against
+/// noise); a mode without proxies has no data-plane cost row.
+#[test]
+fn connections_per_request_are_compared_and_no_mesh_has_no_proxy_cost() {
+    use reports::run::Mode;
+    let run = sample_run(1, 1.0);
+    let c = compare(&run, &run, 5.0).unwrap();
+    let row = c
+        .rows
+        .iter()
+        .find(|r| {
+            r.mode == Mode::Sidecar && r.figure == "sidecar connections opened per 1000 requests"
+        })
+        .expect("the row");
+    assert!(row.base > 0.0, "{row:?}");
+    assert!(c.markdown().contains("/1000 req"));
+    assert!(
+        !c.rows
+            .iter()
+            .any(|r| r.mode == Mode::NoMesh && r.figure.starts_with("all proxies")),
+        "{:?}",
+        c.rows
+            .iter()
+            .filter(|r| r.mode == Mode::NoMesh)
+            .collect::<Vec<_>>()
+    );
+}
