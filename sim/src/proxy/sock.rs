@@ -31,12 +31,29 @@ pub fn marked_socket() -> io::Result<TcpSocket> {
     Ok(s)
 }
 
-/// Connects to `addr` from the calling thread's namespace, marked as proxy traffic.
-pub async fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
-    let s = marked_socket()?;
-    let stream = s.connect(addr).await?;
+/// How long a proxy waits for an upstream TCP connect before giving up: ztunnel's
+/// `CONNECTION_TIMEOUT` (istio/ztunnel `src/proxy.rs`, 10 s) and Envoy's cluster
+/// `connect_timeout` as Istio sets it (MeshConfig `connectTimeout`, default 10 s). Without it
+/// a dial to an address that is gone (a replaced pod's old IP, black-holed) would wait out
+/// the kernel's SYN retries, about two minutes.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn connect_within(socket: TcpSocket, addr: SocketAddr) -> io::Result<TcpStream> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(addr))
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect to {addr} timed out after {CONNECT_TIMEOUT:?}"),
+            )
+        })??;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// Connects to `addr` from the calling thread's namespace, marked as proxy traffic.
+pub async fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
+    connect_within(marked_socket()?, addr).await
 }
 
 /// Connects to `addr` from inside `ns` (ztunnel's in-pod mode: the socket is made in the
@@ -49,9 +66,7 @@ pub async fn connect_in(ns: &NetNs, home: &NetNs, addr: SocketAddr) -> io::Resul
         home.enter().map_err(io::Error::other)?;
         s?
     };
-    let stream = socket.connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
+    connect_within(socket, addr).await
 }
 
 /// A listener bound inside `ns` (made on a short-lived thread), to be served from any thread.
