@@ -265,6 +265,14 @@ fn proxies_counted_their_own_work(run: &Value) {
         let per = c["vcpu_per_1000rps"].as_f64().expect("per 1000");
         let vcpu = c["vcpu_avg"].as_f64().expect("vcpu");
         assert!((per - vcpu / got * 1000.0).abs() < 1e-9, "{name}");
+        // Every proxy here speaks mTLS to another, on connections it keeps: at least one full
+        // handshake, and never more than the connections it opened or accepted.
+        let shakes = c["tls_handshakes"].as_u64().expect("handshakes");
+        let opened = c["connections_opened"].as_u64().expect("opened");
+        assert!(
+            (1..=opened).contains(&shakes),
+            "{m}: {name} made {shakes} TLS handshakes on {opened} connections"
+        );
     }
     for c in mode(run, "sidecar")["components"]
         .as_array()

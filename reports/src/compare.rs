@@ -305,6 +305,22 @@ fn figures(base: &[&ModeResult], new: &[&ModeResult]) -> Vec<Figure> {
                 (reqs > 0).then(|| conns as f64 / reqs as f64 * 1000.0)
             },
         );
+        // Full TLS handshakes per 1000 requests: what mTLS costs beyond the bytes. Measured
+        // like the connections (ztunnel never resumes a session; Envoy's sidecars may).
+        push(
+            format!("{kind} TLS handshakes per 1000 requests"),
+            Unit::PerThousand,
+            true,
+            &|m| {
+                let cs = m.components.iter().filter(|c| c.kind == kind);
+                let (shakes, reqs) = cs.fold((Some(0u64), 0u64), |(a, b), c| {
+                    (a.zip(c.tls_handshakes).map(|(a, n)| a + n), b + c.requests)
+                });
+                shakes
+                    .filter(|_| reqs > 0)
+                    .map(|n| n as f64 / reqs as f64 * 1000.0)
+            },
+        );
         push(
             format!("{kind} MiB per proxy (measured)"),
             Unit::Mib,

@@ -345,21 +345,40 @@ fn the_detection_limit_says_what_a_comparison_could_not_see() {
     assert!(single.rows.iter().all(|r| r.detectable_pct.is_none()));
 }
 
-/// Each proxy kind's connections per 1000 requests is a figure (measured, judged against
-/// noise); a mode without proxies has no data-plane cost row.
+/// Each proxy kind's connections and full TLS handshakes per 1000 requests are figures
+/// (measured, judged against noise); a run from before handshakes were counted has no such
+/// row; a mode without proxies has no data-plane cost row.
 #[test]
 fn connections_per_request_are_compared_and_no_mesh_has_no_proxy_cost() {
     use reports::run::Mode;
     let run = sample_run(1, 1.0);
     let c = compare(&run, &run, 5.0).unwrap();
-    let row = c
-        .rows
-        .iter()
-        .find(|r| {
-            r.mode == Mode::Sidecar && r.figure == "sidecar connections opened per 1000 requests"
-        })
-        .expect("the row");
-    assert!(row.base > 0.0, "{row:?}");
+    for figure in [
+        "sidecar connections opened per 1000 requests",
+        "sidecar TLS handshakes per 1000 requests",
+    ] {
+        let row = c
+            .rows
+            .iter()
+            .find(|r| r.mode == Mode::Sidecar && r.figure == figure)
+            .expect("the row");
+        assert!(row.base > 0.0, "{row:?}");
+    }
+    let mut old = run.clone();
+    for m in &mut old.modes {
+        for c in &mut m.components {
+            c.tls_handshakes = None;
+        }
+    }
+    let c_old = compare(&old, &run, 5.0).unwrap();
+    assert!(
+        !c_old
+            .rows
+            .iter()
+            .any(|r| r.figure.contains("TLS handshakes")),
+        "{:?}",
+        c_old.rows
+    );
     assert!(c.markdown().contains("/1000 req"));
     assert!(
         !c.rows

@@ -147,6 +147,8 @@ pub struct ComponentSeries {
     /// Work the component counted itself in each interval (requests, or L4 exchanges).
     pub requests: Vec<u64>,
     pub connections_opened: Vec<u64>,
+    /// Full mTLS handshakes the component made, either side (proxies).
+    pub tls_handshakes: Vec<u64>,
     /// Connections open at the end of each interval.
     pub connections_active: Vec<u64>,
     /// Threads running at the end of each interval.
@@ -168,6 +170,7 @@ impl ComponentSeries {
             profile_mib: Vec::new(),
             requests: Vec::new(),
             connections_opened: Vec::new(),
+            tls_handshakes: Vec::new(),
             connections_active: Vec::new(),
             threads: Vec::new(),
             cpu_limit_millis: None,

@@ -673,6 +673,11 @@ pub struct ComponentResult {
     /// Connections the component opened or accepted over the window (proxies).
     #[serde(default)]
     pub connections_opened: u64,
+    /// Full mTLS handshakes the proxy made over the window, either side: connections it
+    /// opened or accepted without resuming a session. Absent in runs
+    /// made before meshsim counted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_handshakes: Option<u64>,
     /// Most connections open at once (sampled each interval).
     #[serde(default)]
     pub connections_peak: u64,

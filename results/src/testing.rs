@@ -326,6 +326,7 @@ fn sample_mode(mode: Mode, repeat: u32, rng: &mut Rng, slow: f64) -> RawMode {
                         s.profile_mib.push(profile_mib);
                     }
                     s.connections_opened.push(if t == 1.0 { 4 } else { 0 });
+                    s.tls_handshakes.push(if t == 1.0 { 2 } else { 0 });
                     s.connections_active.push(4);
                     s.threads.push(2);
                 }

@@ -157,10 +157,21 @@ fn hbone_setup() -> Hbone {
             .enable_all()
             .build()
             .expect("runtime"),
-        client: sim::mesh::tls::client_config(&client, &ca, &[sim::mesh::hbone::ALPN_H2], false)
-            .expect("client config"),
-        server: sim::mesh::tls::server_config(&server, &ca, &[sim::mesh::hbone::ALPN_H2])
-            .expect("server config"),
+        client: sim::mesh::tls::client_config(
+            &client,
+            &ca,
+            &[sim::mesh::hbone::ALPN_H2],
+            false,
+            &Default::default(),
+        )
+        .expect("client config"),
+        server: sim::mesh::tls::server_config(
+            &server,
+            &ca,
+            &[sim::mesh::hbone::ALPN_H2],
+            &Default::default(),
+        )
+        .expect("server config"),
         server_id,
     }
 }

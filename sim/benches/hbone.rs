@@ -81,7 +81,8 @@ fn setup() -> Setup {
         .await;
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let hbone = l.local_addr().expect("addr");
-        let config = tls::server_config(&server_cert, &ca, &[ALPN_H2]).expect("config");
+        let config =
+            tls::server_config(&server_cert, &ca, &[ALPN_H2], &Default::default()).expect("config");
         tokio::spawn(hbone::serve_listener(l, config, None, |req| async move {
             let up = TcpStream::connect(req.authority)
                 .await

@@ -29,6 +29,9 @@ pub struct Counters {
     pub requests: Arc<AtomicU64>,
     pub connections_opened: AtomicU64,
     pub connections_active: AtomicU64,
+    /// Full mTLS handshakes the proxy made, either side (see `mesh::tls::Handshakes`);
+    /// shared with the proxy's TLS configs, which count them.
+    pub tls_handshakes: crate::mesh::tls::Handshakes,
     /// CPU burned to reach the cost profile's floor, ns (part of the component's CPU).
     pub floor_burned_ns: AtomicU64,
     /// Memory the cost profile gives the component right now, bytes; 0: none.

@@ -36,6 +36,7 @@ struct Reading {
     floor_ns: u64,
     requests: u64,
     connections_opened: u64,
+    tls_handshakes: u64,
 }
 
 fn read(c: &Component) -> Reading {
@@ -45,6 +46,7 @@ fn read(c: &Component) -> Reading {
         floor_ns: k.floor_burned_ns.load(Ordering::Relaxed),
         requests: k.requests.load(Ordering::Relaxed),
         connections_opened: k.connections_opened.load(Ordering::Relaxed),
+        tls_handshakes: k.tls_handshakes.load(Ordering::Relaxed),
     }
 }
 
@@ -132,6 +134,8 @@ fn push_interval(s: &mut ComponentSeries, c: &Component, r: Reading, prev: Readi
     s.requests.push(r.requests.saturating_sub(prev.requests));
     s.connections_opened
         .push(r.connections_opened.saturating_sub(prev.connections_opened));
+    s.tls_handshakes
+        .push(r.tls_handshakes.saturating_sub(prev.tls_handshakes));
     let k = &c.counters;
     s.connections_active
         .push(k.connections_active.load(Ordering::Relaxed));
@@ -161,6 +165,7 @@ fn late_series(c: &Component, n: usize, heap: bool) -> ComponentSeries {
     s.floor_vcpu = vec![0.0; n];
     s.requests = vec![0; n];
     s.connections_opened = vec![0; n];
+    s.tls_handshakes = vec![0; n];
     s.connections_active = vec![0; n];
     s.threads = vec![0; n];
     if heap {

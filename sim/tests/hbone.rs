@@ -48,6 +48,7 @@ struct Server {
     headers: Arc<Mutex<Vec<HeaderMap>>>,
     errors: Arc<Mutex<Vec<String>>>,
     conns: Arc<Mutex<Vec<AbortHandle>>>,
+    handshakes: tls::Handshakes,
 }
 
 impl Server {
@@ -55,7 +56,8 @@ impl Server {
         let cert =
             m.ca.issue(&m.server_id, sim::mesh::WORKLOAD_CERT_TTL)
                 .expect("issue");
-        let config = tls::server_config(&cert, &m.ca, &[ALPN_H2]).expect("config");
+        let handshakes = tls::Handshakes::default();
+        let config = tls::server_config(&cert, &m.ca, &[ALPN_H2], &handshakes).expect("config");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let s = Server {
             addr: listener.local_addr().expect("addr"),
@@ -65,6 +67,7 @@ impl Server {
             headers: Arc::default(),
             errors: Arc::default(),
             conns: Arc::default(),
+            handshakes,
         };
         let (accepts, calls, peers, headers, errors, conns) = (
             s.accepts.clone(),
@@ -470,7 +473,8 @@ async fn refuses_a_certificate_from_another_ca() {
     let foreign = other_ca
         .issue(m.client.identity(), sim::mesh::WORKLOAD_CERT_TTL)
         .expect("issue");
-    let config = tls::client_config(&foreign, &m.ca, &[ALPN_H2], true).expect("config");
+    let config =
+        tls::client_config(&foreign, &m.ca, &[ALPN_H2], true, &Default::default()).expect("config");
     assert_refused(&server, config).await;
     let e = server.wait_error().await;
     assert!(
@@ -488,7 +492,8 @@ async fn refuses_an_expired_certificate_and_takes_its_renewal() {
     let short =
         m.ca.issue(m.client.identity(), Duration::from_secs(1))
             .expect("issue");
-    let config = tls::client_config(&short, &m.ca, &[ALPN_H2], false).expect("config");
+    let config =
+        tls::client_config(&short, &m.ca, &[ALPN_H2], false, &Default::default()).expect("config");
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_refused(&server, config.clone()).await;
     let e = server.wait_error().await;
@@ -506,7 +511,8 @@ async fn refuses_an_expired_certificate_and_takes_its_renewal() {
 async fn refuses_alpn_http1_only_and_no_alpn() {
     let m = mesh();
     let server = Server::start(&m).await;
-    let config = tls::client_config(&m.client, &m.ca, &[b"http/1.1"], true).expect("config");
+    let config = tls::client_config(&m.client, &m.ca, &[b"http/1.1"], true, &Default::default())
+        .expect("config");
     assert_refused(&server, config).await;
     let e = server.wait_error().await;
     assert!(
@@ -516,7 +522,8 @@ async fn refuses_alpn_http1_only_and_no_alpn() {
 
     // Without any ALPN the handshake succeeds, and the server then closes: no h2.
     let server = Server::start(&m).await;
-    let config = tls::client_config(&m.client, &m.ca, &[], true).expect("config");
+    let config =
+        tls::client_config(&m.client, &m.ca, &[], true, &Default::default()).expect("config");
     assert_refused(&server, config).await;
     let e = server.wait_error().await;
     assert!(e.contains("NoH2"), "{e}");
@@ -537,7 +544,15 @@ async fn refuses_tls12() {
 
 /// A mesh client speaking raw h2, for requests the pool never makes.
 async fn raw_h2(m: &Mesh, server: &Server) -> h2::client::SendRequest<Bytes> {
-    let config = tls::client_config(&m.client, &m.ca, &[ALPN_H2], true).expect("config");
+    let config = tls::client_config(&m.client, &m.ca, &[ALPN_H2], true, &Default::default())
+        .expect("config");
+    raw_h2_with(server, config).await
+}
+
+async fn raw_h2_with(
+    server: &Server,
+    config: Arc<rustls::ClientConfig>,
+) -> h2::client::SendRequest<Bytes> {
     let tcp = TcpStream::connect(server.addr).await.expect("tcp");
     let (tls, _) = tls::connect(tcp, config, &[]).await.expect("tls");
     let (send, conn) = h2::client::handshake(tls).await.expect("h2");
@@ -579,7 +594,8 @@ async fn plain_mtls_accept_and_connect() {
     let server_cert =
         m.ca.issue(&m.server_id, sim::mesh::WORKLOAD_CERT_TTL)
             .expect("issue");
-    let server_cfg = tls::server_config(&server_cert, &m.ca, &[b"http/1.1"]).expect("cfg");
+    let server_cfg =
+        tls::server_config(&server_cert, &m.ca, &[b"http/1.1"], &Default::default()).expect("cfg");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let srv = tokio::spawn(async move {
@@ -597,7 +613,8 @@ async fn plain_mtls_accept_and_connect() {
         }
         seen
     });
-    let cfg = tls::client_config(&m.client, &m.ca, &[b"http/1.1"], true).expect("cfg");
+    let cfg = tls::client_config(&m.client, &m.ca, &[b"http/1.1"], true, &Default::default())
+        .expect("cfg");
     let tcp = TcpStream::connect(addr).await.expect("tcp");
     let (mut s, peer) = tls::connect(tcp, cfg.clone(), std::slice::from_ref(&m.server_id))
         .await
@@ -666,6 +683,62 @@ async fn splice_bytes_carries_request_response_and_bulk_in_order() {
         let total: u64 = sizes.iter().map(|&n| n as u64).sum();
         assert_eq!((t.to_tunnel, t.from_tunnel), (total, total));
         assert_eq!(spliced.load(Ordering::SeqCst) as u64, 2 * total);
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Full TLS handshakes are counted on both sides, once per connection: the pool reuses one
+/// connection for many tunnels and never resumes (ztunnel turns resumption off, istio/ztunnel
+/// `src/tls/certificate.rs` `Resumption::disabled()`), while a client that resumes a session
+/// (Envoy's upstream TLS does by default) presents no certificate the second time.
+#[tokio::test]
+async fn full_tls_handshakes_are_counted_once_per_connection_and_not_when_resumed() {
+    tokio::time::timeout(LIMIT, async {
+        let m = mesh();
+        let server = Server::start(&m).await;
+        let echo = echo_server().await;
+        let pooled = tls::Handshakes::default();
+        let pool = HbonePool::counting(&m.ca, hbone::plain_connector(), pooled.clone());
+        for _ in 0..3 {
+            let headers = hbone::tunnel_headers("127.0.0.1".parse().expect("ip"), None);
+            let s = pool
+                .connect(&m.client, server.addr, &m.server_id, echo, headers)
+                .await
+                .expect("connect");
+            assert_eq!(echo_through(s, pattern(10)).await.len(), 10);
+        }
+        assert_eq!(pooled.load(Ordering::SeqCst), 1, "one pooled connection");
+        assert_eq!(server.handshakes.load(Ordering::SeqCst), 1);
+
+        let resuming = tls::Handshakes::default();
+        let config =
+            tls::client_config(&m.client, &m.ca, &[ALPN_H2], true, &resuming).expect("config");
+        let get = || {
+            Request::builder()
+                .method(Method::GET)
+                .uri("https://127.0.0.1:8080/")
+                .body(())
+                .expect("req")
+        };
+        // A first request reads the server's session ticket before the second connection.
+        let first = raw_h2_with(&server, config.clone()).await;
+        assert_eq!(
+            status_of(&first, get()).await,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        let second = raw_h2_with(&server, config).await;
+        assert_eq!(
+            status_of(&second, get()).await,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(resuming.load(Ordering::SeqCst), 1, "the second one resumed");
+        assert_eq!(server.handshakes.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            server.accepts.load(Ordering::SeqCst),
+            3,
+            "three connections in all"
+        );
     })
     .await
     .expect("test timed out");

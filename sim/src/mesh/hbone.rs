@@ -760,6 +760,7 @@ struct PoolInner {
     configs: Mutex<HashMap<Identity, Arc<ClientConfig>>>,
     conns: Mutex<HashMap<PoolKey, Arc<tokio::sync::Mutex<Vec<PooledConn>>>>>,
     opened: AtomicU64,
+    handshakes: tls::Handshakes,
 }
 
 struct PooledConn {
@@ -791,6 +792,11 @@ impl HbonePool {
     /// A pool whose client certificates are trusted by (and whose servers are checked
     /// against) `ca`, opening sockets with `connector`.
     pub fn new(ca: &Ca, connector: Connector) -> Self {
+        Self::counting(ca, connector, tls::Handshakes::default())
+    }
+
+    /// As [`HbonePool::new`], counting its TLS handshakes into `handshakes` (a proxy's).
+    pub fn counting(ca: &Ca, connector: Connector, handshakes: tls::Handshakes) -> Self {
         HbonePool {
             inner: Arc::new(PoolInner {
                 ca: ca.clone(),
@@ -798,6 +804,7 @@ impl HbonePool {
                 configs: Mutex::default(),
                 conns: Mutex::default(),
                 opened: AtomicU64::new(0),
+                handshakes,
             }),
         }
     }
@@ -899,7 +906,13 @@ impl HbonePool {
         if let Some(c) = configs.get(src.identity()) {
             return Ok(c.clone());
         }
-        let c = tls::client_config(src, &self.inner.ca, &[ALPN_H2], false)?;
+        let c = tls::client_config(
+            src,
+            &self.inner.ca,
+            &[ALPN_H2],
+            false,
+            &self.inner.handshakes,
+        )?;
         configs.insert(src.identity().clone(), c.clone());
         Ok(c)
     }

@@ -11,6 +11,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -98,6 +99,9 @@ fn not_spiffe() -> rustls::Error {
 #[derive(Debug)]
 struct MeshClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
+    /// Counted here rather than where the server's certificate is resolved: rustls resolves
+    /// it before deciding to resume, but asks for the client's only in a full handshake.
+    handshakes: Handshakes,
 }
 
 impl ClientCertVerifier for MeshClientVerifier {
@@ -111,6 +115,7 @@ impl ClientCertVerifier for MeshClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        self.handshakes.fetch_add(1, Ordering::Relaxed);
         let ok = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
@@ -199,6 +204,7 @@ pub fn server_config(
     cert: &WorkloadCert,
     ca: &Ca,
     alpn: &[&[u8]],
+    handshakes: &Handshakes,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let inner = WebPkiClientVerifier::builder_with_provider(ca.root_store(), provider())
         .build()
@@ -206,8 +212,11 @@ pub fn server_config(
     let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TlsError::Config)?
-        .with_client_cert_verifier(Arc::new(MeshClientVerifier { inner }))
-        .with_cert_resolver(Arc::new(Current(cert.clone())));
+        .with_client_cert_verifier(Arc::new(MeshClientVerifier {
+            inner,
+            handshakes: handshakes.clone(),
+        }))
+        .with_cert_resolver(Arc::new(Current(cert.clone(), None)));
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     cfg.ticketer = rustls::crypto::ring::Ticketer::new().map_err(TlsError::Config)?;
     Ok(Arc::new(cfg))
@@ -223,6 +232,7 @@ pub fn client_config(
     ca: &Ca,
     alpn: &[&[u8]],
     resume: bool,
+    handshakes: &Handshakes,
 ) -> Result<Arc<ClientConfig>, TlsError> {
     let mut cfg = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -231,7 +241,7 @@ pub fn client_config(
         .with_custom_certificate_verifier(Arc::new(MeshServerVerifier {
             roots: ca.root_store(),
         }))
-        .with_client_cert_resolver(Arc::new(Current(cert.clone())));
+        .with_client_cert_resolver(Arc::new(Current(cert.clone(), Some(handshakes.clone()))));
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     if !resume {
         cfg.resumption = rustls::client::Resumption::disabled();
@@ -239,20 +249,35 @@ pub fn client_config(
     Ok(Arc::new(cfg))
 }
 
+/// Full mTLS handshakes a proxy made, either side: the costly ones (a signature and a chain
+/// check each). The client counts when the server asks for its certificate, the server when
+/// it checks the client's: both happen only in a full handshake, so a resumed session is
+/// not counted; a handshake the peer then refuses is.
+pub type Handshakes = Arc<AtomicU64>;
+
 /// Presents whatever `WorkloadCert` holds at each handshake, so a renewal reaches new
-/// connections without rebuilding any proxy's config.
+/// connections without rebuilding any proxy's config; a client's counts its handshakes.
 #[derive(Debug)]
-struct Current(WorkloadCert);
+struct Current(WorkloadCert, Option<Handshakes>);
+
+impl Current {
+    fn present(&self) -> Arc<CertifiedKey> {
+        if let Some(n) = &self.1 {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        self.0.current().certified.clone()
+    }
+}
 
 impl ResolvesServerCert for Current {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.current().certified.clone())
+        Some(self.present())
     }
 }
 
 impl ResolvesClientCert for Current {
     fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.current().certified.clone())
+        Some(self.present())
     }
 
     fn has_certs(&self) -> bool {

@@ -110,6 +110,11 @@ impl Burner {
         (on_path, total - on_path)
     }
 
+    /// Where the proxy's TLS configs count their handshakes.
+    pub fn handshakes(&self) -> crate::mesh::tls::Handshakes {
+        self.counters.tls_handshakes.clone()
+    }
+
     pub fn connection_opened(&self) {
         self.counters
             .connections_opened

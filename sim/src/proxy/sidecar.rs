@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::accept;
 use crate::component::{Component, ComponentRuntime};
 use crate::mesh::control::{Live, MeshPlan, ServiceInfo, WorkloadInfo};
-use crate::mesh::hbone::{self, Connector, HbonePool};
+use crate::mesh::hbone::{self, HbonePool};
 use crate::mesh::policy::{self, Attrs, Decision, Layer};
 use crate::mesh::tls;
 use crate::mesh::{ConnectRequest, HboneAccept};
@@ -83,8 +83,9 @@ pub fn start(
 ) -> std::io::Result<(ComponentRuntime, Arc<Burner>, Arc<dyn Reconfigure>)> {
     let w = &plan.workloads[me];
     let err = |e: tls::TlsError| std::io::Error::other(e.to_string());
-    let client = tls::client_config(&w.cert, &plan.ca, &[ALPN_HTTP1], true).map_err(err)?;
-    let server = tls::server_config(&w.cert, &plan.ca, &[ALPN_HTTP1]).map_err(err)?;
+    let shakes = &component.counters.tls_handshakes;
+    let client = tls::client_config(&w.cert, &plan.ca, &[ALPN_HTTP1], true, shakes).map_err(err)?;
+    let server = tls::server_config(&w.cert, &plan.ca, &[ALPN_HTTP1], shakes).map_err(err)?;
     let burner = Burner::new(component.clone(), plan.floors("sidecar"));
     let live = Arc::new(Live::new(Arc::new(Sidecar::configure(
         &plan,
@@ -99,7 +100,8 @@ pub fn start(
         let h = TcpListener::bind((Ipv4Addr::UNSPECIFIED, HBONE_PORT)).await?;
         Ok::<_, std::io::Error>((o, i, h))
     })?;
-    let hbone_server = tls::server_config(&w.cert, &plan.ca, &[hbone::ALPN_H2]).map_err(err)?;
+    let hbone_server =
+        tls::server_config(&w.cert, &plan.ca, &[hbone::ALPN_H2], shakes).map_err(err)?;
     let (l, counters) = (live.clone(), component.counters.clone());
     rt.spawn(async move {
         hbone::serve_listener(hbone_l, hbone_server, Some(counters), move |req| {
@@ -156,10 +158,11 @@ impl Sidecar {
             log,
             policies: plan.workload_policies(me).into_iter().cloned().collect(),
             issuers: plan.workload_issuers(me),
-            hbone: HbonePool::new(&plan.ca, {
-                let c: Connector = Arc::new(|addr| Box::pin(sock::connect_marked(addr)));
-                c
-            }),
+            hbone: HbonePool::counting(
+                &plan.ca,
+                Arc::new(|addr| Box::pin(sock::connect_marked(addr))),
+                burner.handshakes(),
+            ),
             plan: plan.clone(),
             me,
             burner,

@@ -50,7 +50,8 @@ pub fn start(
     let me = plan.waypoints[wp].workload;
     let concurrency = plan.waypoints[wp].decl.concurrency as usize;
     let cert = plan.workloads[me].cert.clone();
-    let server = tls::server_config(&cert, &plan.ca, &[hbone::ALPN_H2])
+    let shakes = &component.counters.tls_handshakes;
+    let server = tls::server_config(&cert, &plan.ca, &[hbone::ALPN_H2], shakes)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let burner = Burner::new(component.clone(), plan.floors("waypoint"));
     let live = Arc::new(Live::new(Arc::new(Waypoint::configure(
@@ -104,7 +105,7 @@ impl Waypoint {
         let connector: Connector = Arc::new(|addr| Box::pin(sock::connect_marked(addr)));
         Waypoint {
             log,
-            pool: HbonePool::new(&plan.ca, connector),
+            pool: HbonePool::counting(&plan.ca, connector, burner.handshakes()),
             me: plan.waypoints[wp].workload,
             plan,
             wp,

@@ -53,7 +53,12 @@ struct PodCtx {
 }
 
 impl PodCtx {
-    fn new(plan: &MeshPlan, w: usize, ns: NetNsRef, home: &NetNsRef) -> PodCtx {
+    fn new(
+        plan: &MeshPlan,
+        w: usize,
+        (ns, home): (NetNsRef, &NetNsRef),
+        handshakes: crate::mesh::tls::Handshakes,
+    ) -> PodCtx {
         let connector: Connector = {
             let (pod_ns, home) = (ns.clone(), home.clone());
             Arc::new(move |addr| {
@@ -64,7 +69,7 @@ impl PodCtx {
         PodCtx {
             w,
             ns,
-            pool: HbonePool::new(&plan.ca, connector),
+            pool: HbonePool::counting(&plan.ca, connector, handshakes),
             policies: plan.workload_policies(w).into_iter().cloned().collect(),
         }
     }
@@ -117,7 +122,12 @@ impl Reconfigure for ZtunnelHandle {
             .map(|(&w, c)| {
                 (
                     w,
-                    Arc::new(PodCtx::new(plan, w, c.ns.clone(), &cur.node_ns)),
+                    Arc::new(PodCtx::new(
+                        plan,
+                        w,
+                        (c.ns.clone(), &cur.node_ns),
+                        cur.burner.handshakes(),
+                    )),
                 )
             })
             .collect();
@@ -137,8 +147,13 @@ impl ZtunnelHandle {
         let bind =
             |port: u16| sock::listen_in(&ns, SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
         let (out_l, in_l, hbone_l) = (bind(OUTBOUND_PORT)?, bind(INBOUND_PORT)?, bind(HBONE_PORT)?);
-        let server = tls::server_config(&wl.cert, &plan.ca, &[hbone::ALPN_H2])
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let server = tls::server_config(
+            &wl.cert,
+            &plan.ca,
+            &[hbone::ALPN_H2],
+            &self.counters.tls_handshakes,
+        )
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
         // Listeners are registered with the runtime on its own threads (the std sockets were
         // made in the pod's namespace); one that cannot be is an error now, not a silent hole.
         let registered = self.rt.block_on(self.rt.spawn(async move {
@@ -150,7 +165,8 @@ impl ZtunnelHandle {
         }));
         let (out_l, in_l, hbone_l) = registered.map_err(std::io::Error::other)??;
         let mut pods = cur.pods.clone();
-        pods.insert(w, Arc::new(PodCtx::new(&plan, w, ns, &cur.node_ns)));
+        let ctx = PodCtx::new(&plan, w, (ns, &cur.node_ns), cur.burner.handshakes());
+        pods.insert(w, Arc::new(ctx));
         self.live.set(Arc::new(cur.with(plan, pods)));
         // Each connection takes the ztunnel's configuration of the moment, and its pod's part.
         let at = move |live: &Live<Ztunnel>| {
