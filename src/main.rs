@@ -51,6 +51,9 @@ enum Command {
     Waypoint(cmd::introspect::WaypointArgs),
     /// Why a request from a pod is allowed or refused, hop by hop, checked for real.
     Explain(cmd::explain::Args),
+    /// Project what sidecars, ztunnels, waypoints and istiod would cost on a real cluster,
+    /// from an inventory of it (plan.json, plan.md, plan.html).
+    Plan(cmd::plan::Args),
     /// Run a run again exactly (its scenario files, seed, profile, faults, modes) and compare.
     Replay(cmd::replay::Args),
     /// Drive load at any HTTP or TCP target, like wrk2 or fortio.
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Waypoint(a) => cmd::introspect::waypoint(a),
         Command::Explain(a) => cmd::explain::run(a),
         Command::Replay(a) => cmd::replay::run(a),
+        Command::Plan(a) => cmd::plan::run(a),
         Command::Load(a) => cmd::load::run(a),
         Command::Schema(a) => cmd::schema::run(a),
         Command::Token(a) => cmd::token::run(a),

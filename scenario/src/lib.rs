@@ -13,12 +13,14 @@
 //! - [`netpol`]: Kubernetes NetworkPolicy and Cilium's L3/L4 policies, in one enforceable form
 //! - [`monitoring`]: the user's alert rules and Grafana dashboards, their PromQL parsed
 //! - [`profile`]: cost profiles (per-proxy cost floors from published Istio figures)
+//! - [`costmodel`]: the capacity plan's cost model in a profile, each parameter sourced
 //! - [`jwt`]: JWKS documents and JWT verification (RequestAuthentication), minting for tests
 //! - [`loaded`]: a scenario with everything it names read in ([`Loaded`])
 //! - [`load`]: reading a scenario file and its manifests, with file:line:column errors
 //! - [`validate`]: the checks after parsing (references, ranges, what can be built)
 //! - [`unmodelled`]: warnings for manifest objects and fields a run does not reflect
 
+pub mod costmodel;
 pub mod enrollment;
 pub mod format;
 pub mod jwt;

@@ -27,6 +27,9 @@ pub struct Profile {
     /// Floors by proxy kind: `sidecar`, `ztunnel`, `waypoint`.
     #[serde(default)]
     pub proxies: BTreeMap<String, Floors>,
+    /// The capacity plan's cost model (`meshsim plan`); absent: this profile cannot plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::costmodel::CostModel>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,6 +159,9 @@ impl Profile {
 
     /// What serde cannot check: values in range. The error is (field path, message).
     fn validate(&self) -> Result<(), (String, String)> {
+        if let Some(m) = &self.model {
+            m.validate()?;
+        }
         for (kind, f) in &self.proxies {
             if let Some(share) = f.request_cpu_on_path
                 && !(0.0..=1.0).contains(&share)

@@ -6,6 +6,7 @@ pub mod explain;
 pub mod introspect;
 pub mod load;
 pub mod logs;
+pub mod plan;
 pub mod reach;
 pub mod repeat_auto;
 pub mod replay;

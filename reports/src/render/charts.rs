@@ -98,6 +98,12 @@ pub enum ChartData {
         modes: Vec<Mode>,
         bars: Vec<ResourceBar>,
     },
+    /// Bars with whiskers (low, middle, high) per labelled category, one panel per figure:
+    /// a projection's band.
+    Bands {
+        title: String,
+        panels: Vec<BandPanel>,
+    },
     /// Achieved rate and p99 over time, faults shaded (start, end in seconds).
     TimeSeries {
         title: String,
@@ -105,6 +111,14 @@ pub enum ChartData {
         p99_ms: Vec<Line>,
         bands: Vec<(f64, f64)>,
     },
+}
+
+/// One panel of [`ChartData::Bands`]: its title, y axis, and (label, low, middle, high) bars.
+#[derive(Debug, Clone)]
+pub struct BandPanel {
+    pub title: String,
+    pub y_desc: String,
+    pub bars: Vec<(String, f64, f64, f64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +138,7 @@ impl ChartData {
             ChartData::Rates { .. } => (1200, 440),
             ChartData::Resources { .. } => (1200, 480),
             ChartData::TimeSeries { .. } => (1000, 560),
+            ChartData::Bands { panels, .. } => (520 * panels.len().max(1) as u32, 440),
         }
     }
 
@@ -132,6 +147,7 @@ impl ChartData {
             ChartData::Spectrum { title, .. }
             | ChartData::Rates { title, .. }
             | ChartData::Resources { title, .. }
+            | ChartData::Bands { title, .. }
             | ChartData::TimeSeries { title, .. } => title,
         }
     }
@@ -148,6 +164,7 @@ impl ChartData {
             ChartData::TimeSeries { rate, p99_ms, .. } => {
                 rate.iter().chain(p99_ms).map(|l| l.mode).collect()
             }
+            ChartData::Bands { .. } => Vec::new(),
         };
         v.sort();
         v.dedup();
@@ -178,9 +195,72 @@ impl ChartData {
                 bands,
                 ..
             } => draw_time_series(&body, rate, p99_ms, bands),
+            ChartData::Bands { panels, .. } => draw_bands(&body, panels),
         }?;
         root.present()
     }
+}
+
+fn draw_bands<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    panels: &[BandPanel],
+) -> DrawResult<DB> {
+    const BAR: RGBColor = RGBColor(0, 114, 178);
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (p, area) in panels.iter().zip(areas.iter()) {
+        let n = p.bars.len().max(1);
+        let y_max = p.bars.iter().map(|b| b.3.max(b.2)).fold(0.0, f64::max);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&p.title, font(15))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..n as f64, 0f64..nice_max(y_max))?;
+        let labels: Vec<String> = p.bars.iter().map(|b| b.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(p.y_desc.as_str())
+            .x_labels(n * 2 + 1)
+            .x_label_formatter(&|x| {
+                // Labels sit at the bars' centres (i + 0.5).
+                let i = (x - 0.5).round();
+                if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_labels(6)
+            .y_label_formatter(&|y| format!("{y:.1}"))
+            .label_style(font(12))
+            .axis_desc_style(font(13))
+            .axis_style(AXIS)
+            .bold_line_style(GRID)
+            .light_line_style(WHITE)
+            .draw()?;
+        for (i, (_, low, mid, high)) in p.bars.iter().enumerate() {
+            let x = i as f64;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x + 0.2, 0.0), (x + 0.8, *mid)],
+                BAR.mix(0.8).filled(),
+            )))?;
+            if high > low {
+                let c = x + 0.5;
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(c, *low), (c, *high)],
+                    AXIS.stroke_width(2),
+                )))?;
+                for y in [*low, *high] {
+                    chart.draw_series(std::iter::once(PathElement::new(
+                        vec![(c - 0.1, y), (c + 0.1, y)],
+                        AXIS.stroke_width(2),
+                    )))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Upper bound for an axis: a little headroom, never an empty range.

@@ -65,19 +65,23 @@ dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; }
 dt { color: var(--muted); } dd { margin: 0; }
 "#;
 
-pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
-    let mut h = String::new();
-    let name = run.scenario_name();
-    let _ = write!(
-        h,
+/// The opening of a self-contained meshsim page (its style and the charts' font), up to
+/// `<main>`; close it with `</main></body></html>`.
+pub fn page_head(title: &str) -> String {
+    format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>meshsim report: {}</title>\n<style>\n@font-face {{ font-family: \"{FONT_FAMILY}\"; \
+         <title>{}</title>\n<style>\n@font-face {{ font-family: \"{FONT_FAMILY}\"; \
          src: url(data:font/ttf;base64,{}) format(\"truetype\"); }}\n{}</style>\n</head>\n<body>\n<main>\n",
-        esc(name),
+        esc(title),
         STANDARD.encode(FONT_TTF),
         STYLE.replace("FONT", FONT_FAMILY)
-    );
+    )
+}
+
+pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
+    let name = run.scenario_name();
+    let mut h = page_head(&format!("meshsim report: {name}"));
     let env = &run.environment;
     let _ = writeln!(h, "<h1>meshsim report: {}</h1>", esc(name));
     let _ = writeln!(

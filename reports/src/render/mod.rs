@@ -6,6 +6,7 @@
 
 mod charts;
 mod html;
+pub use html::{esc, page_head};
 mod markdown;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,9 @@ use std::sync::OnceLock;
 
 use plotters::prelude::*;
 
-pub use charts::{ChartData, FONT_FAMILY, Line, ResourceBar, mode_color, percentile_label};
+pub use charts::{
+    BandPanel, ChartData, FONT_FAMILY, Line, ResourceBar, mode_color, percentile_label,
+};
 pub use markdown::{monitoring_markdown, summary_markdown};
 
 use crate::hist::HistogramError;
@@ -90,6 +93,20 @@ pub fn render_all(run: &RunResult, out_dir: impl AsRef<Path>) -> Result<Vec<Path
     written.push(write("report.html", html::report_html(run, &charts))?);
     written.push(write("summary.md", summary_markdown(run))?);
     Ok(written)
+}
+
+/// One chart drawn to SVG (for a page of another tool, e.g. a capacity plan).
+pub fn svg_of(id: &str, data: &ChartData) -> Result<String, RenderError> {
+    register_fonts()?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, data.size()).into_drawing_area();
+        data.draw(&root).map_err(|e| RenderError::Draw {
+            chart: id.to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(svg)
 }
 
 /// Draw every chart to SVG and write its PNG into `out_dir`.
