@@ -8,10 +8,13 @@
 //!   node and namespace, ztunnel's DaemonSet request and waypoint replicas; every figure a
 //!   low/mid/high [`project::Band`].
 //! - [`render`]: the plan as `plan.json`, `plan.md` and `plan.html`.
+//! - `testing` (feature): inventories made to measure, for tests and benches.
 
 pub mod inventory;
 pub mod project;
 pub mod render;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::path::PathBuf;
 

@@ -141,7 +141,10 @@ impl Load {
 /// The configuration in one proxy's scope.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
+    /// For Envoy (sidecars, waypoints): service ports, an Envoy cluster each; for ztunnel:
+    /// services.
     pub services: usize,
+    /// For Envoy: endpoints once per port of their service (each cluster holds them).
     pub endpoints: usize,
     pub workloads: usize,
 }
@@ -319,6 +322,8 @@ pub struct Resolved<'a> {
     backends: Vec<Vec<(usize, f64)>>,
     /// Per service: its endpoints (pods).
     endpoints: Vec<usize>,
+    /// Per service: its ports, at least 1 (Envoy builds a cluster per port).
+    ports: Vec<usize>,
     /// Per workload, all replicas together: (average, peak) load as a client and as a server.
     out_load: Vec<(Load, Load)>,
     in_load: Vec<(Load, Load)>,
@@ -410,6 +415,7 @@ impl<'a> Resolved<'a> {
                     .sum()
             })
             .collect();
+        let ports = inv.services.iter().map(|s| s.ports.len().max(1)).collect();
         let sindex: BTreeMap<(&str, &str), usize> = inv
             .services
             .iter()
@@ -492,6 +498,7 @@ impl<'a> Resolved<'a> {
             placement,
             backends,
             endpoints,
+            ports,
             out_load,
             in_load,
             meshed_ns,
@@ -566,8 +573,8 @@ impl<'a> Resolved<'a> {
         let mut scope = Scope::default();
         for (i, s) in self.inv.services.iter().enumerate() {
             if admitted(&s.namespace) {
-                scope.services += 1;
-                scope.endpoints += self.endpoints[i];
+                scope.services += self.ports[i];
+                scope.endpoints += self.endpoints[i] * self.ports[i];
             }
         }
         scope
@@ -724,8 +731,11 @@ impl<'a> Resolved<'a> {
             .filter(|(i, _)| mode.waypoints() && !wp_services[*i].is_empty())
             .map(|(i, w)| {
                 let scope = Scope {
-                    services: wp_services[i].len(),
-                    endpoints: wp_services[i].iter().map(|&s| self.endpoints[s]).sum(),
+                    services: wp_services[i].iter().map(|&s| self.ports[s]).sum(),
+                    endpoints: wp_services[i]
+                        .iter()
+                        .map(|&s| self.endpoints[s] * self.ports[s])
+                        .sum(),
                     workloads: 0,
                 };
                 let (avg, peak) = wp_load[i];
@@ -904,8 +914,8 @@ fn scale_cost(c: Cost, k: f64) -> Cost {
     }
 }
 
-/// istiod for `clients` xDS clients and `services` services: linear in both, from the
-/// published figures the profile cites.
+/// istiod for `clients` xDS clients of a mesh with `services` services, from the published
+/// figures the profile cites.
 pub fn istiod(model: &CostModel, clients: usize, services: usize) -> Cost {
     let m = &model.istiod;
     if clients == 0 {
@@ -914,10 +924,9 @@ pub fn istiod(model: &CostModel, clients: usize, services: usize) -> Cost {
     Cost {
         vcpu: Band::of(|e| m.cpu_base.at(e) + clients as f64 * m.cpu_per_proxy.at(e)),
         mib: Band::of(|e| {
-            (m.memory_base.at(e).0 as f64
-                + clients as f64 * m.memory_per_proxy.at(e).0 as f64
-                + services as f64 * m.memory_per_service.at(e).0 as f64)
-                / MIB
+            let per_client = m.memory_per_proxy.at(e).0 as f64
+                + services as f64 * m.memory_per_proxy_per_service.at(e).0 as f64;
+            (m.memory_base.at(e).0 as f64 + clients as f64 * per_client) / MIB
         }),
     }
 }

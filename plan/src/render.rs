@@ -416,8 +416,8 @@ pub fn model_rows(model: &CostModel) -> Vec<[String; 4]> {
     );
     row(
         &mut rows,
-        "istiod memoryPerService".into(),
-        &i.memory_per_service,
+        "istiod memoryPerProxyPerService".into(),
+        &i.memory_per_proxy_per_service,
     );
     rows
 }

@@ -69,7 +69,9 @@ pub type Vcpu = f64;
 ///   new connections/s × `cpuPerConnection`.
 /// - Memory = `memoryBase` + open connections × `memoryPerConnection` + the configuration in
 ///   its scope: services × `memoryPerService` + endpoints × `memoryPerEndpoint` + workloads ×
-///   `memoryPerWorkload`.
+///   `memoryPerWorkload`. For Envoy (sidecars, waypoints) a service counts once per port and
+///   an endpoint once per port of its service: Istio builds an Envoy cluster per service port
+///   (istio/istio `pilot/pkg/networking/core/cluster.go`), each holding its endpoints.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyModel {
@@ -94,7 +96,11 @@ pub struct ProxyModel {
 }
 
 /// What istiod costs: a base, plus per xDS client it serves (sidecars, or ztunnels and
-/// waypoints) and per service it pushes.
+/// waypoints), whose configuration grows with the services it pushes to each.
+///
+/// - CPU (vCPU) = `cpuBase` + clients × `cpuPerProxy`.
+/// - Memory = `memoryBase` + clients × (`memoryPerProxy` + services ×
+///   `memoryPerProxyPerService`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IstiodModel {
@@ -107,7 +113,7 @@ pub struct IstiodModel {
     #[serde(default)]
     pub memory_per_proxy: Param<Size>,
     #[serde(default)]
-    pub memory_per_service: Param<Size>,
+    pub memory_per_proxy_per_service: Param<Size>,
 }
 
 /// A profile's whole cost model.
@@ -195,7 +201,7 @@ impl CostModel {
         for (f, p) in [
             ("memoryBase", &i.memory_base),
             ("memoryPerProxy", &i.memory_per_proxy),
-            ("memoryPerService", &i.memory_per_service),
+            ("memoryPerProxyPerService", &i.memory_per_proxy_per_service),
         ] {
             check(format!("model.istiod.{f}"), &map(p, |s: Size| s.0), 0)?;
         }

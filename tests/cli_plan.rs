@@ -1,0 +1,98 @@
+//! `meshsim plan`: the bundled example inventory planned in every mode into plan.json,
+//! plan.md and plan.html; a bad inventory gets one placed error and nothing is written.
+
+mod common;
+
+use std::process::Command;
+
+fn plan(args: &[&str]) -> std::process::Output {
+    Command::new(common::meshsim())
+        .arg("plan")
+        .args(args)
+        .current_dir(common::repo())
+        .output()
+        .expect("meshsim runs")
+}
+
+#[test]
+fn the_example_inventory_is_planned_in_every_mode() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out_dir = dir.path().join("plan");
+    let out = plan(&[
+        "inventories/example.yaml",
+        "--out",
+        out_dir.to_str().expect("utf8"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The totals table, one row per mode, then the files.
+    for m in [
+        "| sidecar |",
+        "| ambient |",
+        "| ambient-waypoints |",
+        "| declared |",
+    ] {
+        assert!(stdout.contains(m), "{stdout}");
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("plan.json")).expect("plan.json"),
+    )
+    .expect("JSON");
+    assert_eq!(json["modes"].as_array().map(Vec::len), Some(4));
+    assert_eq!(json["costs"], "profile istio-1.24");
+    // Every parameter of the model names its source.
+    let sources = json["model"]["sidecar"]["memoryPerService"]["source"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(sources.contains("istio-bench"), "{sources}");
+    let md = std::fs::read_to_string(out_dir.join("plan.md")).expect("plan.md");
+    assert!(md.contains("ztunnel DaemonSet request") && md.contains("## The cost model"));
+    assert!(
+        md.contains("shop/shop-waypoint"),
+        "the example's waypoint is sized"
+    );
+    let html = std::fs::read_to_string(out_dir.join("plan.html")).expect("plan.html");
+    assert!(html.contains("<svg") && html.contains("<table>") && html.contains("</html>"));
+}
+
+#[test]
+fn a_bad_inventory_names_file_line_and_field_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let inv = dir.path().join("inv.yaml");
+    std::fs::write(
+        &inv,
+        "version: 1\nname: bad\nnodes: [{pool: n}]\nnamespaces: [{name: a}]\nworkloads: [{name: w, namespace: a}]\ntraffic: [{from: a/w, to: a/nope, rps: 10}]\n",
+    )
+    .expect("write");
+    let out_dir = dir.path().join("out");
+    let out = plan(&[
+        inv.to_str().expect("utf8"),
+        "--out",
+        out_dir.to_str().expect("utf8"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("inv.yaml:6:")
+            && err.contains("traffic[0].to: service `a/nope` is not in `services`"),
+        "{err}"
+    );
+    assert!(!out_dir.exists(), "nothing written");
+    // A profile without a model is refused before anything is written.
+    let out = plan(&[
+        "inventories/example.yaml",
+        "--costs",
+        "native",
+        "--out",
+        out_dir.to_str().expect("utf8"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("has no cost model"), "{err}");
+    assert!(!out_dir.exists(), "nothing written");
+}
