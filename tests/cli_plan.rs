@@ -96,3 +96,74 @@ fn a_bad_inventory_names_file_line_and_field_and_writes_nothing() {
     assert!(err.contains("has no cost model"), "{err}");
     assert!(!out_dir.exists(), "nothing written");
 }
+
+/// A cost model fitted to a run's proxies at three rates predicts their CPU at a fourth,
+/// measured rate within ±15% (issue: capacity plan fidelity). The run uses istio-1.24's
+/// floors, as a user's run would.
+#[test]
+fn a_cost_model_fitted_at_three_rates_predicts_a_fourth() {
+    if !common::can_run("a_cost_model_fitted_at_three_rates_predicts_a_fourth") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let sc = dir.path().join("rates.yaml");
+    std::fs::write(
+        &sc,
+        r#"version: 1
+name: rates
+seed: 5
+profile: istio-1.24
+modes: [sidecar, ambient]
+nodes: [{name: node-1}, {name: node-2}]
+workloads:
+  - {name: client, nodes: [node-1]}
+  - {name: echo, nodes: [node-2], app: {http: {port: 8080}}}
+services:
+  - {name: echo, workload: echo, ports: [{port: 8080}]}
+flows:
+  - {name: web, from: client, to: "echo:8080", rate: [100, 200, 400, 300], connections: 4, duration: 4s, warmup: 1s}
+"#,
+    )
+    .expect("write");
+    let out_dir = dir.path().join("run");
+    let out = Command::new(common::meshsim())
+        .args(["run", sc.to_str().expect("utf8"), "--out"])
+        .arg(&out_dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("meshsim runs");
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = reports::RunResult::load(&out_dir.join("run.json")).expect("run.json");
+    let base = scenario::profile::Profile::load("istio-1.24")
+        .ok()
+        .and_then(|p| p.model)
+        .expect("model");
+    let (_, fitted) = plan::fit::fit_model(&run, &base, "rates", Some(&[0, 1, 2]));
+    let kinds: Vec<_> = fitted.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(kinds, ["sidecar", "ztunnel"]);
+    let points = results::costfit::cpu_points(&run);
+    for f in &fitted {
+        let at4: Vec<_> = points
+            .iter()
+            .filter(|p| p.kind == f.kind && p.step == 3)
+            .collect();
+        assert!(!at4.is_empty());
+        let measured: f64 = at4.iter().map(|p| p.vcpu).sum();
+        let predicted: f64 = at4.iter().map(|p| f.line.at(p.rps)).sum();
+        eprintln!(
+            "{}: measured {measured:.4} vCPU at 300 rps, predicted {predicted:.4} ({:+.1}%) from {:?}",
+            f.kind,
+            (predicted / measured - 1.0) * 100.0,
+            f.line
+        );
+        assert!(
+            (predicted - measured).abs() <= 0.15 * measured,
+            "{}: predicted {predicted} vs measured {measured}",
+            f.kind
+        );
+    }
+}

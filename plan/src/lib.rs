@@ -2,6 +2,7 @@
 //! cluster, projected from an inventory of it with a cost model whose every parameter names
 //! its source. Pure computation: no namespace, socket or thread. Map:
 //!
+//! - [`fit`]: a cost model's CPU fitted to a run's rate steps, with confidence bands.
 //! - [`inventory`]: the cluster as its team knows it (node pools, namespaces and labels,
 //!   workloads, services, waypoints, traffic), read from YAML with placed errors.
 //! - [`project`]: pods placed on nodes, traffic spread over pods, each proxy's cost per mode,
@@ -10,6 +11,7 @@
 //! - [`render`]: the plan as `plan.json`, `plan.md` and `plan.html`.
 //! - `testing` (feature): inventories made to measure, for tests and benches.
 
+pub mod fit;
 pub mod inventory;
 pub mod project;
 pub mod render;

@@ -15,9 +15,11 @@
 //! - [`host`]: when the machine makes figures suspect (saturation, steal, a drifting host)
 //! - [`faults`]: a fault's effect on the load (failed requests, time to clean and to p99
 //!   recovered)
+//! - [`costfit`]: CPU against rate per proxy kind over the rate steps, and a line through it
 //! - [`hist`]: HdrHistogram's base64 V2 interchange encoding, as kept in `run.json`
 //! - `testing` (feature `testing`): seeded synthetic runs, built through [`interpret`]
 
+pub mod costfit;
 pub mod faults;
 pub mod hist;
 pub mod host;

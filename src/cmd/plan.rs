@@ -11,7 +11,9 @@ use plan::{Inventory, PlanError, PlanMode};
 pub struct Args {
     /// The cluster's inventory (YAML; see inventories/example.yaml).
     pub inventory: PathBuf,
-    /// The cost model: a bundled profile's name or a profile file (YAML) with a `model:`.
+    /// The cost model: a bundled profile's name, a profile file (YAML) with a `model:`, or a
+    /// run (RUN.json or its directory) with rate steps, whose proxies' CPU is fitted (memory
+    /// then comes from the run's profile, or istio-1.24).
     #[arg(long, default_value = "istio-1.24")]
     pub costs: String,
     /// Modes to project (repeatable); default: all of them.
@@ -47,17 +49,13 @@ impl From<Mode> for PlanMode {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let inv = Inventory::load(&args.inventory)?;
-    let profile = scenario::profile::Profile::load(&args.costs)?;
-    let model = profile
-        .model
-        .clone()
-        .ok_or_else(|| PlanError::NoModel(profile.name.clone()))?;
+    let (model, costs) = costs(&args.costs)?;
     let modes: Vec<PlanMode> = if args.modes.is_empty() {
         PlanMode::ALL.to_vec()
     } else {
         args.modes.iter().map(|&m| m.into()).collect()
     };
-    let p = plan::plan(&inv, &model, &format!("profile {}", profile.name), &modes);
+    let p = plan::plan(&inv, &model, &costs, &modes);
     let dir = args
         .out
         .unwrap_or_else(|| PathBuf::from("plans").join(&inv.name));
@@ -70,4 +68,49 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", f.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The model `--costs` names, and how to say where it came from.
+fn costs(arg: &str) -> anyhow::Result<(scenario::costmodel::CostModel, String)> {
+    let path = std::path::Path::new(arg);
+    let run_file = if path.is_dir() {
+        Some(path.join("run.json"))
+    } else {
+        arg.ends_with(".json").then(|| path.to_path_buf())
+    };
+    let Some(run_file) = run_file else {
+        let profile = scenario::profile::Profile::load(arg)?;
+        let model = profile
+            .model
+            .ok_or_else(|| PlanError::NoModel(profile.name.clone()))?;
+        return Ok((model, format!("profile {}", profile.name)));
+    };
+    let run = reports::RunResult::load(&run_file)?;
+    // Memory is not fitted: it comes from the run's profile when it has a model.
+    let base = scenario::profile::Profile::load(&run.profile.name)
+        .ok()
+        .and_then(|p| p.model.map(|m| (m, p.name)));
+    let (base, base_name) = match base {
+        Some(b) => b,
+        None => {
+            let p = scenario::profile::Profile::load("istio-1.24")?;
+            let m = p.model.ok_or_else(|| PlanError::NoModel(p.name.clone()))?;
+            (m, p.name)
+        }
+    };
+    let label = run_file.display().to_string();
+    let (model, fitted) = plan::fit::fit_model(&run, &base, &label, None);
+    if fitted.is_empty() {
+        anyhow::bail!(
+            "{label}: no proxy was measured at 3 or more rates to fit its CPU; run a scenario whose flow has rate steps (e.g. `rate: [250, 500, 1000]`)"
+        );
+    }
+    let kinds: Vec<&str> = fitted.iter().map(|f| f.kind.as_str()).collect();
+    Ok((
+        model,
+        format!(
+            "CPU of {} fitted to {label}; the rest from profile {base_name}",
+            kinds.join(", ")
+        ),
+    ))
 }
