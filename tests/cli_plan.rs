@@ -137,7 +137,7 @@ flows:
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = reports::RunResult::load(&out_dir.join("run.json")).expect("run.json");
+    let run = reports::RunResult::load(out_dir.join("run.json")).expect("run.json");
     let base = scenario::profile::Profile::load("istio-1.24")
         .ok()
         .and_then(|p| p.model)
