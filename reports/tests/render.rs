@@ -19,6 +19,7 @@ fn writes_report_pngs_and_summary() {
         "latency-spectrum-web.png",
         "latency-spectrum-orders.png",
         "latency-vs-rate-web.png",
+        "cpu-vs-rate.png",
         "resources.png",
         "timeseries-web.png",
     ] {
@@ -151,7 +152,8 @@ fn renders_repeats_and_single_step_runs() {
     assert!(
         !files
             .iter()
-            .any(|f| f.to_string_lossy().contains("latency-vs-rate"))
+            .any(|f| f.to_string_lossy().contains("latency-vs-rate")
+                || f.to_string_lossy().contains("cpu-vs-rate"))
     );
 }
 

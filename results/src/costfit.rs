@@ -3,11 +3,12 @@
 //! them (ordinary least squares). The run report draws the points; a capacity plan fits its
 //! cost model to them.
 
-use crate::run::{ComponentKind, RunResult};
+use crate::run::{ComponentKind, Mode, RunResult};
 
 /// One proxy over one step's measured window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CpuPoint {
+    pub mode: Mode,
     pub kind: ComponentKind,
     /// Index into the flows' steps.
     pub step: usize,
@@ -49,6 +50,7 @@ pub fn cpu_points(run: &RunResult) -> Vec<CpuPoint> {
                     inside.iter().filter_map(|&i| v.get(i)).sum::<f64>() / inside.len() as f64
                 };
                 out.push(CpuPoint {
+                    mode: m.mode,
                     kind: c.kind,
                     step,
                     target_rps: s.target_rps,

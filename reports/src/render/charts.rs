@@ -89,6 +89,7 @@ pub enum ChartData {
     Rates {
         title: String,
         x_label: String,
+        y_label: String,
         panels: Vec<(String, Vec<Line>)>,
     },
     /// vCPU and MiB per component kind, grouped by kind, one bar per mode.
@@ -184,8 +185,11 @@ impl ChartData {
         match self {
             ChartData::Spectrum { x_max, lines, .. } => draw_spectrum(&body, *x_max, lines),
             ChartData::Rates {
-                x_label, panels, ..
-            } => draw_rates(&body, x_label, panels),
+                x_label,
+                y_label,
+                panels,
+                ..
+            } => draw_rates(&body, (x_label, y_label), panels),
             ChartData::Resources {
                 kinds, modes, bars, ..
             } => draw_resources(&body, kinds, modes, bars),
@@ -405,7 +409,7 @@ fn draw_spectrum<DB: DrawingBackend>(
 
 fn draw_rates<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    x_label: &str,
+    (x_label, y_label): (&str, &str),
     panels: &[(String, Vec<Line>)],
 ) -> DrawResult<DB> {
     let areas = root.split_evenly((1, panels.len().max(1)));
@@ -414,20 +418,23 @@ fn draw_rates<DB: DrawingBackend>(
         .flat_map(|(_, ls)| ls.iter().flat_map(|l| l.points.iter().map(|p| p.0)))
         .fold(0.0, f64::max);
     for ((name, lines), area) in panels.iter().zip(areas.iter()) {
+        let y_max = nice_max(lines_max_y(lines));
+        // Small figures (a ztunnel's vCPU) need a third decimal to tell ticks apart.
+        let digits = if y_max < 0.2 { 3 } else { 2 };
         let mut chart = ChartBuilder::on(area)
             .caption(name, font(15))
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(58)
-            .build_cartesian_2d(0f64..nice_max(x_max), 0f64..nice_max(lines_max_y(lines)))?;
+            .build_cartesian_2d(0f64..nice_max(x_max), 0f64..y_max)?;
         chart
             .configure_mesh()
             .x_desc(x_label)
-            .y_desc("latency (ms)")
+            .y_desc(y_label)
             .x_labels(6)
             .y_labels(6)
             .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| format!("{y:.2}"))
+            .y_label_formatter(&|y| format!("{y:.digits$}"))
             .label_style(font(12))
             .axis_desc_style(font(13))
             .axis_style(AXIS)

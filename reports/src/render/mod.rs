@@ -179,6 +179,7 @@ pub fn chart_data(run: &RunResult) -> Result<Vec<ChartSpec>, RenderError> {
     for flow in first.flows.iter().filter(|f| f.steps.len() >= 2) {
         out.push(rates(run, &modes, &flow.name));
     }
+    out.extend(cpu_vs_rate(run, &modes));
     out.push(resources(run, &modes));
     for flow in &first.flows {
         out.push(time_series(run, &modes, &flow.name));
@@ -317,9 +318,68 @@ fn rates(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
             } else {
                 "achieved rate (rps)".into()
             },
+            y_label: "latency (ms)".into(),
             panels,
         },
     )
+}
+
+/// Each proxy kind's CPU against its own request rate over the steps: one point per mode and
+/// step, the mean proxy of that kind (over its proxies and repeats). Measured on this machine, under
+/// the run's cost profile; a capacity plan fits its model to these points.
+fn cpu_vs_rate(run: &RunResult, modes: &[Mode]) -> Option<ChartSpec> {
+    let points = results::costfit::cpu_points(run);
+    let panels: Vec<(String, Vec<Line>)> = ComponentKind::ALL
+        .into_iter()
+        .filter(|k| k.is_proxy() && points.iter().any(|p| p.kind == *k))
+        .map(|kind| {
+            let lines = modes
+                .iter()
+                .filter_map(|&mode| {
+                    let of = |step: usize, repeat_points: &[&results::costfit::CpuPoint]| {
+                        let ps: Vec<_> = repeat_points.iter().filter(|p| p.step == step).collect();
+                        (!ps.is_empty()).then(|| {
+                            let n = ps.len() as f64;
+                            (
+                                ps.iter().map(|p| p.rps).sum::<f64>() / n,
+                                ps.iter().map(|p| p.vcpu).sum::<f64>() / n,
+                            )
+                        })
+                    };
+                    let mine: Vec<_> = points
+                        .iter()
+                        .filter(|p| p.kind == kind && p.mode == mode)
+                        .collect();
+                    let steps = mine.iter().map(|p| p.step).max()? + 1;
+                    let mut points: Vec<(f64, f64)> =
+                        (0..steps).filter_map(|s| of(s, &mine)).collect();
+                    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    (points.len() >= 2).then_some(Line { mode, points })
+                })
+                .collect::<Vec<_>>();
+            (format!("{kind}: vCPU per proxy"), lines)
+        })
+        .filter(|(_, lines)| !lines.is_empty())
+        .collect();
+    if panels.is_empty() {
+        return None;
+    }
+    let title =
+        "Proxy CPU against the rate each proxy handled (measured on this machine)".to_string();
+    Some((
+        "cpu-vs-rate".into(),
+        title.clone(),
+        format!(
+            "Each point is one step: the mean proxy of a kind, its own request count per second against its CPU, under cost profile {}. The slope is the CPU per request a capacity plan fits (`meshsim plan --costs run.json`).",
+            run.profile.name
+        ),
+        ChartData::Rates {
+            title,
+            x_label: "requests per second through one proxy".into(),
+            y_label: "vCPU per proxy".into(),
+            panels,
+        },
+    ))
 }
 
 fn resources(run: &RunResult, modes: &[Mode]) -> ChartSpec {
