@@ -54,6 +54,8 @@ enum Command {
     /// Project what sidecars, ztunnels, waypoints and istiod would cost on a real cluster,
     /// from an inventory of it (plan.json, plan.md, plan.html).
     Plan(cmd::plan::Args),
+    /// Build an inventory for `plan` from a real cluster's dumps (`import kubectl`).
+    Import(cmd::import::Args),
     /// Run a run again exactly (its scenario files, seed, profile, faults, modes) and compare.
     Replay(cmd::replay::Args),
     /// Drive load at any HTTP or TCP target, like wrk2 or fortio.
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => cmd::explain::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Plan(a) => cmd::plan::run(a),
+        Command::Import(a) => cmd::import::run(a),
         Command::Load(a) => cmd::load::run(a),
         Command::Schema(a) => cmd::schema::run(a),
         Command::Token(a) => cmd::token::run(a),

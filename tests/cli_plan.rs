@@ -58,6 +58,17 @@ fn the_example_inventory_is_planned_in_every_mode() {
     );
     let html = std::fs::read_to_string(out_dir.join("plan.html")).expect("plan.html");
     assert!(html.contains("<svg") && html.contains("<table>") && html.contains("</html>"));
+    // The README shows this plan's totals: they must be what `plan` prints today.
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).expect("README");
+    for row in stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| mode"))
+    {
+        assert!(
+            readme.contains(row),
+            "README's example plan is stale; this row is not in it:\n{row}"
+        );
+    }
 }
 
 #[test]
@@ -166,4 +177,42 @@ flows:
             f.kind
         );
     }
+}
+
+/// `import kubectl` writes an inventory `plan` takes; its notes say what was left out.
+#[test]
+fn import_kubectl_writes_an_inventory_that_plans() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let inv = dir.path().join("cluster.yaml");
+    let data = |f: &str| common::repo().join("plan/tests/data").join(f);
+    let out = Command::new(common::meshsim())
+        .args(["import", "kubectl"])
+        .arg(data("kubectl-cluster.json"))
+        .arg("--istio")
+        .arg(data("istio.yaml"))
+        .arg("--traffic")
+        .arg(data("prometheus-traffic.json"))
+        .arg("--out")
+        .arg(&inv)
+        .output()
+        .expect("meshsim runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("13 workloads (28 pods)"), "{stdout}");
+    assert!(stdout.contains("note: 1 finished pod"), "{stdout}");
+    let out = plan(&[
+        inv.to_str().expect("utf8"),
+        "--mode",
+        "declared",
+        "--out",
+        dir.path().join("plan").to_str().expect("utf8"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("| declared | 5 | 3 | 1 |"), "{stdout}");
 }

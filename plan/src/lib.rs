@@ -3,6 +3,8 @@
 //! its source. Pure computation: no namespace, socket or thread. Map:
 //!
 //! - [`fit`]: a cost model's CPU fitted to a run's rate steps, with confidence bands.
+//! - [`import`]: an inventory from `kubectl get ns,pods,svc -A -o json`, Istio YAML and a
+//!   Prometheus traffic query.
 //! - [`inventory`]: the cluster as its team knows it (node pools, namespaces and labels,
 //!   workloads, services, waypoints, traffic), read from YAML with placed errors.
 //! - [`project`]: pods placed on nodes, traffic spread over pods, each proxy's cost per mode,
@@ -12,6 +14,7 @@
 //! - `testing` (feature): inventories made to measure, for tests and benches.
 
 pub mod fit;
+pub mod import;
 pub mod inventory;
 pub mod project;
 pub mod render;
@@ -36,6 +39,8 @@ pub enum PlanError {
     },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Diagnostic>),
+    #[error("{path}: {message}")]
+    Import { path: PathBuf, message: String },
     #[error(
         "cost profile `{0}` has no cost model (`model:`) to plan with; use `istio-1.24`, or a profile file of your own with a `model:` section"
     )]

@@ -240,7 +240,7 @@ fn mode_section(m: &mut String, mp: &ModePlan) {
                 m,
                 "| {} | {} | {:.0} | {:.0} | {} ({}) | {} | {} | {} | {} |",
                 w.waypoint,
-                w.services.join(", "),
+                short_list(&w.services, 4),
                 w.rps,
                 w.peak_rps,
                 w.replicas,
@@ -350,6 +350,15 @@ fn nodes_table(m: &mut String, nodes: &[NodePlan]) {
         );
     }
     m.push('\n');
+}
+
+/// The first `n` names, and how many more.
+fn short_list(names: &[String], n: usize) -> String {
+    if names.len() <= n {
+        names.join(", ")
+    } else {
+        format!("{}, … ({} more)", names[..n].join(", "), names.len() - n)
+    }
 }
 
 /// Every parameter with its value, range and source.

@@ -3,6 +3,7 @@ pub mod compare;
 pub mod completions;
 pub mod exec;
 pub mod explain;
+pub mod import;
 pub mod introspect;
 pub mod load;
 pub mod logs;

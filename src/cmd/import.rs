@@ -1,0 +1,71 @@
+//! `meshsim import kubectl …`: an inventory for `meshsim plan` from a cluster's own dumps.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub source: Source,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Source {
+    /// From `kubectl get ns,pods,svc -A -o json` (one or more files), the Istio resources as
+    /// YAML, and a Prometheus query result of request rates.
+    Kubectl(KubectlArgs),
+}
+
+#[derive(clap::Args)]
+pub struct KubectlArgs {
+    /// JSON from `kubectl get ns,pods,svc -A -o json` (a List, or several files).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Istio resources as YAML (`kubectl get gateways,sidecars -A -o yaml`), repeatable.
+    #[arg(long)]
+    pub istio: Vec<PathBuf>,
+    /// The body of Prometheus's /api/v1/query for
+    /// `sum(rate(istio_requests_total[5m])) by (source_workload, source_workload_namespace,
+    /// destination_service_name, destination_service_namespace, reporter)`.
+    #[arg(long)]
+    pub traffic: Option<PathBuf>,
+    /// The inventory's name; default: the first file's stem.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where to write the inventory (YAML).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Source::Kubectl(a) = args.source;
+    let name = a.name.clone().unwrap_or_else(|| {
+        a.files[0]
+            .file_stem()
+            .map_or_else(|| "cluster".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let imported = plan::import::from_kubectl(&name, &a.files, &a.istio, a.traffic.as_deref())?;
+    let yaml = plan::import::to_yaml(&imported)?;
+    // What is written must plan: read it back as `plan` will.
+    plan::Inventory::parse(&a.out, &yaml)
+        .context("the imported inventory does not read back (a meshsim bug; please report it)")?;
+    std::fs::write(&a.out, yaml).with_context(|| format!("cannot write {}", a.out.display()))?;
+    let inv = &imported.inventory;
+    println!(
+        "{}: {} nodes, {} namespaces, {} workloads ({} pods), {} services, {} waypoints, {} traffic entries",
+        a.out.display(),
+        inv.nodes.len(),
+        inv.namespaces.len(),
+        inv.workloads.len(),
+        inv.workloads.iter().map(|w| w.replicas).sum::<u32>(),
+        inv.services.len(),
+        inv.waypoints.len(),
+        inv.traffic.len()
+    );
+    for n in &imported.notes {
+        println!("note: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
