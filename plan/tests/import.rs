@@ -189,7 +189,7 @@ fn what_is_not_a_cluster_dump_says_so() {
     let dir = tempfile::tempdir().expect("tmp");
     let f = dir.path().join("x.json");
     std::fs::write(&f, "{\"hello\": 1}").expect("write");
-    let e = from_kubectl("x", &[f.clone()], &[], None).unwrap_err();
+    let e = from_kubectl("x", std::slice::from_ref(&f), &[], None).unwrap_err();
     assert!(matches!(e, PlanError::Import { .. }), "{e}");
     assert!(
         e.to_string().contains("x.json") && e.to_string().contains("List"),
