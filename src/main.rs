@@ -56,6 +56,8 @@ enum Command {
     Plan(cmd::plan::Args),
     /// Build an inventory for `plan` from a real cluster's dumps (`import kubectl`).
     Import(cmd::import::Args),
+    /// Fit a cost profile to your own cluster's Prometheus figures (for plan and run).
+    Calibrate(cmd::calibrate::Args),
     /// Run a run again exactly (its scenario files, seed, profile, faults, modes) and compare.
     Replay(cmd::replay::Args),
     /// Drive load at any HTTP or TCP target, like wrk2 or fortio.
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => cmd::replay::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Import(a) => cmd::import::run(a),
+        Command::Calibrate(a) => cmd::calibrate::run(a),
         Command::Load(a) => cmd::load::run(a),
         Command::Schema(a) => cmd::schema::run(a),
         Command::Token(a) => cmd::token::run(a),

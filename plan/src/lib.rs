@@ -2,6 +2,8 @@
 //! cluster, projected from an inventory of it with a cost model whose every parameter names
 //! its source. Pure computation: no namespace, socket or thread. Map:
 //!
+//! - [`calibrate`]: a cost model from the user's own cluster (Prometheus), by regression
+//!   across its proxies.
 //! - [`fit`]: a cost model's CPU fitted to a run's rate steps, with confidence bands.
 //! - [`import`]: an inventory from `kubectl get ns,pods,svc -A -o json`, Istio YAML and a
 //!   Prometheus traffic query.
@@ -13,6 +15,7 @@
 //! - [`render`]: the plan as `plan.json`, `plan.md` and `plan.html`.
 //! - `testing` (feature): inventories made to measure, for tests and benches.
 
+pub mod calibrate;
 pub mod fit;
 pub mod import;
 pub mod inventory;
