@@ -194,6 +194,8 @@ fn import_kubectl_writes_an_inventory_that_plans() {
         .arg(data("prometheus-traffic.json"))
         .arg("--out")
         .arg(&inv)
+        .arg("--scenario")
+        .arg(dir.path().join("small"))
         .output()
         .expect("meshsim runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -205,6 +207,19 @@ fn import_kubectl_writes_an_inventory_that_plans() {
     );
     assert!(stdout.contains("13 workloads (28 pods)"), "{stdout}");
     assert!(stdout.contains("note: 1 finished pod"), "{stdout}");
+    // The downscaled scenario validates as `meshsim validate` checks a scenario.
+    let sc = dir.path().join("small/kubectl-cluster-downscaled.yaml");
+    let out = Command::new(common::meshsim())
+        .arg("validate")
+        .arg(&sc)
+        .output()
+        .expect("meshsim runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = plan(&[
         inv.to_str().expect("utf8"),
         "--mode",

@@ -4,6 +4,8 @@
 //!
 //! - [`calibrate`]: a cost model from the user's own cluster (Prometheus), by regression
 //!   across its proxies.
+//! - [`downscale`]: a one-machine scenario of an inventory's busiest paths, to check a plan
+//!   by a run.
 //! - [`fit`]: a cost model's CPU fitted to a run's rate steps, with confidence bands.
 //! - [`import`]: an inventory from `kubectl get ns,pods,svc -A -o json`, Istio YAML and a
 //!   Prometheus traffic query.
@@ -16,6 +18,7 @@
 //! - `testing` (feature): inventories made to measure, for tests and benches.
 
 pub mod calibrate;
+pub mod downscale;
 pub mod fit;
 pub mod import;
 pub mod inventory;

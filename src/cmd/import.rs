@@ -37,6 +37,13 @@ pub struct KubectlArgs {
     /// Where to write the inventory (YAML).
     #[arg(long)]
     pub out: PathBuf,
+    /// Also write a one-machine scenario of the busiest paths (one per proxy kind) into this
+    /// directory, to check the plan by a run.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// The downscaled scenario's total rate, requests per second.
+    #[arg(long, default_value_t = 600.0)]
+    pub scenario_rps: f64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -66,6 +73,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     for n in &imported.notes {
         println!("note: {n}");
+    }
+    if let Some(dir) = &a.scenario {
+        let stem = format!("{}-downscaled", inv.name);
+        let manifests = format!("{}-waypoints.yaml", inv.name);
+        let d = plan::downscale::downscale(inv, a.scenario_rps, &manifests);
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        if let Some(m) = &d.manifests {
+            std::fs::write(dir.join(&manifests), m)
+                .with_context(|| format!("cannot write {}", dir.join(&manifests).display()))?;
+        }
+        let path = dir.join(format!("{stem}.yaml"));
+        std::fs::write(&path, &d.scenario)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        // It must load as a scenario: check it as `run` would.
+        scenario::load(&path).with_context(|| {
+            format!(
+                "the downscaled scenario {} does not load (a meshsim bug; please report it)",
+                path.display()
+            )
+        })?;
+        println!("{}", path.display());
+        for n in d.notes {
+            println!("note: {n}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
