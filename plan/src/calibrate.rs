@@ -177,7 +177,7 @@ pub fn least_squares(xs: &[Vec<f64>], ys: &[f64]) -> Option<Vec<f64>> {
 pub fn calibrate(samples: &Samples, base: &CostModel, label: &str) -> (CostModel, Vec<String>) {
     let mut model = base.clone();
     let mut notes = Vec::new();
-    let d = |s: f64| Dur(std::time::Duration::from_secs_f64(s.max(0.0)));
+    let d = |s: f64| Dur(std::time::Duration::from_nanos((s.max(0.0) * 1e9).round() as u64));
     for (kind, pods) in samples {
         let m = model.proxy_mut(kind).expect("a proxy kind");
         let n = pods.len();
@@ -191,7 +191,7 @@ pub fn calibrate(samples: &Samples, base: &CostModel, label: &str) -> (CostModel
             match least_squares(&xs, &ys) {
                 Some(b) => {
                     let how = "least squares of CPU on KiB/s and new connections/s across the ztunnels";
-                    m.cpu_idle = Param::new(b[0].max(0.0), src(how));
+                    m.cpu_idle = Param::new(round_vcpu(b[0]), src(how));
                     m.cpu_per_request = Param::new(Dur::default(), src("ztunnel's cost is per byte and per connection"));
                     m.cpu_per_kib = Param::new(d(b[1]), src(how));
                     m.cpu_per_connection = Param::new(d(b[2]), src(how));
@@ -205,7 +205,7 @@ pub fn calibrate(samples: &Samples, base: &CostModel, label: &str) -> (CostModel
             match least_squares(&xs, &ys) {
                 Some(b) => {
                     let how = "least squares of CPU on requests/s across the proxies (bytes and connections folded in)";
-                    m.cpu_idle = Param::new(b[0].max(0.0), src(how));
+                    m.cpu_idle = Param::new(round_vcpu(b[0]), src(how));
                     m.cpu_per_request = Param::new(d(b[1]), src(how));
                     m.cpu_per_kib = Param::new(Dur::default(), src("folded into cpuPerRequest"));
                     m.cpu_per_connection = Param::new(Dur::default(), src("folded into cpuPerRequest"));
@@ -237,6 +237,11 @@ pub fn calibrate(samples: &Samples, base: &CostModel, label: &str) -> (CostModel
         }
     }
     (model, notes)
+}
+
+/// Idle CPU to 0.1 mvCPU, never below zero: finer digits are noise.
+fn round_vcpu(v: f64) -> f64 {
+    (v.max(0.0) * 1e4).round() / 1e4
 }
 
 /// A profile as YAML, headed by how to use it (it is written to `path`).

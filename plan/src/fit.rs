@@ -57,15 +57,23 @@ fn apply(m: &mut ProxyModel, l: &CpuLine, label: &str, profile: &str) {
         "fitted: {label} (measured on this machine, cost profile {profile}): vCPU = cpuIdle + rps × cpuPerRequest, least squares over {} points (each proxy's own count and CPU over a step, {:.0}–{:.0} rps); range: 95% confidence",
         l.n, l.rps_min, l.rps_max
     );
-    let band = |v: f64, se: f64| (v.max(0.0), (v - t * se).max(0.0), (v + t * se).max(0.0));
-    let (v, lo, hi) = band(l.idle, l.idle_se);
+    // Idle to 0.1 mvCPU and the slope to the nanosecond: finer digits are noise.
+    let round = |v: f64, step: f64| (v / step).round() * step;
+    let band = |v: f64, se: f64, step: f64| {
+        (
+            round(v.max(0.0), step),
+            round((v - t * se).max(0.0), step),
+            round((v + t * se).max(0.0), step),
+        )
+    };
+    let (v, lo, hi) = band(l.idle, l.idle_se, 1e-4);
     m.cpu_idle = Param {
         value: v,
         low: Some(lo.min(v)),
         high: Some(hi.max(v)),
         source: how.clone(),
     };
-    let (v, lo, hi) = band(l.per_request, l.per_request_se);
+    let (v, lo, hi) = band(l.per_request, l.per_request_se, 1e-9);
     let d = |s: f64| Dur(std::time::Duration::from_secs_f64(s));
     m.cpu_per_request = Param {
         value: d(v),
