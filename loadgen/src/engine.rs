@@ -36,17 +36,20 @@ pub async fn run(spec: &LoadSpec, hooks: Hooks) -> Result<LoadResult, LoadError>
         cancel,
         completed,
         step_started,
+        next_rate,
     } = hooks;
     let cancel = cancel.unwrap_or_default();
     let run_start = Instant::now();
     let sh = Arc::new(Shared::new(spec, addr, connector, completed));
-    let rates: Vec<Option<f64>> = match &spec.mode {
+    let mut rates: Vec<Option<f64>> = match &spec.mode {
         Mode::Open { rates } => rates.iter().map(|r| Some(*r)).collect(),
         Mode::Closed => vec![None],
     };
     let mut conns: Vec<Conn> = (0..spec.connections).map(|_| Conn::new()).collect();
     let mut steps = Vec::with_capacity(rates.len());
-    for (k, rate) in rates.iter().enumerate() {
+    let mut k = 0;
+    while k < rates.len() {
+        let rate = rates[k];
         let which = StepIndex {
             step: k,
             steps: rates.len(),
@@ -56,12 +59,18 @@ pub async fn run(spec: &LoadSpec, hooks: Hooks) -> Result<LoadResult, LoadError>
         }
         // Dropping the step's future aborts its workers (they are held by an abort guard).
         let step = tokio::select! {
-            r = run_step(&sh, spec, conns, *rate, which, progress.clone()) => r?,
+            r = run_step(&sh, spec, conns, rate, which, progress.clone()) => r?,
             () = cancel.cancelled() => break,
         };
         let (mut result, back, started) = step;
         result.offset_s = started.saturating_duration_since(run_start).as_secs_f64();
         conns = back;
+        k += 1;
+        if k == rates.len()
+            && let Some(next) = next_rate.as_ref().and_then(|f| f(&result))
+        {
+            rates.push(Some(next));
+        }
         steps.push(result);
     }
     Ok(LoadResult {

@@ -8,6 +8,8 @@
 //!   closed loop (`max`), one task per connection
 //! - `client`: HTTP/1.1 (keep-alive or a connection per request), TCP request/response,
 //!   TCP stream, on plain tokio sockets
+//! - [`search`]: the highest rate meeting a criterion, by bracketing then bisecting steps
+//!   (fed through [`Hooks::next_rate`])
 //! - `timer`: a microsecond-precise sleep (timerfd) for the open-loop schedule
 //! - `record`: HDR histograms, per-second series, and the result types ([`LoadResult`],
 //!   [`StepResult`], [`LatencySummary`])
@@ -19,6 +21,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod record;
+pub mod search;
 mod spec;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -31,5 +34,5 @@ pub use record::{
     WarmupSecond,
 };
 pub use spec::{
-    BoxFuture, Connector, Hooks, LoadSpec, Mode, Progress, ProgressFn, Protocol, Target,
+    BoxFuture, Connector, Hooks, LoadSpec, Mode, NextRateFn, Progress, ProgressFn, Protocol, Target,
 };

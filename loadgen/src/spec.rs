@@ -37,7 +37,13 @@ pub struct Hooks {
     /// Called as each step begins (its index, from 0): a caller that changes the target at
     /// step boundaries (a migration stage) does it then.
     pub step_started: Option<Arc<dyn Fn(usize) + Send + Sync>>,
+    /// Called after each step once the spec's rates are run: the rate of one more step, or
+    /// `None` to stop (a search for the highest rate that meets a criterion).
+    pub next_rate: Option<NextRateFn>,
 }
+
+/// See [`Hooks::next_rate`].
+pub type NextRateFn = Arc<dyn Fn(&crate::StepResult) -> Option<f64> + Send + Sync>;
 
 /// A live view of the run, for a progress line.
 #[derive(Debug, Clone)]

@@ -306,3 +306,38 @@ async fn a_cancelled_run_keeps_its_finished_steps_and_stops_sending() {
         server.requests()
     );
 }
+
+/// `next_rate` adds steps after the spec's own, until it says stop: a rate search driven by
+/// a verdict on each finished step (here: rates up to 300 pass).
+#[tokio::test]
+async fn next_rate_drives_a_search_until_it_stops() {
+    let server = Server::http().expect("server");
+    let mut spec = http(server.addr, open(100.0));
+    spec.duration = Duration::from_millis(300);
+    let search = std::sync::Mutex::new(loadgen::search::RateSearch::new());
+    let next: loadgen::NextRateFn = Arc::new(move |s: &StepResult| {
+        let rate = s.target_rps?;
+        search
+            .lock()
+            .expect("lock")
+            .after(rate, rate <= 300.0 && s.requests > 0)
+    });
+    let r = loadgen::run(
+        &spec,
+        loadgen::Hooks {
+            next_rate: Some(next),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("run");
+    let rates: Vec<f64> = r.steps.iter().filter_map(|s| s.target_rps).collect();
+    assert_eq!(
+        &rates[..3],
+        [100.0, 200.0, 400.0],
+        "doubled until a failure"
+    );
+    assert_eq!(rates[3], 300.0, "then bisected");
+    assert!(!r.cancelled);
+    assert!(rates.len() <= 12, "{rates:?}");
+}

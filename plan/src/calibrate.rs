@@ -177,7 +177,11 @@ pub fn least_squares(xs: &[Vec<f64>], ys: &[f64]) -> Option<Vec<f64>> {
 pub fn calibrate(samples: &Samples, base: &CostModel, label: &str) -> (CostModel, Vec<String>) {
     let mut model = base.clone();
     let mut notes = Vec::new();
-    let d = |s: f64| Dur(std::time::Duration::from_nanos((s.max(0.0) * 1e9).round() as u64));
+    let d = |s: f64| {
+        Dur(std::time::Duration::from_nanos(
+            (s.max(0.0) * 1e9).round() as u64
+        ))
+    };
     for (kind, pods) in samples {
         let m = model.proxy_mut(kind).expect("a proxy kind");
         let n = pods.len();

@@ -246,6 +246,22 @@ fn figures(base: &[&ModeResult], new: &[&ModeResult]) -> Vec<Figure> {
         }
     };
     for flow in &b0.flows {
+        // A rate search: its one figure is the rate it found; its steps differ run to run.
+        if flow.search.is_some() {
+            push(
+                format!("{} highest rate meeting the SLOs", flow.name),
+                Unit::Rps,
+                false,
+                &|m| {
+                    m.flows
+                        .iter()
+                        .find(|f| f.name == flow.name)
+                        .and_then(|f| f.search.as_ref())
+                        .and_then(|s| s.max_rps)
+                },
+            );
+            continue;
+        }
         for (si, step) in flow.steps.iter().enumerate() {
             let at = rate_label(step.target_rps);
             let step_of = |m: &ModeResult| {

@@ -122,6 +122,7 @@ mod tests {
             protocol: "http1".into(),
             steps: vec![step],
             measured_from_s: vec![2.0],
+            search: None,
         }
     }
 

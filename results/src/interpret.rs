@@ -268,6 +268,7 @@ fn flow_result(f: &RawFlow) -> FlowResult {
         to: f.to.clone(),
         protocol: f.protocol.clone(),
         steps,
+        search: f.search.clone(),
     }
 }
 

@@ -96,6 +96,8 @@ pub struct RawFlow {
     pub steps: Vec<StepResult>,
     /// When each step's measured part began, seconds since the mode's load started.
     pub measured_from_s: Vec<f64>,
+    /// A rate search's verdicts, for `rate: search` flows.
+    pub search: Option<crate::run::RateSearchResult>,
 }
 
 /// Every component's readings, sampled each interval over one mode's load.

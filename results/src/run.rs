@@ -344,6 +344,44 @@ pub struct FlowResult {
     pub protocol: String,
     /// One per rate step, in the order they ran.
     pub steps: Vec<StepResult>,
+    /// `rate: search` (or `run --find-max`): each step's verdict and the highest rate that
+    /// met the flow's SLOs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<RateSearchResult>,
+}
+
+/// A search for a flow's highest rate meeting its SLOs (steps bracketed, then bisected).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateSearchResult {
+    /// What each step had to meet.
+    pub criteria: Vec<String>,
+    /// Per step, in the order they ran: met every criterion.
+    pub passed: Vec<bool>,
+    /// The highest rate that passed; none when even the lowest step tried failed.
+    pub max_rps: Option<f64>,
+    /// The lowest rate that failed; none when the search stopped at its ceiling, passing.
+    pub first_failing_rps: Option<f64>,
+}
+
+impl RateSearchResult {
+    /// From the verdicts of `steps` (their target rates).
+    pub fn new(criteria: Vec<String>, steps: &[Option<f64>], passed: Vec<bool>) -> Self {
+        let pick = |ok: bool| {
+            steps
+                .iter()
+                .zip(&passed)
+                .filter(|(_, p)| **p == ok)
+                .filter_map(|(r, _)| *r)
+                .reduce(if ok { f64::max } else { f64::min })
+        };
+        RateSearchResult {
+            max_rps: pick(true),
+            first_failing_rps: pick(false),
+            criteria,
+            passed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

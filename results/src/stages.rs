@@ -404,6 +404,7 @@ mod tests {
             protocol: "http1".into(),
             steps: vec![before, step],
             measured_from_s: vec![1.0, 8.0],
+            search: None,
         }
     }
 

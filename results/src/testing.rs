@@ -456,6 +456,7 @@ fn sample_flow(
         protocol: protocol.into(),
         steps,
         measured_from_s: measured_from.to_vec(),
+        search: None,
     }
 }
 

@@ -352,7 +352,13 @@ pub enum Rate {
     Steps(Vec<f64>),
     /// Closed loop: every connection sends back to back, for saturation throughput.
     Max,
+    /// Open loop, searching for the highest rate that meets the flow's SLOs: steps from
+    /// `start`, doubled until one fails, then bisected (`rate: search` starts at 100).
+    Search { start: f64 },
 }
+
+/// Where `rate: search` starts, requests per second.
+pub const SEARCH_START_RPS: f64 = 100.0;
 
 impl Rate {
     /// The rates of the open-loop steps (empty for `max`).
@@ -361,7 +367,12 @@ impl Rate {
             Rate::Fixed(r) => vec![*r],
             Rate::Steps(s) => s.clone(),
             Rate::Max => Vec::new(),
+            Rate::Search { start } => vec![*start],
         }
+    }
+
+    pub fn is_search(&self) -> bool {
+        matches!(self, Rate::Search { .. })
     }
 }
 
@@ -371,6 +382,8 @@ impl Serialize for Rate {
             Rate::Fixed(r) => s.serialize_f64(*r),
             Rate::Steps(v) => v.serialize(s),
             Rate::Max => s.serialize_str("max"),
+            Rate::Search { start } if *start == SEARCH_START_RPS => s.serialize_str("search"),
+            Rate::Search { start } => s.serialize_str(&format!("search from {start}")),
         }
     }
 }
@@ -382,15 +395,24 @@ impl<'de> Deserialize<'de> for Rate {
             type Value = Rate;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str(
-                    "a rate per second (`200`), a list of rate steps (`[500, 1000]`) or `max`",
+                    "a rate per second (`200`), a list of rate steps (`[500, 1000]`), `max` or `search`",
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Rate, E> {
                 match v.trim() {
                     "max" => Ok(Rate::Max),
-                    t => Err(E::custom(format!(
-                        "`{t}` is not a rate; write a number per second (`200`), a list of steps (`[500, 1000]`) or `max`"
-                    ))),
+                    "search" => Ok(Rate::Search {
+                        start: SEARCH_START_RPS,
+                    }),
+                    t => match t
+                        .strip_prefix("search from ")
+                        .map(|n| n.trim().parse::<f64>())
+                    {
+                        Some(Ok(start)) => Ok(Rate::Search { start }),
+                        _ => Err(E::custom(format!(
+                            "`{t}` is not a rate; write a number per second (`200`), a list of steps (`[500, 1000]`), `max`, or `search` (`search from 500`)"
+                        ))),
+                    },
                 }
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Rate, E> {
@@ -420,11 +442,12 @@ impl JsonSchema for Rate {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "Requests per second (open loop), a list of rate steps, or `max` (closed loop).",
+            "description": "Requests per second (open loop), a list of rate steps, `max` (closed loop), or `search` (the highest rate meeting the flow's SLOs; `search from 500` starts there).",
             "anyOf": [
                 {"type": "number", "exclusiveMinimum": 0},
                 {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1},
-                {"const": "max"}
+                {"const": "max"},
+                {"type": "string", "pattern": "^search( from [0-9]+(\\.[0-9]+)?)?$"}
             ]
         })
     }

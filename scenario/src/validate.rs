@@ -875,6 +875,14 @@ fn check_flow_shape(c: &mut Ctx<'_>, p: &str, f: &crate::format::Flow) {
             format!("{r} is out of range (0, 1000000] requests/s"),
         ),
         Rate::Steps(v) if v.is_empty() => c.err(&format!("{p}.rate"), "lists no rate step"),
+        Rate::Search { start } if !(*start >= 1.0 && *start <= 1_000_000.0) => c.err(
+            &format!("{p}.rate"),
+            format!("a search from {start} is out of range [1, 1000000] requests/s"),
+        ),
+        Rate::Search { .. } if c.l.scenario.migration.is_some() || !c.l.scenario.faults.is_empty() => c.err(
+            &format!("{p}.rate"),
+            "`search` runs as many steps as it needs, and faults and migration stages are placed on fixed steps; give this flow fixed rates, or search in a scenario without them",
+        ),
         Rate::Steps(v) => {
             for (k, r) in v.iter().enumerate() {
                 if !(*r > 0.0 && *r <= 1_000_000.0) {

@@ -559,3 +559,32 @@ fn new_ip_belongs_to_a_pod_restart_only() {
     let (_dir, r) = load(&[("s.yaml", &ok)]);
     assert!(r.is_ok(), "a pod-restart takes newIp: {r:?}");
 }
+
+/// `rate: search` (from 100 rps) or `search from N`; a search cannot share a run with faults
+/// or migration stages, which are placed on fixed steps.
+#[test]
+fn a_rate_search_reads_and_refuses_what_it_cannot_run_with() {
+    use scenario::Rate;
+    let (_d, r) = load(&[("s.yaml", &BASE.replace("rate: 100", "rate: search"))]);
+    let l = r.expect("valid");
+    assert_eq!(l.scenario.flows[0].rate, Rate::Search { start: 100.0 });
+    let (_d, r) = load(&[(
+        "s.yaml",
+        &BASE.replace("rate: 100", "rate: search from 500"),
+    )]);
+    assert_eq!(
+        r.expect("valid").scenario.flows[0].rate,
+        Rate::Search { start: 500.0 }
+    );
+    let d = one(&[("s.yaml", &BASE.replace("rate: 100", "rate: search from 0"))]);
+    assert_eq!((d.path.as_str(), d.line), ("flows[0].rate", 22), "{d}");
+    let d = one(&[(
+        "s.yaml",
+        &format!(
+            "{}faults:\n  - {{kind: ztunnel-restart, node: node-2, at: 1s}}\n",
+            BASE.replace("rate: 100", "rate: search")
+        ),
+    )]);
+    assert_eq!(d.path, "flows[0].rate", "{d}");
+    assert!(d.message.contains("faults and migration stages"), "{d}");
+}

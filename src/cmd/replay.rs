@@ -110,6 +110,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         repeat: super::run::Repeat::Times(original.repeats),
         detect: None,
         budget: None,
+        // A --find-max run keeps its searches in its resolved scenario, not in the files.
+        find_max: r.scenario.flows.iter().any(|f| f.rate.is_search()),
         duration: first
             .filter(|f| {
                 loaded

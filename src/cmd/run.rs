@@ -54,8 +54,12 @@ pub struct Args {
     pub warmup: Option<Duration>,
     /// Finish an interrupted run: the run directory whose run.json lacks modes. Runs only the
     /// missing ones, with the modes, repeats and times that run had, and writes into it.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["modes", "repeat", "duration", "warmup", "out"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["modes", "repeat", "duration", "warmup", "out", "find_max"])]
     pub resume: Option<PathBuf>,
+    /// Search each open-loop flow's highest rate meeting its SLOs, per mode, from its first
+    /// rate (as `rate: search` does): steps doubled until one fails, then bisected to 5%.
+    #[arg(long)]
+    pub find_max: bool,
 }
 
 /// `--repeat N` or `--repeat auto`.
@@ -83,6 +87,11 @@ const AUTO_DEFAULT_BUDGET: Duration = Duration::from_secs(30 * 60);
 /// `run.json` says what was measured (and a resumed run repeats it).
 pub(super) fn apply_overrides(loaded: &mut scenario::Loaded, args: &Args) {
     for f in &mut loaded.scenario.flows {
+        if args.find_max
+            && let Some(&start) = f.rate.steps().first()
+        {
+            f.rate = scenario::Rate::Search { start };
+        }
         if let Some(d) = args.duration {
             f.duration = scenario::Dur(d);
         }
@@ -292,6 +301,13 @@ struct Prepared {
 /// Loads and checks everything; `None` when there is nothing to do (a complete run resumed).
 fn prepare(args: &Args) -> anyhow::Result<Option<Prepared>> {
     let mut loaded = super::load_scenario(&args.scenario)?;
+    if args.find_max && (loaded.scenario.migration.is_some() || !loaded.scenario.faults.is_empty())
+    {
+        anyhow::bail!(
+            "{}: --find-max runs as many steps as a search needs, and faults and migration stages are placed on fixed steps; run it on a scenario without them",
+            args.scenario.display()
+        );
+    }
     if let Some(m) = &loaded.scenario.migration {
         eprintln!(
             "note: in mode declared, `run` applies the {} migration stage(s) live, one step each, with the load running across them; the other modes measure the scenario as written",

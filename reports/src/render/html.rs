@@ -113,6 +113,7 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
     reachability(&mut h, run);
     monitoring(&mut h, run);
     faults(&mut h, run);
+    searches(&mut h, run);
 
     h.push_str("<h2 id=\"charts\">Charts</h2>\n");
     for c in charts {
@@ -438,6 +439,30 @@ fn stages(h: &mut String, run: &RunResult) {
         }
         h.push_str("</table>\n");
     }
+}
+
+/// `rate: search` flows: the highest rate that met their SLOs, per mode.
+fn searches(h: &mut String, run: &RunResult) {
+    let rows = super::search_rows(run);
+    if rows.is_empty() {
+        return;
+    }
+    h.push_str("<h2 id=\"search\">Highest rate meeting the SLOs</h2>\n<p class=\"note\">Steps doubled from the first rate until one failed, then bisected to within 5% (as Nighthawk's adaptive load controller searches); the latency-against-rate chart shows every step.</p>\n<table>\n<tr><th>flow</th><th>mode</th><th>highest passing</th><th>lowest failing</th><th>steps (✓ met, ✗ not)</th><th>criteria</th></tr>\n");
+    for r in rows {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&r.flow),
+            swatch(r.mode),
+            r.mode,
+            super::markdown::repeat_suffix(run, r.repeat),
+            esc(&r.max),
+            esc(&r.first_failing),
+            esc(&r.steps),
+            esc(&r.criteria)
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 /// The scenario's faults, per mode: what each did to the load (their bands shade the charts).

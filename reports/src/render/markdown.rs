@@ -189,6 +189,24 @@ pub fn summary_markdown(run: &RunResult) -> String {
         );
     }
 
+    let searches = super::search_rows(run);
+    if !searches.is_empty() {
+        s.push_str("### Highest rate meeting the SLOs\n\n| flow | mode | highest passing | lowest failing | steps (✓ met, ✗ not) | criteria |\n|---|---|---:|---:|---|---|\n");
+        for r in &searches {
+            let _ = writeln!(
+                s,
+                "| {} | {}{} | {} | {} | {} | {} |",
+                cell(&r.flow),
+                r.mode,
+                repeat_suffix(run, r.repeat),
+                r.max,
+                r.first_failing,
+                r.steps,
+                cell(&r.criteria)
+            );
+        }
+        s.push('\n');
+    }
     s.push_str("### Headline\n\n");
     let _ = writeln!(s, "| {} |", HEADLINE_HEADER.join(" | "));
     let _ = writeln!(s, "|---|{}", "---:|".repeat(HEADLINE_HEADER.len() - 1));

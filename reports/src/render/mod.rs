@@ -9,6 +9,7 @@ mod html;
 pub use html::{esc, page_head};
 mod markdown;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -283,13 +284,25 @@ fn rates(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
                         .map(|f| f.steps.len())
                         .max()
                         .unwrap_or(0);
-                    let points = (0..n_steps)
-                        .filter_map(|si| {
-                            let steps: Vec<_> = reps
-                                .iter()
-                                .filter_map(|m| flow_of(m, flow).and_then(|f| f.steps.get(si)))
-                                .filter(|s| s.latency.count > 0)
-                                .collect();
+                    // Steps at one target rate are one point, whatever their order: a rate
+                    // search runs its steps out of order, and differently in each repeat.
+                    let all: Vec<(usize, &crate::run::StepResult)> = reps
+                        .iter()
+                        .filter_map(|m| flow_of(m, flow))
+                        .flat_map(|f| f.steps.iter().enumerate())
+                        .filter(|(_, s)| s.latency.count > 0)
+                        .collect();
+                    let mut groups: BTreeMap<u64, Vec<&crate::run::StepResult>> = BTreeMap::new();
+                    for (si, s) in all.iter().filter(|(si, _)| *si < n_steps) {
+                        let key = match (all_targeted, s.target_rps) {
+                            (true, Some(r)) => r.to_bits(),
+                            _ => *si as u64,
+                        };
+                        groups.entry(key).or_default().push(s);
+                    }
+                    let mut points: Vec<(f64, f64)> = groups
+                        .values()
+                        .filter_map(|steps| {
                             let x = if all_targeted {
                                 steps.first().and_then(|s| s.target_rps)
                             } else {
@@ -300,6 +313,7 @@ fn rates(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
                             Some((x, y))
                         })
                         .collect();
+                    points.sort_by(|a, b| a.0.total_cmp(&b.0));
                     Line { mode, points }
                 })
                 .collect();
@@ -792,4 +806,52 @@ pub fn fault_lines(m: &crate::run::ModeResult) -> Vec<String> {
             ),
         })
         .collect()
+}
+
+/// One flow's rate search in one mode (repeat), for the report and summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRow {
+    pub flow: String,
+    pub mode: Mode,
+    pub repeat: u32,
+    /// `3150 rps`, or what stopped it.
+    pub max: String,
+    pub first_failing: String,
+    /// The steps in the order they ran, each `rate ✓` or `rate ✗`.
+    pub steps: String,
+    pub criteria: String,
+}
+
+/// Every flow's `rate: search` result, per mode and repeat.
+pub fn search_rows(run: &RunResult) -> Vec<SearchRow> {
+    let mut out = Vec::new();
+    for m in run.sorted_modes() {
+        for f in &m.flows {
+            let Some(s) = &f.search else { continue };
+            let rps =
+                |v: Option<f64>, none: &str| v.map_or(none.to_string(), |r| format!("{r:.0} rps"));
+            out.push(SearchRow {
+                flow: f.name.clone(),
+                mode: m.mode,
+                repeat: m.repeat,
+                max: rps(s.max_rps, "none: the lowest step failed"),
+                first_failing: rps(s.first_failing_rps, "none: stopped at the ceiling"),
+                steps: f
+                    .steps
+                    .iter()
+                    .zip(&s.passed)
+                    .filter_map(|(st, ok)| {
+                        Some(format!(
+                            "{:.0} {}",
+                            st.target_rps?,
+                            if *ok { "✓" } else { "✗" }
+                        ))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                criteria: s.criteria.join(", "),
+            });
+        }
+    }
+    out
 }

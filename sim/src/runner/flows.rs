@@ -16,8 +16,112 @@ pub(super) struct PlannedFlow {
     /// Pod running the load client (the first pod of `from`).
     pub pod: String,
     pub spec: loadgen::LoadSpec,
-    /// Steps the flow runs (its open-loop rates; one closed-loop step otherwise).
+    /// Steps the flow runs (its open-loop rates; one closed-loop step otherwise); a search
+    /// runs as many as it needs.
     pub steps: usize,
+    /// `rate: search`: the search, fed each step's verdict by the load client.
+    pub search: Option<std::sync::Arc<Search>>,
+}
+
+/// A flow's search for its highest rate meeting its SLOs in this mode.
+pub(super) struct Search {
+    criteria: Vec<Criterion>,
+    state: std::sync::Mutex<(loadgen::search::RateSearch, Vec<bool>)>,
+}
+
+/// One thing a search step must meet.
+enum Criterion {
+    /// A latency percentile's ceiling, µs (coordinated-omission corrected).
+    Latency(&'static str, fn(&loadgen::LatencySummary) -> u64, u64),
+    MaxErrorRate(f64),
+    MinAchieved(f64),
+}
+
+impl Criterion {
+    fn holds(&self, s: &loadgen::StepResult) -> bool {
+        match *self {
+            Criterion::Latency(_, pick, max_us) => {
+                s.latency.count > 0 && pick(&s.latency) <= max_us
+            }
+            Criterion::MaxErrorRate(max) => {
+                let errors: u64 = s.errors.values().sum();
+                let all = s.requests + errors;
+                all > 0 && errors as f64 / all as f64 <= max
+            }
+            Criterion::MinAchieved(min) => s
+                .target_rps
+                .is_none_or(|t| t > 0.0 && s.achieved_rps / t >= min),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Criterion::Latency(name, _, us) => format!("{name} ≤ {:.3} ms", *us as f64 / 1000.0),
+            Criterion::MaxErrorRate(m) => format!("errors ≤ {}%", m * 100.0),
+            Criterion::MinAchieved(m) => format!("achieved ≥ {}% of the target", m * 100.0),
+        }
+    }
+}
+
+impl Search {
+    /// The criteria of the SLOs on `flow` that apply in `mode`; with none, errors ≤ 1% and
+    /// 95% of the target achieved. `addedP99` compares with no-mesh, which a step of another
+    /// mode cannot see: it is left to the run's SLO verdicts.
+    pub fn new(loaded: &Loaded, flow: &str, mode: scenario::Mode) -> Search {
+        let mut criteria = Vec::new();
+        for slo in loaded
+            .scenario
+            .slos
+            .iter()
+            .filter(|s| s.flow == flow && (s.modes.is_empty() || s.modes.contains(&mode)))
+        {
+            let us = |d: &scenario::Dur| d.0.as_micros() as u64;
+            type Pick = fn(&loadgen::LatencySummary) -> u64;
+            let lat: [(&'static str, Option<&scenario::Dur>, Pick); 4] = [
+                ("p50", slo.p50.as_ref(), |l| l.p50_us),
+                ("p90", slo.p90.as_ref(), |l| l.p90_us),
+                ("p99", slo.p99.as_ref(), |l| l.p99_us),
+                ("p99.9", slo.p999.as_ref(), |l| l.p999_us),
+            ];
+            for (name, d, pick) in lat {
+                if let Some(d) = d {
+                    criteria.push(Criterion::Latency(name, pick, us(d)));
+                }
+            }
+            if let Some(f) = slo.max_error_rate {
+                criteria.push(Criterion::MaxErrorRate(f.0));
+            }
+            if let Some(f) = slo.min_achieved_rate {
+                criteria.push(Criterion::MinAchieved(f.0));
+            }
+        }
+        if criteria.is_empty() {
+            criteria = vec![Criterion::MaxErrorRate(0.01), Criterion::MinAchieved(0.95)];
+        }
+        Search {
+            criteria,
+            state: std::sync::Mutex::new((loadgen::search::RateSearch::new(), Vec::new())),
+        }
+    }
+
+    /// Judges a finished step and says the next rate, if any.
+    pub fn next(&self, s: &loadgen::StepResult) -> Option<f64> {
+        let ok = self.criteria.iter().all(|c| c.holds(s));
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.1.push(ok);
+        st.0.after(s.target_rps?, ok)
+    }
+
+    /// The verdicts so far, for run.json.
+    pub fn result(&self, steps: &[Option<f64>]) -> results::run::RateSearchResult {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let passed: Vec<bool> = st.1.iter().copied().take(steps.len()).collect();
+        results::run::RateSearchResult::new(
+            self.criteria.iter().map(Criterion::describe).collect(),
+            &steps[..passed.len()],
+            passed,
+        )
+    }
 }
 
 impl PlannedFlow {
@@ -104,6 +208,7 @@ pub(super) fn plan(
     loaded: &Loaded,
     cluster: &Cluster,
     opts: &RunOptions,
+    mode: scenario::Mode,
 ) -> Result<Vec<PlannedFlow>, RunError> {
     let sc = &loaded.scenario;
     let mut out = Vec::new();
@@ -138,11 +243,16 @@ pub(super) fn plan(
             loadgen::Mode::Open { rates } => rates.len(),
             loadgen::Mode::Closed => 1,
         };
+        let search = f
+            .rate
+            .is_search()
+            .then(|| std::sync::Arc::new(Search::new(loaded, &f.name, mode)));
         out.push(PlannedFlow {
             flow: f.clone(),
             pod: pod.name.clone(),
             spec,
             steps,
+            search,
         });
     }
     Ok(out)
@@ -251,6 +361,10 @@ pub(super) fn raw_flow(f: &PlannedFlow, load: &loadgen::LoadResult, started_s: f
         from: f.flow.from.clone(),
         to: f.flow.to.clone(),
         protocol: f.spec.protocol.as_str().to_string(),
+        search: f.search.as_ref().map(|s| {
+            let rates: Vec<Option<f64>> = load.steps.iter().map(|x| x.target_rps).collect();
+            s.result(&rates)
+        }),
         steps,
         measured_from_s,
     }

@@ -357,11 +357,15 @@ fn drive(
                     })
                 }) as loadgen::ProgressFn
             });
+            let next_rate = f.search.clone().map(|s| {
+                Arc::new(move |step: &loadgen::StepResult| s.next(step)) as loadgen::NextRateFn
+            });
             let hooks = loadgen::Hooks {
                 progress,
                 cancel: Some(opts.stop.child_token()),
                 completed: Some(rt.component.counters.requests.clone()),
                 step_started,
+                next_rate,
                 ..Default::default()
             };
             rt.spawn(async move {
@@ -412,7 +416,7 @@ fn run_mode(
         .collect();
     let bring_up = t0.elapsed();
     tracing::info!(took = ?bring_up, "cluster up");
-    let mut flows = flows::plan(loaded, &cluster, opts)?;
+    let mut flows = flows::plan(loaded, &cluster, opts, mode)?;
     let structure = cluster.structure(loaded);
     let faults = &loaded.scenario.faults;
     if stages > 0 {
@@ -487,7 +491,8 @@ fn run_mode(
             flow: f.flow.name.clone(),
             source,
         })?;
-        complete &= !load.cancelled && load.steps.len() == f.steps;
+        // A search runs as many steps as it needs.
+        complete &= !load.cancelled && (f.search.is_some() || load.steps.len() == f.steps);
         out_flows.push(flows::raw_flow(f, &load, started));
     }
     let warnings = warnings(&meter, &out_flows);

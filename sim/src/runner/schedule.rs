@@ -58,7 +58,12 @@ pub fn planned_load_time(loaded: &Loaded, opts: &RunOptions) -> Duration {
         .flows
         .iter()
         .map(|f| {
-            let steps = f.rate.steps().len().max(1) as u32;
+            // A search takes as many steps as it needs: planned at its most.
+            let steps = if f.rate.is_search() {
+                loadgen::search::RateSearch::new().max_steps as u32
+            } else {
+                f.rate.steps().len().max(1) as u32
+            };
             (opts.warmup.unwrap_or(f.warmup.0) + opts.duration.unwrap_or(f.duration.0)) * steps
         })
         .max()
