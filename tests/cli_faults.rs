@@ -484,7 +484,14 @@ fn a_pod_replaced_on_a_new_ip_is_found_there_after_istiods_push() {
             f["label"].as_str().unwrap_or_default().contains("(new IP)"),
             "{f}"
         );
-        assert!(f["failed"].as_u64().expect("failed") >= 50, "{mode}: {f}");
+        // With proxies, istiod's push of the endpoint's removal makes every request in the
+        // window fail fast (Envoy's 503 "no healthy upstream", ztunnel's reset). Without a
+        // mesh it is kube-proxy's race, as on a real cluster: a client reconnecting after
+        // the rules dropped the endpoint is refused (no endpoints: reject), one whose SYN
+        // was DNATed to the old address just before waits for a SYN retransmit instead,
+        // failing nothing more. Only the live connections' breaks are certain.
+        let least = if mode == "no-mesh" { 1 } else { 50 };
+        assert!(f["failed"].as_u64().expect("failed") >= least, "{mode}: {f}");
         recovers(&r);
     }
 }
