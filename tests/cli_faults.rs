@@ -491,7 +491,10 @@ fn a_pod_replaced_on_a_new_ip_is_found_there_after_istiods_push() {
         // was DNATed to the old address just before waits for a SYN retransmit instead,
         // failing nothing more. Only the live connections' breaks are certain.
         let least = if mode == "no-mesh" { 1 } else { 50 };
-        assert!(f["failed"].as_u64().expect("failed") >= least, "{mode}: {f}");
+        assert!(
+            f["failed"].as_u64().expect("failed") >= least,
+            "{mode}: {f}"
+        );
         recovers(&r);
     }
 }

@@ -101,74 +101,18 @@ impl std::iter::Sum for Cost {
 }
 
 /// The load on one proxy, per second (or at once, for connections).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Load {
-    pub rps: f64,
-    pub kib_per_s: f64,
-    pub connections_per_s: f64,
-    pub open_connections: f64,
-}
-
-impl std::ops::Add for Load {
-    type Output = Load;
-    fn add(self, o: Load) -> Load {
-        Load {
-            rps: self.rps + o.rps,
-            kib_per_s: self.kib_per_s + o.kib_per_s,
-            connections_per_s: self.connections_per_s + o.connections_per_s,
-            open_connections: self.open_connections + o.open_connections,
-        }
-    }
-}
-
-impl std::ops::AddAssign for Load {
-    fn add_assign(&mut self, o: Load) {
-        *self = *self + o;
-    }
-}
-
-impl Load {
-    fn scale(self, k: f64) -> Load {
-        Load {
-            rps: self.rps * k,
-            kib_per_s: self.kib_per_s * k,
-            connections_per_s: self.connections_per_s * k,
-            open_connections: self.open_connections * k,
-        }
-    }
-}
-
+pub use scenario::costmodel::ProxyLoad as Load;
 /// The configuration in one proxy's scope.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Scope {
-    /// For Envoy (sidecars, waypoints): service ports, an Envoy cluster each; for ztunnel:
-    /// services.
-    pub services: usize,
-    /// For Envoy: endpoints once per port of their service (each cluster holds them).
-    pub endpoints: usize,
-    pub workloads: usize,
-}
+pub use scenario::costmodel::ProxyScope as Scope;
 
 /// One proxy's vCPU under `load`.
 pub fn proxy_vcpu(m: &ProxyModel, load: &Load) -> Band {
-    Band::of(|e| {
-        m.cpu_idle.at(e)
-            + load.rps * m.cpu_per_request.at(e).as_secs_f64()
-            + load.kib_per_s * m.cpu_per_kib.at(e).as_secs_f64()
-            + load.connections_per_s * m.cpu_per_connection.at(e).as_secs_f64()
-    })
+    Band::of(|e| m.vcpu(e, load))
 }
 
 /// One proxy's memory (MiB) with `load`'s open connections and `scope`'s configuration.
 pub fn proxy_mib(m: &ProxyModel, load: &Load, scope: &Scope) -> Band {
-    Band::of(|e| {
-        (m.memory_base.at(e).0 as f64
-            + load.open_connections * m.memory_per_connection.at(e).0 as f64
-            + scope.services as f64 * m.memory_per_service.at(e).0 as f64
-            + scope.endpoints as f64 * m.memory_per_endpoint.at(e).0 as f64
-            + scope.workloads as f64 * m.memory_per_workload.at(e).0 as f64)
-            / MIB
-    })
+    Band::of(|e| m.memory_bytes(e, load, scope) / MIB)
 }
 
 fn proxy_cost(m: &ProxyModel, load: &Load, scope: &Scope) -> Cost {

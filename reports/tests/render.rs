@@ -167,3 +167,41 @@ fn a_corrupt_histogram_names_mode_and_flow() {
     let msg = render_all(&run, dir.path()).unwrap_err().to_string();
     assert!(msg.contains("mode sidecar, flow web"), "{msg}");
 }
+
+/// The profile's cost model is projected at the load each proxy kind measured and shown
+/// beside the measurement: a build of the proxies twice as costly per request shows about
+/// twice the projection. The sample's proxies cost what Istio 1.24 publishes (sidecar
+/// 0.20 vCPU, ztunnel 0.06 vCPU per 1000 rps; istio.io "Performance and scalability").
+#[test]
+fn proxies_are_shown_against_the_profiles_projection_at_their_own_load() {
+    let ratio = |slowdown: f64, kind: &str| -> f64 {
+        let run = results::testing::sample_run(7, slowdown);
+        let md = reports::render::summary_markdown(&run);
+        assert!(
+            md.contains("### Measured here against projected with the profile"),
+            "{md}"
+        );
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| sidecar | {kind} |")))
+            .unwrap_or_else(|| panic!("a sidecar-mode {kind} row in\n{md}"));
+        let cell = row.split('|').nth(7).expect("ratio cell").trim();
+        cell.trim_start_matches('×').parse().expect("a ratio")
+    };
+    let same = ratio(1.0, "sidecar");
+    assert!(
+        (0.8..1.25).contains(&same),
+        "sample at the published cost: ×{same}"
+    );
+    let twice = ratio(2.0, "sidecar");
+    assert!(
+        (1.7..2.3).contains(&(twice / same)),
+        "twice the cost shows twice the ratio: ×{same} then ×{twice}"
+    );
+    let html_run = results::testing::sample_run(7, 1.0);
+    let html = reports::render::report_html(&html_run, &[]);
+    assert!(
+        html.contains("id=\"projected\""),
+        "the HTML report has the table"
+    );
+}

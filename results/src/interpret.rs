@@ -35,6 +35,7 @@ pub fn run_result(loaded: &Loaded, raw: &RawRun, build: &BuildInfo) -> RunResult
                 .map(|s| format!("{} <{}>: {}", s.title, s.url, s.says.trim()))
                 .collect(),
             floors: serde_json::to_value(&raw.profile.proxies).unwrap_or_default(),
+            model: raw.profile.model.clone(),
         },
         environment: Environment {
             meshsim_version: build.version.clone(),

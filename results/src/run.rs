@@ -76,6 +76,10 @@ pub struct ProfileInfo {
     pub sources: Vec<String>,
     /// The floors as the profile file gives them.
     pub floors: serde_json::Value,
+    /// The profile's cost model (its `model:`), each parameter with its source: what
+    /// "projected with the profile" figures are computed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<scenario::costmodel::CostModel>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

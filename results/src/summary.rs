@@ -93,6 +93,19 @@ pub struct ProxyCost {
     pub mib_peak_per_proxy: f64,
     /// Modeled: what the cost profile adds per proxy beyond what was measured.
     pub mib_modeled_per_proxy: Option<f64>,
+    /// Projected, not measured: the profile's cost model at the load these proxies measured
+    /// (their own request and connection counts, the mode's bytes per request, their
+    /// configuration scope). Absent without a model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected: Option<Projected>,
+}
+
+/// A proxy's cost as the profile's cost model projects it at a measured load.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Projected {
+    pub vcpu_per_proxy: f64,
+    pub mib_per_proxy: f64,
 }
 
 impl ProxyCost {
@@ -112,10 +125,11 @@ impl ProxyCost {
 impl RunResult {
     /// Fill every mode's `summary` from the measurements. Idempotent.
     pub fn derive_summaries(&mut self) {
+        let model = self.profile.model.as_ref();
         let summaries: Vec<ModeSummary> = self
             .modes
             .iter()
-            .map(|m| summarize(m, self.no_mesh_for(m.repeat)))
+            .map(|m| summarize(m, self.no_mesh_for(m.repeat), model))
             .collect();
         for (m, s) in self.modes.iter_mut().zip(summaries) {
             m.summary = s;
@@ -185,6 +199,55 @@ fn added_latency(
     (headline, by_step)
 }
 
+/// The cost model's figure for each of `cs` at its own measured load, averaged: requests and
+/// new connections as the proxy counted them, bytes at the mode's mean per request (what the
+/// load clients sent and received), and its configuration scope as the run's structure has it.
+fn project(
+    pm: &scenario::costmodel::ProxyModel,
+    m: &ModeResult,
+    cs: &[&ComponentResult],
+) -> Projected {
+    use scenario::costmodel::{End, ProxyLoad, ProxyScope};
+    let (bytes, requests) = m
+        .flows
+        .iter()
+        .flat_map(|f| &f.steps)
+        .fold((0u64, 0u64), |(b, r), s| {
+            (b + s.bytes_sent + s.bytes_received, r + s.requests)
+        });
+    let kib_per_request = if requests > 0 {
+        bytes as f64 / requests as f64 / 1024.0
+    } else {
+        0.0
+    };
+    let n = cs.len().max(1) as f64;
+    let (mut vcpu, mut bytes_mem) = (0.0, 0.0);
+    for c in cs {
+        let window = c.series.t_s.len().max(1) as f64;
+        let load = ProxyLoad {
+            rps: c.rps_avg,
+            kib_per_s: c.rps_avg * kib_per_request,
+            connections_per_s: c.connections_opened as f64 / window,
+            open_connections: c.connections_peak as f64,
+        };
+        let scope = m
+            .structure
+            .proxies
+            .get(&c.name)
+            .map_or_else(ProxyScope::default, |p| ProxyScope {
+                services: p.services,
+                endpoints: p.endpoints,
+                workloads: p.workloads,
+            });
+        vcpu += pm.vcpu(End::Mid, &load);
+        bytes_mem += pm.memory_bytes(End::Mid, &load, &scope);
+    }
+    Projected {
+        vcpu_per_proxy: vcpu / n,
+        mib_per_proxy: bytes_mem / n / (1024.0 * 1024.0),
+    }
+}
+
 /// One proxy kind's cost from its components.
 fn proxy_cost(cs: &[&ComponentResult]) -> ProxyCost {
     let n = cs.len() as f64;
@@ -205,11 +268,16 @@ fn proxy_cost(cs: &[&ComponentResult]) -> ProxyCost {
         ),
         mib_per_proxy: sum(&|c| c.heap_mib_avg) / n,
         mib_peak_per_proxy: sum(&|c| c.heap_mib_peak) / n,
+        projected: None,
         mib_modeled_per_proxy: (!modeled.is_empty()).then(|| modeled.iter().sum::<f64>() / n),
     }
 }
 
-fn summarize(m: &ModeResult, baseline: Option<&ModeResult>) -> ModeSummary {
+fn summarize(
+    m: &ModeResult,
+    baseline: Option<&ModeResult>,
+    model: Option<&scenario::costmodel::CostModel>,
+) -> ModeSummary {
     let (headline, by_step) = match baseline.filter(|_| m.mode != Mode::NoMesh) {
         Some(base) => added_latency(m, base),
         None => (None, Vec::new()),
@@ -218,7 +286,11 @@ fn summarize(m: &ModeResult, baseline: Option<&ModeResult>) -> ModeSummary {
     for kind in ComponentKind::ALL.into_iter().filter(|k| k.is_proxy()) {
         let cs: Vec<&ComponentResult> = m.components.iter().filter(|c| c.kind == kind).collect();
         if !cs.is_empty() {
-            proxies.insert(kind, proxy_cost(&cs));
+            let mut cost = proxy_cost(&cs);
+            cost.projected = model
+                .and_then(|md| md.proxy(kind.as_str()))
+                .map(|pm| project(pm, m, &cs));
+            proxies.insert(kind, cost);
         }
     }
     let load_rps: f64 = m
@@ -284,6 +356,16 @@ fn median_cost(ps: &[&ProxyCost]) -> ProxyCost {
         mib_per_proxy: m(|p| p.mib_per_proxy),
         mib_peak_per_proxy: m(|p| p.mib_peak_per_proxy),
         mib_modeled_per_proxy: med_opt(ps, |p| p.mib_modeled_per_proxy),
+        projected: match (
+            med_opt(ps, |p| p.projected.map(|x| x.vcpu_per_proxy)),
+            med_opt(ps, |p| p.projected.map(|x| x.mib_per_proxy)),
+        ) {
+            (Some(vcpu_per_proxy), Some(mib_per_proxy)) => Some(Projected {
+                vcpu_per_proxy,
+                mib_per_proxy,
+            }),
+            _ => None,
+        },
     }
 }
 

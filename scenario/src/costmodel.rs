@@ -7,12 +7,13 @@
 //! It lives in a cost profile's `model:` section, beside the floors the simulator burns to;
 //! `meshsim plan` projects it onto an inventory.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::units::{Dur, Size};
 
 /// One parameter: its value, the range the sources span, and where it comes from.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Param<T> {
     pub value: T,
@@ -48,7 +49,9 @@ impl<T: Copy> Param<T> {
 }
 
 /// Which value of each parameter a projection takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum End {
     Low,
@@ -72,7 +75,7 @@ pub type Vcpu = f64;
 ///   `memoryPerWorkload`. For Envoy (sidecars, waypoints) a service counts once per port and
 ///   an endpoint once per port of its service: Istio builds an Envoy cluster per service port
 ///   (istio/istio `pilot/pkg/networking/core/cluster.go`), each holding its endpoints.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyModel {
     #[serde(default)]
@@ -95,13 +98,80 @@ pub struct ProxyModel {
     pub memory_per_workload: Param<Size>,
 }
 
+/// A proxy's load: what its CPU depends on.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProxyLoad {
+    pub rps: f64,
+    pub kib_per_s: f64,
+    pub connections_per_s: f64,
+    pub open_connections: f64,
+}
+
+/// The configuration in a proxy's scope: what its memory depends on beyond connections.
+/// For Envoy, `services` counts service ports and `endpoints` endpoints per port (see
+/// [`ProxyModel`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProxyScope {
+    pub services: usize,
+    pub endpoints: usize,
+    pub workloads: usize,
+}
+
+impl ProxyLoad {
+    pub fn scale(self, k: f64) -> ProxyLoad {
+        ProxyLoad {
+            rps: self.rps * k,
+            kib_per_s: self.kib_per_s * k,
+            connections_per_s: self.connections_per_s * k,
+            open_connections: self.open_connections * k,
+        }
+    }
+}
+
+impl std::ops::Add for ProxyLoad {
+    type Output = ProxyLoad;
+    fn add(self, o: ProxyLoad) -> ProxyLoad {
+        ProxyLoad {
+            rps: self.rps + o.rps,
+            kib_per_s: self.kib_per_s + o.kib_per_s,
+            connections_per_s: self.connections_per_s + o.connections_per_s,
+            open_connections: self.open_connections + o.open_connections,
+        }
+    }
+}
+
+impl std::ops::AddAssign for ProxyLoad {
+    fn add_assign(&mut self, o: ProxyLoad) {
+        *self = *self + o;
+    }
+}
+
+impl ProxyModel {
+    /// vCPU of one proxy under `load`, at one end of the band.
+    pub fn vcpu(&self, e: End, load: &ProxyLoad) -> f64 {
+        self.cpu_idle.at(e)
+            + load.rps * self.cpu_per_request.at(e).as_secs_f64()
+            + load.kib_per_s * self.cpu_per_kib.at(e).as_secs_f64()
+            + load.connections_per_s * self.cpu_per_connection.at(e).as_secs_f64()
+    }
+
+    /// Bytes of one proxy with `load`'s open connections and `scope`'s configuration.
+    pub fn memory_bytes(&self, e: End, load: &ProxyLoad, scope: &ProxyScope) -> f64 {
+        self.memory_base.at(e).0 as f64
+            + load.open_connections * self.memory_per_connection.at(e).0 as f64
+            + scope.services as f64 * self.memory_per_service.at(e).0 as f64
+            + scope.endpoints as f64 * self.memory_per_endpoint.at(e).0 as f64
+            + scope.workloads as f64 * self.memory_per_workload.at(e).0 as f64
+    }
+}
+
 /// What istiod costs: a base, plus per xDS client it serves (sidecars, or ztunnels and
 /// waypoints), whose configuration grows with the services it pushes to each.
 ///
 /// - CPU (vCPU) = `cpuBase` + clients × `cpuPerProxy`.
 /// - Memory = `memoryBase` + clients × (`memoryPerProxy` + services ×
 ///   `memoryPerProxyPerService`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IstiodModel {
     #[serde(default)]
@@ -117,7 +187,7 @@ pub struct IstiodModel {
 }
 
 /// A profile's whole cost model.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CostModel {
     #[serde(default)]

@@ -107,6 +107,7 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
     }
     status_banners(&mut h, run);
     headline(&mut h, run);
+    projections(&mut h, run);
     verdicts(&mut h, run);
     dataplanes(&mut h, run);
     stages(&mut h, run);
@@ -439,6 +440,36 @@ fn stages(h: &mut String, run: &RunResult) {
         }
         h.push_str("</table>\n");
     }
+}
+
+/// Each proxy kind measured here beside the profile's projection at the same load.
+fn projections(h: &mut String, run: &RunResult) {
+    let rows = super::projection_rows(run);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<h2 id=\"projected\">Measured here against projected with the profile</h2>\n<p class=\"note\">{}</p>\n<table>\n<tr><th>mode</th><th>proxy</th><th>proxies</th><th>rps per proxy</th><th>vCPU per proxy measured</th><th>projected</th><th>measured / projected</th><th>MiB per proxy measured</th><th>projected</th></tr>",
+        esc(super::PROJECTION_NOTE)
+    );
+    for r in rows {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            swatch(r.mode),
+            r.mode,
+            esc(&r.kind),
+            r.count,
+            esc(&r.rps_per_proxy),
+            esc(&r.vcpu_measured),
+            esc(&r.vcpu_projected),
+            esc(&r.vcpu_ratio),
+            esc(&r.mib_measured),
+            esc(&r.mib_projected)
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 /// `rate: search` flows: the highest rate that met their SLOs, per mode.

@@ -235,6 +235,26 @@ pub fn summary_markdown(run: &RunResult) -> String {
          models' own CPU, and what was burned to reach the cost profile's floor. Modeled MiB is \
          what the cost profile adds beyond what the lean models allocate (not measured).\n",
     );
+    let rows = super::projection_rows(run);
+    if !rows.is_empty() {
+        s.push_str("\n### Measured here against projected with the profile\n\n| mode | proxy | proxies | rps per proxy | vCPU per proxy measured | projected | measured / projected | MiB per proxy measured | projected |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        for r in rows {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.mode,
+                r.kind,
+                r.count,
+                r.rps_per_proxy,
+                r.vcpu_measured,
+                r.vcpu_projected,
+                r.vcpu_ratio,
+                r.mib_measured,
+                r.mib_projected
+            );
+        }
+        let _ = writeln!(s, "\n{}", super::PROJECTION_NOTE);
+    }
     // CPU per request follows the host's speed: a reader comparing with another day's run
     // needs this line to tell the host's drift from meshsim's.
     if let (Some((mid, ..)), Some((paced, ..))) = (

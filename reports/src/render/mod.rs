@@ -6,7 +6,7 @@
 
 mod charts;
 mod html;
-pub use html::{esc, page_head};
+pub use html::{esc, page_head, report_html};
 mod markdown;
 
 use std::collections::BTreeMap;
@@ -647,6 +647,63 @@ pub(crate) fn headline_cells(run: &RunResult) -> Vec<HeadlineCells> {
         })
         .collect()
 }
+
+/// One proxy kind in one mode, measured on this machine beside the cost profile's projection
+/// at the same load.
+pub struct ProjectionRow {
+    pub mode: Mode,
+    pub kind: String,
+    pub count: u32,
+    pub rps_per_proxy: String,
+    pub vcpu_measured: String,
+    pub vcpu_projected: String,
+    /// Measured over projected, `×1.12`.
+    pub vcpu_ratio: String,
+    /// Measured heap, and what the profile models beyond it (its floor, not measured).
+    pub mib_measured: String,
+    pub mib_projected: String,
+}
+
+/// Measured against projected, per mode and proxy kind (medians over repeats); empty when the
+/// profile has no cost model.
+pub fn projection_rows(run: &RunResult) -> Vec<ProjectionRow> {
+    let ratio = |m: f64, p: f64| {
+        if p > 0.0 {
+            format!("×{:.2}", m / p)
+        } else {
+            "–".into()
+        }
+    };
+    run.headline()
+        .into_iter()
+        .flat_map(|r| {
+            r.proxies.into_iter().filter_map(move |(k, p)| {
+                let pr = p.projected?;
+                Some(ProjectionRow {
+                    mode: r.mode,
+                    kind: k.to_string(),
+                    count: p.count,
+                    rps_per_proxy: format!("{:.0}", p.rps_per_proxy),
+                    vcpu_measured: fmt::vcpu(p.vcpu_per_proxy),
+                    vcpu_projected: fmt::vcpu(pr.vcpu_per_proxy),
+                    vcpu_ratio: ratio(p.vcpu_per_proxy, pr.vcpu_per_proxy),
+                    mib_measured: match p.mib_modeled_per_proxy {
+                        Some(m) => format!(
+                            "{} heap + {} modeled",
+                            fmt::mib(p.mib_per_proxy),
+                            fmt::mib(m)
+                        ),
+                        None => format!("{} heap", fmt::mib(p.mib_per_proxy)),
+                    },
+                    mib_projected: fmt::mib(pr.mib_per_proxy),
+                })
+            })
+        })
+        .collect()
+}
+
+/// What the projection columns mean, for both outputs.
+pub const PROJECTION_NOTE: &str = "Measured: on this machine, per proxy, over the measured steps (MiB: the heap measured, and what the profile's memory floor adds beyond it, which is modeled and so mostly agrees with the projection by construction). Projected: the profile's cost model (its sourced `model:`, the one `meshsim plan` uses) at the load these proxies counted themselves (requests, bytes at the mode's mean per request, new and peak connections) and their configuration scope. A ratio far from 1 says this machine's proxies cost differently from the published figures the model holds.";
 
 /// "3 sidecar, 2 ambient, 1 out of the mesh" for one mode's pods.
 pub fn dataplane_counts(m: &crate::run::ModeResult) -> String {
