@@ -22,6 +22,21 @@ fn up(sb: &Sandbox, spec: &sim::topology::ClusterSpec) -> Result<Cluster, String
     Cluster::up(spec, *sb, &no_mesh()).map_err(|e| e.to_string())
 }
 
+/// A cluster of the scenario `text` in `mode`, with its profile.
+fn up_text(
+    sb: &Sandbox,
+    mode: scenario::Mode,
+    text: &str,
+) -> Result<(scenario::Loaded, Cluster), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("scenario.yaml");
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    let loaded = scenario::load::load(&path).map_err(|e| e.to_string())?;
+    let profile = loaded.profile().map_err(|e| e.to_string())?;
+    let cluster = Cluster::up_scenario(&loaded, mode, &profile, *sb).map_err(|e| e.to_string())?;
+    Ok((loaded, cluster))
+}
+
 /// One HTTP/1.1 request from inside `pod`'s namespace; returns (status line, pod header, body).
 fn http_get(
     cluster: &Cluster,
@@ -152,10 +167,9 @@ fn a_hundred_pods_come_up(sb: &Sandbox) -> Result<(), String> {
 /// certificate fails its handshake (the peer checks `notAfter`), and once istiod is back a
 /// retry renews and new connections work again.
 fn workload_certs_expire_while_istiod_is_down_then_renew(sb: &Sandbox) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let path = dir.path().join("certs.yaml");
-    std::fs::write(
-        &path,
+    let (loaded, mut cluster) = up_text(
+        sb,
+        scenario::Mode::Ambient,
         r#"version: 1
 name: certs
 modes: [ambient]
@@ -171,12 +185,7 @@ meshConfig: {workloadCertTtl: 3s}
 faults:
   - {kind: istiod-unavailable, at: 0s, duration: 10s}
 "#,
-    )
-    .map_err(|e| e.to_string())?;
-    let loaded = scenario::load::load(&path).map_err(|e| e.to_string())?;
-    let profile = loaded.profile().map_err(|e| e.to_string())?;
-    let mut cluster = Cluster::up_scenario(&loaded, scenario::Mode::Ambient, &profile, *sb)
-        .map_err(|e| e.to_string())?;
+    )?;
     let vip = cluster
         .info
         .services
@@ -231,10 +240,9 @@ faults:
 /// src/readiness/server.rs answers 500 with the pending tasks; src/app.rs registers the "state
 /// manager" task, done at the first xDS push), then 200 "ready".
 fn ztunnel_readiness_waits_for_istiod(sb: &Sandbox) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let path = dir.path().join("ready.yaml");
-    std::fs::write(
-        &path,
+    let (loaded, mut cluster) = up_text(
+        sb,
+        scenario::Mode::Ambient,
         r#"version: 1
 name: ready
 modes: [ambient]
@@ -247,12 +255,7 @@ faults:
   - {kind: istiod-unavailable, at: 0s, duration: 10s}
   - {kind: ztunnel-restart, node: node-1, at: 0s, duration: 1s}
 "#,
-    )
-    .map_err(|e| e.to_string())?;
-    let loaded = scenario::load::load(&path).map_err(|e| e.to_string())?;
-    let profile = loaded.profile().map_err(|e| e.to_string())?;
-    let mut cluster = Cluster::up_scenario(&loaded, scenario::Mode::Ambient, &profile, *sb)
-        .map_err(|e| e.to_string())?;
+    )?;
     // As the kubelet probes: from the node, not through a pod's captured traffic.
     let (node_ns, node_ip) = (
         cluster.topology.nodes[0].ns.clone(),
@@ -285,6 +288,67 @@ faults:
     Ok(())
 }
 
+/// A proxy's modeled memory grows with the configuration istiod gives it: a sidecar holds
+/// every service port's cluster and its endpoints (no `Sidecar` resource scopes it), ztunnel
+/// every service and workload. Priced by the istio-1.24 profile's cost model: ~115 kB per
+/// Envoy cluster and 1.5 kB per endpoint (Hitachi istio-bench; Envoy's stats memory tests,
+/// envoyproxy/envoy#15231), 2.5 KiB per workload and 1 KiB per service for ztunnel (its
+/// chart's 512Mi for ~200k pods, istio/ztunnel#1174).
+fn modeled_memory_grows_with_the_mesh_configuration(sb: &Sandbox) -> Result<(), String> {
+    let memory = |mode: scenario::Mode, services: usize| -> Result<f64, String> {
+        let mut text = String::from(
+            "version: 1\nname: config\nprofile: istio-1.24\nnodes: [{name: node-1}]\nworkloads:\n  - {name: client, nodes: [node-1]}\n",
+        );
+        let mut svcs = String::from("services:\n");
+        for i in 0..services {
+            text.push_str(&format!(
+                "  - {{name: s{i}, nodes: [node-1], app: {{http: {{port: 8080}}}}}}\n"
+            ));
+            svcs.push_str(&format!(
+                "  - {{name: s{i}, workload: s{i}, ports: [{{port: 8080}}, {{port: 9090, targetPort: 8080}}]}}\n"
+            ));
+        }
+        text.push_str(&svcs);
+        let (_, cluster) = up_text(sb, mode, &text)?;
+        let kind = match mode {
+            scenario::Mode::Sidecar => sim::component::ComponentKind::Sidecar,
+            _ => sim::component::ComponentKind::Ztunnel,
+        };
+        cluster
+            .components
+            .iter()
+            .find(|c| c.kind == kind)
+            .map(|c| {
+                c.counters
+                    .profile_memory_bytes
+                    .load(std::sync::atomic::Ordering::Relaxed) as f64
+                    / (1024.0 * 1024.0)
+            })
+            .ok_or(format!("no {kind:?} came up"))
+    };
+    let check = |mode, want: f64, what: &str| -> Result<(), String> {
+        let (small, large) = (memory(mode, 2)?, memory(mode, 12)?);
+        if ((large - small) - want).abs() > 0.05 * want {
+            return Err(format!(
+                "{what} should hold {want:.3} MiB more: {small:.3} -> {large:.3} MiB"
+            ));
+        }
+        Ok(())
+    };
+    // Ten more services of two ports and one endpoint each: 20 clusters and 20 endpoints.
+    check(
+        scenario::Mode::Sidecar,
+        20.0 * (115_000.0 + 1_500.0) / (1024.0 * 1024.0),
+        "a sidecar with 10 more services",
+    )?;
+    // Ten more workloads and services.
+    check(
+        scenario::Mode::Ambient,
+        10.0 * (2560.0 + 1024.0) / (1024.0 * 1024.0),
+        "a ztunnel with 10 more workloads",
+    )
+}
+
 fn main() {
     let tests: &[SandboxTest] = &[
         (
@@ -304,6 +368,10 @@ fn main() {
         (
             "workload_certs_expire_while_istiod_is_down_then_renew",
             workload_certs_expire_while_istiod_is_down_then_renew,
+        ),
+        (
+            "modeled_memory_grows_with_the_mesh_configuration",
+            modeled_memory_grows_with_the_mesh_configuration,
         ),
         (
             "ztunnel_readiness_waits_for_istiod",

@@ -365,6 +365,9 @@ impl Cluster {
             })?;
             self.rotator = Some(r);
         }
+        for p in &self.proxies {
+            size_config(p, &plan);
+        }
         self.mesh = Some(plan);
         self.proxies_settings = loaded.scenario.proxies.clone();
         Ok(())
@@ -395,6 +398,7 @@ impl Cluster {
     pub(super) fn push_plan(&mut self, plan: Arc<MeshPlan>) {
         for p in &self.proxies {
             p.control.reconfigure(&plan);
+            size_config(p, &plan);
         }
         self.mesh = Some(plan);
     }
@@ -619,14 +623,38 @@ impl Cluster {
         self.burners.push(s.burner.clone());
         self.stopped.retain(|c| !Arc::ptr_eq(c, &s.component));
         self.components.push(s.component.clone());
-        self.proxies.push(RunningProxy {
+        let p = RunningProxy {
             component: s.component,
             burner: s.burner,
             metrics: s.metrics,
             control: s.control,
             pod: s.pod,
-        });
+        };
+        if let Some(plan) = &self.mesh {
+            size_config(&p, plan);
+        }
+        self.proxies.push(p);
         self.runtimes.push(s.runtime);
         Ok(())
     }
+}
+
+/// Memory grows with the configuration a proxy holds (a sidecar's whole mesh unless scoped,
+/// ztunnel's every workload): the profile's cost model prices `plan` at the proxy's scope,
+/// and its burner reports that as modeled memory. A profile without a model adds nothing.
+fn size_config(p: &RunningProxy, plan: &MeshPlan) {
+    let kind = p.component.kind;
+    let (Some(model), Some(scope)) = (
+        plan.profile
+            .model
+            .as_ref()
+            .and_then(|m| m.proxy(kind.as_str())),
+        crate::structure::model_scope(plan, kind, p.pod),
+    ) else {
+        return;
+    };
+    use scenario::costmodel::{End, ProxyLoad};
+    let idle = ProxyLoad::default();
+    let bytes = model.memory_bytes(End::Mid, &idle, &scope) - model.memory_base.value.0 as f64;
+    p.burner.set_config_bytes(bytes.max(0.0) as u64);
 }

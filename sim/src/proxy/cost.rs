@@ -35,6 +35,9 @@ pub struct Burner {
     /// The proxy is gone (a sidecar removed by a restart): it holds no memory any more, even
     /// while its last connections close.
     stopped: AtomicBool,
+    /// Modeled memory of the configuration istiod pushed it (the profile's cost model at the
+    /// proxy's scope): Envoy's clusters and endpoints, ztunnel's workloads.
+    config_bytes: AtomicU64,
 }
 
 impl Burner {
@@ -53,6 +56,7 @@ impl Burner {
             burning: AtomicBool::new(false),
             counters,
             stopped: AtomicBool::new(false),
+            config_bytes: AtomicU64::new(0),
         })
     }
 
@@ -147,9 +151,17 @@ impl Burner {
             return;
         }
         self.counters.profile_memory_bytes.store(
-            self.floors.memory_base.0 + self.floors.memory_per_connection.0 * connections,
+            self.floors.memory_base.0
+                + self.floors.memory_per_connection.0 * connections
+                + self.config_bytes.load(Ordering::Relaxed),
             Ordering::Relaxed,
         );
+    }
+
+    /// istiod pushed the proxy a configuration the cost model sizes at `bytes`.
+    pub fn set_config_bytes(&self, bytes: u64) {
+        self.config_bytes.store(bytes, Ordering::Relaxed);
+        self.set_memory(self.counters.connections_active.load(Ordering::Relaxed));
     }
 
     pub fn bytes(&self, n: u64) {
