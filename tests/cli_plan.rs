@@ -43,7 +43,12 @@ fn the_example_inventory_is_planned_in_every_mode() {
         &std::fs::read_to_string(out_dir.join("plan.json")).expect("plan.json"),
     )
     .expect("JSON");
-    assert_eq!(json["modes"].as_array().map(Vec::len), Some(4));
+    // The four modes, then `declared` after each of the example's two migration stages.
+    assert_eq!(json["modes"].as_array().map(Vec::len), Some(6));
+    assert!(
+        stdout.contains("| after stage payments-waypoint |"),
+        "{stdout}"
+    );
     assert_eq!(json["costs"], "profile istio-1.24");
     // Every parameter of the model names its source.
     let sources = json["model"]["sidecar"]["memoryPerService"]["source"]
@@ -110,7 +115,10 @@ fn a_bad_inventory_names_file_line_and_field_and_writes_nothing() {
 
 /// A cost model fitted to a run's proxies at three rates predicts their CPU at a fourth,
 /// measured rate within ±15% (issue: capacity plan fidelity). The run uses istio-1.24's
-/// floors, as a user's run would.
+/// floors, as a user's run would. The held-out rate is measured second, between the fitted
+/// ones, so a host drifting over the run (a shared VM) skews it no more than them, and the
+/// modes run three times interleaved: every figure is over the three (the ±15% is the
+/// issue's; one 4 s run per rate missed it one time in three on a shared VM).
 #[test]
 fn a_cost_model_fitted_at_three_rates_predicts_a_fourth() {
     if !common::can_run("a_cost_model_fitted_at_three_rates_predicts_a_fourth") {
@@ -132,13 +140,13 @@ workloads:
 services:
   - {name: echo, workload: echo, ports: [{port: 8080}]}
 flows:
-  - {name: web, from: client, to: "echo:8080", rate: [100, 200, 400, 300], connections: 4, duration: 4s, warmup: 1s}
+  - {name: web, from: client, to: "echo:8080", rate: [100, 300, 200, 400], connections: 4, duration: 3s, warmup: 1s}
 "#,
     )
     .expect("write");
     let out_dir = dir.path().join("run");
     let out = Command::new(common::meshsim())
-        .args(["run", sc.to_str().expect("utf8"), "--out"])
+        .args(["run", sc.to_str().expect("utf8"), "--repeat", "3", "--out"])
         .arg(&out_dir)
         .env("RUST_LOG", "warn")
         .output()
@@ -153,20 +161,20 @@ flows:
         .ok()
         .and_then(|p| p.model)
         .expect("model");
-    let (_, fitted) = plan::fit::fit_model(&run, &base, "rates", Some(&[0, 1, 2]));
+    let (_, fitted) = plan::fit::fit_model(&run, &base, "rates", Some(&[0, 2, 3]));
     let kinds: Vec<_> = fitted.iter().map(|f| f.kind.as_str()).collect();
     assert_eq!(kinds, ["sidecar", "ztunnel"]);
     let points = results::costfit::cpu_points(&run);
     for f in &fitted {
         let at4: Vec<_> = points
             .iter()
-            .filter(|p| p.kind == f.kind && p.step == 3)
+            .filter(|p| p.kind == f.kind && p.step == 1)
             .collect();
         assert!(!at4.is_empty());
         let measured: f64 = at4.iter().map(|p| p.vcpu).sum();
         let predicted: f64 = at4.iter().map(|p| f.line.at(p.rps)).sum();
         eprintln!(
-            "{}: measured {measured:.4} vCPU at 300 rps, predicted {predicted:.4} ({:+.1}%) from {:?}",
+            "{}: measured {measured:.4} vCPU at 300 rps (all repeats' proxies), predicted {predicted:.4} ({:+.1}%) from {:?}",
             f.kind,
             (predicted / measured - 1.0) * 100.0,
             f.line
@@ -230,4 +238,79 @@ fn import_kubectl_writes_an_inventory_that_plans() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("| declared | 5 | 3 | 1 |"), "{stdout}");
+}
+
+/// `--migration SCENARIO` plans a scenario's stages on an inventory of the same cluster:
+/// the bundled migration's relabels and waypoint Gateways (istio.io "Migrate to ambient":
+/// label the namespace `istio.io/dataplane-mode=ambient`, restart to drop sidecars, deploy the
+/// waypoints). Stages naming what the inventory lacks get errors placed in the scenario.
+#[test]
+fn a_scenarios_migration_is_planned_on_an_inventory() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let inv = dir.path().join("shop.yaml");
+    std::fs::write(
+        &inv,
+        "version: 1\nname: shop\nnodes: [{pool: n, count: 3}]\nnamespaces:\n  - {name: production, labels: {istio-injection: enabled}}\n  - {name: legacy}\nwaypoints: [{name: payment-waypoint, namespace: production}]\nworkloads:\n  - {name: order-service, namespace: production, replicas: 4}\n  - {name: payment-service, namespace: production, replicas: 4}\n  - {name: api-gateway, namespace: production, replicas: 2}\n  - {name: legacy-batch, namespace: legacy}\nservices:\n  - {name: payment-service, namespace: production, workload: payment-service, ports: [8080], labels: {istio.io/use-waypoint: payment-waypoint}}\n  - {name: api-gateway, namespace: production, workload: api-gateway, ports: [8080]}\ntraffic:\n  - {from: production/order-service, to: production/payment-service, rps: 400}\n",
+    )
+    .expect("write");
+    let out_dir = dir.path().join("out");
+    let path = |p: &std::path::Path| p.to_str().expect("utf8").to_string();
+    let out = plan(&[
+        &path(&inv),
+        "--migration",
+        "scenarios/migration.yaml",
+        "--out",
+        &path(&out_dir),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("plan.json")).expect("plan.json"),
+    )
+    .expect("JSON");
+    let stage = |name: &str| {
+        json["modes"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["stage"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("stage {name} in {stdout}"))
+    };
+    // Before the ambient stage the production pods keep their sidecars (which ignore
+    // `istio.io/use-waypoint`); after it none do, and payment-service's waypoint serves it.
+    assert_eq!(stage("add-waypoints")["sidecars"], 10);
+    let ambient = stage("ambient");
+    assert_eq!(ambient["sidecars"], 0);
+    assert!(ambient["ztunnels"].as_u64().unwrap_or(0) > 0);
+    let served: Vec<&str> = ambient["waypoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w["waypoint"].as_str())
+        .collect();
+    assert!(
+        served.contains(&"production/payment-waypoint"),
+        "{served:?}"
+    );
+    // The example inventory has no `production` namespace: the stage's relabel says so, at
+    // its line in the scenario.
+    let out = plan(&[
+        "inventories/example.yaml",
+        "--migration",
+        "scenarios/migration.yaml",
+        "--out",
+        &path(&dir.path().join("bad")),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr.contains("scenarios/migration.yaml:")
+            && stderr.contains("migration.stages[1].relabel[0].namespace: namespace `production` is not in `namespaces`"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("bad").exists(), "nothing written");
 }

@@ -407,6 +407,7 @@ pub fn from_kubectl(
         services,
         waypoints,
         traffic,
+        migration: None,
     };
     Ok(Imported { inventory, notes })
 }

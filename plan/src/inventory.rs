@@ -39,6 +39,44 @@ pub struct Inventory {
     pub waypoints: Vec<Waypoint>,
     #[serde(default)]
     pub traffic: Vec<Traffic>,
+    /// A migration in stages: `plan` projects the declared data plane after each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Migration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Migration {
+    pub stages: Vec<Stage>,
+}
+
+/// One stage of a migration, on top of the stages before it, as a scenario's `migration:`
+/// writes it: label changes, and the waypoints it deploys or removes. A plan projects the
+/// stage done: every pod it relabels restarted (a sidecar comes or goes only then).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Stage {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relabel: Vec<Relabel>,
+    /// Waypoints the stage deploys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_waypoints: Vec<Waypoint>,
+    /// Waypoints the stage removes: `namespace/name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_waypoints: Vec<String>,
+}
+
+/// Label changes on one namespace, or one workload's pod template (`namespace/workload`); a
+/// `null` value removes the label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Relabel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    pub labels: BTreeMap<String, Option<String>>,
 }
 
 /// `count` nodes alike, named `<pool>-0`, `<pool>-1`, ….
@@ -181,6 +219,51 @@ impl Traffic {
 }
 
 impl Inventory {
+    /// The cluster after migration stages `0..=stage` (each restarting what it relabels).
+    pub fn at_stage(&self, stage: usize) -> Inventory {
+        let mut inv = self.clone();
+        let stages = self.migration.as_ref().map_or(&[][..], |m| &m.stages[..]);
+        for st in stages.iter().take(stage + 1) {
+            for r in &st.relabel {
+                let labels = match (&r.namespace, r.workload.as_deref().and_then(split_ref)) {
+                    (Some(ns), None) => inv
+                        .namespaces
+                        .iter_mut()
+                        .find(|n| &n.name == ns)
+                        .map(|n| &mut n.labels),
+                    (None, Some((ns, w))) => inv
+                        .workloads
+                        .iter_mut()
+                        .find(|x| x.namespace == ns && x.name == w)
+                        .map(|x| &mut x.labels),
+                    _ => None,
+                };
+                if let Some(labels) = labels {
+                    for (k, v) in &r.labels {
+                        match v {
+                            Some(v) => labels.insert(k.clone(), v.clone()),
+                            None => labels.remove(k),
+                        };
+                    }
+                }
+            }
+            // Removed, or applied again (as `kubectl apply`, the new one replaces it).
+            inv.waypoints.retain(|w| {
+                let key = (w.namespace.as_str(), w.name.as_str());
+                !st.remove_waypoints
+                    .iter()
+                    .any(|r| split_ref(r) == Some(key))
+                    && !st
+                        .add_waypoints
+                        .iter()
+                        .any(|a| (a.namespace.as_str(), a.name.as_str()) == key)
+            });
+            inv.waypoints.extend(st.add_waypoints.iter().cloned());
+        }
+        inv.migration = None;
+        inv
+    }
+
     /// Reads and checks an inventory file.
     pub fn load(path: &Path) -> Result<Inventory, PlanError> {
         let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
@@ -410,17 +493,6 @@ impl Inventory {
             }
         }
         // A waypoint a label names must be declared: a plan cannot size what it does not know.
-        let use_wp = |labels: &Labels, ns: &str| {
-            labels.get(USE_WAYPOINT).filter(|w| *w != "none").map(|w| {
-                (
-                    labels
-                        .get(USE_WAYPOINT_NAMESPACE)
-                        .map_or(ns, |n| n.as_str())
-                        .to_string(),
-                    w.clone(),
-                )
-            })
-        };
         for (i, n) in self.namespaces.iter().enumerate() {
             if let Some((ns, w)) = use_wp(&n.labels, &n.name)
                 && !waypoints.contains(&(ns.as_str(), w.as_str()))
@@ -441,12 +513,145 @@ impl Inventory {
                 );
             }
         }
+        self.check_stages(&mut at);
         out
+    }
+
+    /// The migration's references: what each stage relabels exists, what it removes is
+    /// deployed, and every waypoint a label names after it is.
+    fn check_stages(&self, at: &mut dyn FnMut(String, String)) {
+        let namespaces: BTreeSet<&str> = self.namespaces.iter().map(|n| n.name.as_str()).collect();
+        let workloads: BTreeSet<(&str, &str)> = self
+            .workloads
+            .iter()
+            .map(|w| (w.namespace.as_str(), w.name.as_str()))
+            .collect();
+        let stages = self.migration.as_ref().map_or(&[][..], |m| &m.stages[..]);
+        let mut names = BTreeSet::new();
+        for (k, st) in stages.iter().enumerate() {
+            let p = format!("migration.stages[{k}]");
+            if !names.insert(st.name.as_str()) {
+                at(
+                    format!("{p}.name"),
+                    format!("stage `{}` is listed twice", st.name),
+                );
+            }
+            for (j, r) in st.relabel.iter().enumerate() {
+                let rp = format!("{p}.relabel[{j}]");
+                match (&r.namespace, &r.workload) {
+                    (Some(ns), None) if !namespaces.contains(ns.as_str()) => at(
+                        format!("{rp}.namespace"),
+                        format!("namespace `{ns}` is not in `namespaces`"),
+                    ),
+                    (None, Some(w)) if !split_ref(w).is_some_and(|k| workloads.contains(&k)) => at(
+                        format!("{rp}.workload"),
+                        format!("workload `{w}` is not in `workloads` (write `namespace/name`)"),
+                    ),
+                    (Some(_), None) | (None, Some(_)) => {}
+                    _ => at(rp, "name exactly one of `namespace` or `workload`".into()),
+                }
+            }
+            let before = self.at_stage_checked(k);
+            for (j, r) in st.remove_waypoints.iter().enumerate() {
+                if !split_ref(r)
+                    .is_some_and(|(ns, n)| before.iter().any(|w| w.namespace == ns && w.name == n))
+                {
+                    at(
+                        format!("{p}.removeWaypoints[{j}]"),
+                        format!("waypoint `{r}` is not deployed before this stage"),
+                    );
+                }
+            }
+            for (j, w) in st.add_waypoints.iter().enumerate() {
+                if !namespaces.contains(w.namespace.as_str()) {
+                    at(
+                        format!("{p}.addWaypoints[{j}].namespace"),
+                        format!("namespace `{}` is not in `namespaces`", w.namespace),
+                    );
+                }
+            }
+            // After the stage, every waypoint a label names must be deployed.
+            let after = self.at_stage(k);
+            let deployed: BTreeSet<(&str, &str)> = after
+                .waypoints
+                .iter()
+                .map(|w| (w.namespace.as_str(), w.name.as_str()))
+                .collect();
+            let named = after
+                .namespaces
+                .iter()
+                .filter_map(|n| use_wp(&n.labels, &n.name))
+                .chain(
+                    after
+                        .services
+                        .iter()
+                        .filter_map(|s| use_wp(&s.labels, &s.namespace)),
+                );
+            for (ns, w) in named {
+                if !deployed.contains(&(ns.as_str(), w.as_str())) {
+                    at(
+                        format!("{p}.name"),
+                        format!(
+                            "after stage `{}`, {USE_WAYPOINT} names waypoint `{ns}/{w}`, which no stage deploys",
+                            st.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The inventory with `m` as its migration (a scenario's, read by [`migration_of`]),
+    /// checked: an error is placed in `file` by `locate` (a field path to line and column).
+    pub fn with_migration(
+        mut self,
+        m: Migration,
+        file: &Path,
+        locate: &dyn Fn(&str) -> (usize, usize),
+    ) -> Result<Inventory, PlanError> {
+        self.migration = Some(m);
+        let mut problems = Vec::new();
+        self.check_stages(&mut |p: String, message: String| {
+            let (line, column) = locate(&p);
+            problems.push(Diagnostic {
+                file: file.to_path_buf(),
+                line,
+                column,
+                path: p,
+                message,
+            });
+        });
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(PlanError::Invalid(problems))
+        }
+    }
+
+    /// The waypoints deployed before stage `k`.
+    fn at_stage_checked(&self, k: usize) -> Vec<Waypoint> {
+        match k.checked_sub(1) {
+            Some(prev) => self.at_stage(prev).waypoints,
+            None => self.waypoints.clone(),
+        }
     }
 }
 
 pub const USE_WAYPOINT: &str = "istio.io/use-waypoint";
 pub const USE_WAYPOINT_NAMESPACE: &str = "istio.io/use-waypoint-namespace";
+
+/// The waypoint (namespace, name) an object's `istio.io/use-waypoint` labels name, if one.
+fn use_wp(labels: &Labels, ns: &str) -> Option<(String, String)> {
+    labels.get(USE_WAYPOINT).filter(|w| *w != "none").map(|w| {
+        (
+            labels
+                .get(USE_WAYPOINT_NAMESPACE)
+                .map_or(ns, |n| n.as_str())
+                .to_string(),
+            w.clone(),
+        )
+    })
+}
 
 /// A finite number above zero (NaN is not).
 fn positive(v: f64) -> bool {
@@ -467,4 +672,59 @@ pub fn egress_namespace(host: &str) -> Option<Option<&str>> {
         (ns, "*") if !ns.is_empty() => Some(Some(ns)),
         _ => None,
     }
+}
+
+/// A scenario's `migration:` as an inventory's: its relabels (a workload, named in the
+/// scenario by itself, as `namespace/name`), and the waypoint Gateways each stage applies or
+/// removes (at the waypoint template's concurrency and CPU limit).
+pub fn migration_of(loaded: &scenario::Loaded) -> Option<Migration> {
+    use scenario::manifest::Object;
+    let m = loaded.scenario.migration.as_ref()?;
+    let stages = m
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(k, st)| Stage {
+            name: st.name.clone(),
+            relabel: st
+                .relabel
+                .iter()
+                .map(|r| Relabel {
+                    namespace: r.namespace.clone(),
+                    workload: r.workload.as_ref().map(|w| {
+                        let ns = loaded
+                            .scenario
+                            .workloads
+                            .iter()
+                            .find(|x| &x.name == w)
+                            .map_or("default", |x| x.namespace.as_str());
+                        format!("{ns}/{w}")
+                    }),
+                    labels: r.labels.clone(),
+                })
+                .collect(),
+            add_waypoints: loaded
+                .stage_manifests
+                .get(k)
+                .into_iter()
+                .flatten()
+                .flat_map(|f| &f.objects)
+                .filter_map(|o| match &o.object {
+                    Object::Gateway(g) => Some(Waypoint {
+                        name: g.metadata.name.clone(),
+                        namespace: g.metadata.ns().to_string(),
+                        concurrency: two(),
+                        cpu_limit: two_f(),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            remove_waypoints: st
+                .remove
+                .iter()
+                .filter_map(|r| r.strip_prefix("Gateway/").map(str::to_string))
+                .collect(),
+        })
+        .collect();
+    Some(Migration { stages })
 }

@@ -78,6 +78,29 @@ pub fn plan(inv: &Inventory, model: &CostModel, costs: &str, modes: &[PlanMode])
         services: inv.services.len(),
         meshed_namespaces: r.meshed_namespaces().iter().cloned().collect(),
         model: model.clone(),
-        modes: modes.iter().map(|&m| r.project(model, m)).collect(),
+        modes: modes
+            .iter()
+            .map(|&m| r.project(model, m))
+            .chain(stages(inv, model, modes))
+            .collect(),
     }
+}
+
+/// With `declared` asked for, the declared data plane after each of the inventory's
+/// migration stages.
+fn stages<'a>(
+    inv: &'a Inventory,
+    model: &'a CostModel,
+    modes: &[PlanMode],
+) -> impl Iterator<Item = ModePlan> + 'a {
+    let stages = match (&inv.migration, modes.contains(&PlanMode::Declared)) {
+        (Some(m), true) => &m.stages[..],
+        _ => &[],
+    };
+    stages.iter().enumerate().map(move |(k, st)| {
+        let staged = inv.at_stage(k);
+        let mut mp = project::Resolved::new(&staged).project(model, PlanMode::Declared);
+        mp.stage = Some(st.name.clone());
+        mp
+    })
 }

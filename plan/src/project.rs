@@ -168,6 +168,16 @@ impl std::fmt::Display for PlanMode {
     }
 }
 
+impl ModePlan {
+    /// The mode as tables name it: `declared`, or `stage ambient` for a migration's stage.
+    pub fn label(&self) -> String {
+        match &self.stage {
+            Some(st) => format!("after stage {st}"),
+            None => self.mode.to_string(),
+        }
+    }
+}
+
 /// A node's share of the mesh's cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodePlan {
@@ -236,6 +246,9 @@ pub struct WaypointPlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModePlan {
     pub mode: PlanMode,
+    /// The migration stage projected (mode `declared` after it), if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
     pub sidecars: usize,
     pub ztunnels: usize,
     pub waypoint_replicas: u32,
@@ -826,6 +839,7 @@ impl<'a> Resolved<'a> {
             .collect();
 
         ModePlan {
+            stage: None,
             mode,
             sidecars,
             ztunnels,

@@ -41,7 +41,7 @@ pub fn html(p: &Plan, md: &str) -> Result<String, reports::RenderError> {
             .iter()
             .map(|m| {
                 let b = f(m);
-                (m.mode.to_string(), b.low, b.mid, b.high)
+                (m.label(), b.low, b.mid, b.high)
             })
             .collect()
     };
@@ -181,7 +181,7 @@ pub fn markdown(p: &Plan) -> String {
         let _ = writeln!(
             m,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            mp.mode,
+            mp.label(),
             mp.sidecars,
             mp.ztunnels,
             mp.waypoint_replicas,
@@ -204,7 +204,7 @@ pub fn markdown(p: &Plan) -> String {
 }
 
 fn mode_section(m: &mut String, mp: &ModePlan) {
-    let _ = writeln!(m, "## {}\n", mp.mode);
+    let _ = writeln!(m, "## {}\n", mp.label());
     if !mp.by_kind.is_empty() {
         m.push_str("| proxies | vCPU | MiB |\n|---|---:|---:|\n");
         for (kind, c) in &mp.by_kind {

@@ -32,6 +32,7 @@ pub fn synthetic(nodes: u32, namespaces: usize, services: usize, pods: u32) -> I
         services: Vec::new(),
         waypoints: Vec::new(),
         traffic: Vec::new(),
+        migration: None,
     };
     for s in 0..services {
         let ns = ns_name(s % namespaces.max(1));

@@ -322,6 +322,55 @@ fn bands_are_ordered_and_totals_add_up() {
     assert!(declared.sidecars > 0 && declared.ztunnels > 0 && declared.waypoint_replicas > 0);
 }
 
+/// A migration's stages are projected as Istio would run the cluster after each: the
+/// example's payments namespace relabelled from `istio-injection: enabled` to
+/// `istio.io/dataplane-mode: ambient` (its pods restarted: sidecars gone, ztunnel captures
+/// them; istio.io "Migrate to ambient") leaves a cluster where every meshed namespace is
+/// ambient, so it costs what `ambient-waypoints` costs; the next stage's
+/// `istio.io/use-waypoint` on payments adds that waypoint's replicas and cost.
+#[test]
+fn migration_stages_are_projected_after_each_stage() {
+    let inv = Inventory::load(&repo().join("inventories/example.yaml")).expect("example");
+    let p = plan::plan(&inv, &model(), "profile istio-1.24", &PlanMode::ALL);
+    let labels: Vec<String> = p.modes.iter().map(ModePlan::label).collect();
+    assert_eq!(
+        labels,
+        [
+            "sidecar",
+            "ambient",
+            "ambient-waypoints",
+            "declared",
+            "after stage payments-ambient",
+            "after stage payments-waypoint"
+        ]
+    );
+    let (all_ambient, declared, first, second) =
+        (&p.modes[2], &p.modes[3], &p.modes[4], &p.modes[5]);
+    assert!(declared.sidecars > 0);
+    assert_eq!(first.sidecars, 0, "payments' sidecars are gone");
+    assert!(near(
+        first.data_plane.vcpu.mid,
+        all_ambient.data_plane.vcpu.mid,
+        1e-9
+    ));
+    assert!(near(first.total.mib.mid, all_ambient.total.mib.mid, 1e-9));
+    assert!(
+        first.total.mib.mid < declared.total.mib.mid / 5.0,
+        "sidecar memory goes"
+    );
+    let payments = second
+        .waypoints
+        .iter()
+        .find(|w| w.waypoint == "payments/payments-waypoint")
+        .unwrap_or_else(|| panic!("the stage's waypoint: {:?}", second.waypoints));
+    assert!(payments.replicas >= 1 && !payments.services.is_empty());
+    assert!(second.waypoint_replicas == first.waypoint_replicas + payments.replicas);
+    assert!(second.data_plane.vcpu.mid > first.data_plane.vcpu.mid);
+    // Without `declared`, no stage is projected: stages are declared data planes.
+    let only = plan::plan(&inv, &model(), "x", &[PlanMode::Sidecar]);
+    assert_eq!(only.modes.len(), 1);
+}
+
 /// A synthetic cluster's pods all land on nodes, and a plan of 10 000 pods holds them all.
 #[test]
 fn every_pod_lands_on_a_node() {
@@ -374,6 +423,21 @@ fn bad_inventories_name_file_line_and_field() {
             "workloads: [{name: w, namespace: a, pools: [gpu]}]\n",
             "inv.yaml:5:",
             "workloads[0].pools[0]: node pool `gpu` is not in `nodes`",
+        ),
+        (
+            "workloads: []\nmigration:\n  stages:\n    - name: s\n      relabel: [{namespace: b, labels: {istio.io/dataplane-mode: ambient}}]\n",
+            "inv.yaml:9:",
+            "migration.stages[0].relabel[0].namespace: namespace `b` is not in `namespaces`",
+        ),
+        (
+            "workloads: []\nmigration:\n  stages:\n    - name: s\n      relabel: [{namespace: a, labels: {istio.io/use-waypoint: wp}}]\n",
+            "inv.yaml:8:",
+            "after stage `s`, istio.io/use-waypoint names waypoint `a/wp`, which no stage deploys",
+        ),
+        (
+            "workloads: []\nmigration:\n  stages:\n    - name: s\n      removeWaypoints: [a/wp]\n",
+            "inv.yaml:9:",
+            "migration.stages[0].removeWaypoints[0]: waypoint `a/wp` is not deployed before this stage",
         ),
     ];
     for (tail, place, message) in cases {

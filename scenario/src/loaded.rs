@@ -69,6 +69,12 @@ impl Loaded {
         crate::profile::Profile::load_relative(&self.scenario.profile, base)
     }
 
+    /// Where a field of the scenario file is (`migration.stages[0].relabel[1]`), as line and
+    /// column: for errors another tool finds in what the scenario says.
+    pub fn locate(&self, path: &str) -> crate::yaml::Loc {
+        self.index.value_loc(path)
+    }
+
     /// Every modeled manifest object, in file order.
     pub fn objects(&self) -> impl Iterator<Item = &Located> {
         self.manifests.iter().flat_map(|m| m.objects.iter())

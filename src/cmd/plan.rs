@@ -19,6 +19,10 @@ pub struct Args {
     /// Modes to project (repeatable); default: all of them.
     #[arg(long = "mode", value_enum)]
     pub modes: Vec<Mode>,
+    /// A scenario whose `migration:` stages to project (instead of the inventory's own):
+    /// `declared` after each, its relabels and waypoint Gateways applied to the inventory.
+    #[arg(long, value_name = "SCENARIO")]
+    pub migration: Option<PathBuf>,
     /// Where to write; default: plans/<inventory name>.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -48,7 +52,21 @@ impl From<Mode> for PlanMode {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let inv = Inventory::load(&args.inventory)?;
+    let mut inv = Inventory::load(&args.inventory)?;
+    if let Some(path) = &args.migration {
+        let loaded = scenario::load(path)?;
+        let m = plan::inventory::migration_of(&loaded).with_context(|| {
+            format!(
+                "{} has no `migration:` whose stages to plan",
+                path.display()
+            )
+        })?;
+        let locate = |p: &str| {
+            let l = loaded.locate(p);
+            (l.line, l.column)
+        };
+        inv = inv.with_migration(m, path, &locate)?;
+    }
     let (model, costs) = costs(&args.costs)?;
     let modes: Vec<PlanMode> = if args.modes.is_empty() {
         PlanMode::ALL.to_vec()
