@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use serde_json::Value;
 
 const SCENARIO: &str = r#"version: 1
@@ -38,22 +36,6 @@ spec:
   rules: [{}]
 "#;
 
-fn meshsim(args: &[&str]) -> std::process::Output {
-    let out = Command::new(common::meshsim())
-        .args(args)
-        .current_dir(common::repo())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("meshsim");
-    eprintln!(
-        "meshsim {}\n--- stdout\n{}--- stderr\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn load(p: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).expect("run.json")).expect("JSON")
 }
@@ -70,7 +52,7 @@ fn a_replay_runs_the_same_scenario_and_picks_the_same_endpoints() {
     let again = dir.path().join("again");
     let s = dir.path().join("replayed.yaml");
     // A --duration override is part of what the run ran: the replay gives it again.
-    let out = meshsim(&[
+    let out = common::run(&[
         "run",
         s.to_str().expect("utf8"),
         "--duration",
@@ -81,7 +63,7 @@ fn a_replay_runs_the_same_scenario_and_picks_the_same_endpoints() {
     assert!(out.status.success());
     // The original's files may change or go: the replay reads them from run.json.
     std::fs::remove_file(dir.path().join("allow.yaml")).expect("rm");
-    let out = meshsim(&[
+    let out = common::run(&[
         "replay",
         first.to_str().expect("utf8"),
         "--out",
@@ -129,7 +111,7 @@ fn a_run_without_its_sources_cannot_be_replayed_and_says_why() {
     run.scenario.sources.clear();
     let p = dir.path().join("run.json");
     run.save(&p).expect("save");
-    let out = meshsim(&["replay", p.to_str().expect("utf8")]);
+    let out = common::run(&["replay", p.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -5,8 +5,11 @@
 //! Needs root or unprivileged user namespaces and nft; under `CI` a missing privilege is a
 //! failure. Runs are shortened with `--duration`/`--warmup` so the file stays within minutes.
 
+mod common;
+
+use common::meshsim;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,14 +17,6 @@ use serde_json::Value;
 
 /// Runs bring whole clusters up; one at a time keeps their figures clean and the machine calm.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn meshsim() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_meshsim"))
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// True when these tests can run here; otherwise says the test is skipped, and why (under CI
 /// that is a failure).
@@ -31,22 +26,6 @@ fn can_run(test: &str) -> bool {
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn meshsim_cmd(args: &[&str]) -> Output {
-    let out = Command::new(meshsim())
-        .args(args)
-        .current_dir(repo())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("meshsim runs");
-    eprintln!(
-        "meshsim {}\n--- stdout\n{}--- stderr\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn load(path: &Path) -> Value {
@@ -97,7 +76,7 @@ fn quickstart_runs_every_mode_and_leaves_the_report() {
     let _g = lock();
     let tmp = tempfile::tempdir().expect("tmp");
     let out_dir = tmp.path().join("run");
-    let out = meshsim_cmd(&[
+    let out = common::run(&[
         "run",
         "scenarios/quickstart.yaml",
         "--duration",
@@ -222,7 +201,7 @@ fn quickstart_runs_every_mode_and_leaves_the_report() {
 
     // `report` re-renders from the saved result alone.
     let again = tmp.path().join("again");
-    let out = meshsim_cmd(&[
+    let out = common::run(&[
         "report",
         out_dir.join("run.json").to_str().expect("utf8"),
         "--out",
@@ -303,7 +282,7 @@ fn an_slo_that_cannot_hold_fails_the_run_and_the_report_names_it() {
   - {name: errors-ok, flow: web, maxErrorRate: 1%}"#;
     let sc = scenario(tmp.path(), "tight", slos);
     let out_dir = tmp.path().join("run");
-    let out = meshsim_cmd(&[
+    let out = common::run(&[
         "run",
         sc.to_str().expect("utf8"),
         "--mode",
@@ -349,7 +328,7 @@ fn compare_tells_noise_from_a_slower_profile() {
         "name: slow-sidecar\ndescription: a sidecar 25 times Istio 1.24's\nproxies:\n  sidecar:\n    cpuPerRequest: 5ms\n",
     )
     .expect("write profile");
-    let out = meshsim_cmd(&[
+    let out = common::run(&[
         "run",
         sc,
         "--mode",
@@ -360,7 +339,7 @@ fn compare_tells_noise_from_a_slower_profile() {
         &fast,
     ]);
     assert_eq!(out.status.code(), Some(0));
-    let out = meshsim_cmd(&[
+    let out = common::run(&[
         "run",
         sc,
         "--mode",
@@ -374,13 +353,13 @@ fn compare_tells_noise_from_a_slower_profile() {
     let fast_json = format!("{fast}/run.json");
     let slow_json = format!("{slow}/run.json");
 
-    let same = meshsim_cmd(&["compare", &fast_json, &fast_json]);
+    let same = common::run(&["compare", &fast_json, &fast_json]);
     assert_eq!(same.status.code(), Some(0), "a run against itself");
     let text = String::from_utf8_lossy(&same.stdout);
     assert!(!text.contains("regressed |"), "{text}");
 
     // The slow profile burns 5 ms per request per sidecar that the native profile does not.
-    let worse = meshsim_cmd(&["compare", &fast_json, &slow_json, "--threshold", "5%"]);
+    let worse = common::run(&["compare", &fast_json, &slow_json, "--threshold", "5%"]);
     assert_eq!(
         worse.status.code(),
         Some(1),
@@ -395,7 +374,7 @@ fn compare_tells_noise_from_a_slower_profile() {
     let mut v = load(Path::new(&fast_json));
     v["scenario"]["scenario"]["name"] = "another".into();
     std::fs::write(&other, serde_json::to_string(&v).expect("json")).expect("write");
-    let differ = meshsim_cmd(&["compare", &fast_json, other.to_str().expect("utf8")]);
+    let differ = common::run(&["compare", &fast_json, other.to_str().expect("utf8")]);
     assert_eq!(differ.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&differ.stderr).contains("not of the same scenario"));
 }
@@ -496,7 +475,7 @@ fn a_killed_run_keeps_its_finished_modes_and_resume_finishes_it() {
     assert_eq!(modes(&killed)[0]["complete"], true);
 
     // `report DIR` renders what was kept, saying it is incomplete.
-    let out = meshsim_cmd(&["report", out_dir.to_str().expect("utf8")]);
+    let out = common::run(&["report", out_dir.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(0));
     let html = std::fs::read_to_string(out_dir.join("report.html")).expect("html");
     assert!(html.contains("Incomplete run"));
@@ -507,7 +486,7 @@ fn a_killed_run_keeps_its_finished_modes_and_resume_finishes_it() {
         .replace("rate: 200", "rate: 300");
     let other = tmp.path().join("changed.yaml");
     std::fs::write(&other, changed).expect("write");
-    let out = meshsim_cmd(&[
+    let out = common::run(&[
         "run",
         other.to_str().expect("utf8"),
         "--resume",
@@ -517,7 +496,7 @@ fn a_killed_run_keeps_its_finished_modes_and_resume_finishes_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("changed"));
 
     // Resume runs sidecar only, and keeps no-mesh as it was measured.
-    let out = meshsim_cmd(&[
+    let out = common::run(&[
         "run",
         sc.to_str().expect("utf8"),
         "--resume",
@@ -543,7 +522,7 @@ fn a_killed_run_keeps_its_finished_modes_and_resume_finishes_it() {
 fn bad_input_is_one_clear_error_and_starts_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out_dir = tmp.path().join("never");
-    let out = meshsim_cmd(&[
+    let out = common::run(&[
         "run",
         "scenarios/quickstart.yaml",
         "--mode",
@@ -559,15 +538,15 @@ fn bad_input_is_one_clear_error_and_starts_nothing() {
     );
     assert!(!out_dir.exists(), "nothing was started or written");
 
-    let out = meshsim_cmd(&["run", "scenarios/quickstart.yaml", "--repeat", "0"]);
+    let out = common::run(&["run", "scenarios/quickstart.yaml", "--repeat", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--repeat"));
 
-    let out = meshsim_cmd(&["run", "scenarios/quickstart.yaml", "--detect", "5%"]);
+    let out = common::run(&["run", "scenarios/quickstart.yaml", "--detect", "5%"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--repeat auto"));
 
-    let out = meshsim_cmd(&["run", "scenarios/quickstart.yaml", "--profile", "istio-0.1"]);
+    let out = common::run(&["run", "scenarios/quickstart.yaml", "--profile", "istio-0.1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("istio-1.24"));
 
@@ -581,10 +560,10 @@ fn bad_input_is_one_clear_error_and_starts_nothing() {
             "/nonexistent.json",
         ],
     ] {
-        let out = meshsim_cmd(&args);
+        let out = common::run(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
-    let out = meshsim_cmd(&["compare", "a.json", "b.json", "--threshold", "lots"]);
+    let out = common::run(&["compare", "a.json", "b.json", "--threshold", "lots"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -599,7 +578,7 @@ fn migration_mixed_runs_declared_and_reports_each_pods_data_plane() {
     let _g = lock();
     let tmp = tempfile::tempdir().expect("tmp");
     let out_dir = tmp.path().join("run");
-    let out = meshsim_cmd(&[
+    let out = common::run(&[
         "run",
         "scenarios/migration-mixed.yaml",
         "--duration",
@@ -686,23 +665,26 @@ fn repeat_auto_stops_at_the_detection_limit_or_the_budget() {
     let s = scenario(tmp.path(), "auto", "");
     let s = s.to_str().expect("utf8");
     // A limit anything reaches: two rounds (the fewest that give a spread), then it stops.
+    // `--repeat auto` of the sidecar mode with 1 s steps, to `out`, with `extra` flags.
+    let auto = |out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            s,
+            "--mode",
+            "sidecar",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--repeat",
+            "auto",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["--out", out.to_str().expect("utf8")]);
+        common::run(&args)
+    };
     let easy = tmp.path().join("easy");
-    let out = meshsim_cmd(&[
-        "run",
-        s,
-        "--mode",
-        "sidecar",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0s",
-        "--repeat",
-        "auto",
-        "--detect",
-        "100000%",
-        "--out",
-        easy.to_str().expect("utf8"),
-    ]);
+    let out = auto(&easy, &["--detect", "100000%"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -715,24 +697,7 @@ fn repeat_auto_stops_at_the_detection_limit_or_the_budget() {
     // A limit nothing reaches, and a budget that allows no third round: it stops and names
     // the figures.
     let hard = tmp.path().join("hard");
-    let out = meshsim_cmd(&[
-        "run",
-        s,
-        "--mode",
-        "sidecar",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0s",
-        "--repeat",
-        "auto",
-        "--detect",
-        "0.0001%",
-        "--budget",
-        "1s",
-        "--out",
-        hard.to_str().expect("utf8"),
-    ]);
+    let out = auto(&hard, &["--detect", "0.0001%", "--budget", "1s"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

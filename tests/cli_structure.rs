@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use serde_json::Value;
 
 const SCENARIO: &str = r#"version: 1
@@ -48,22 +46,6 @@ spec:
   listeners: [{name: mesh, port: 15008, protocol: HBONE}]
 "#;
 
-fn meshsim(args: &[&str]) -> std::process::Output {
-    let out = Command::new(common::meshsim())
-        .args(args)
-        .current_dir(common::repo())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("meshsim");
-    eprintln!(
-        "meshsim {}\n--- stdout\n{}--- stderr\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 #[test]
 fn a_waypoint_added_between_two_runs_is_a_named_structure_change() {
     if !common::can_run("a_waypoint_added_between_two_runs_is_a_named_structure_change") {
@@ -85,7 +67,7 @@ fn a_waypoint_added_between_two_runs_is_a_named_structure_change() {
     std::fs::write(d.join("before.yaml"), before).expect("write");
     std::fs::write(d.join("after.yaml"), after).expect("write");
     for (s, out) in [("before.yaml", "base"), ("after.yaml", "new")] {
-        let o = meshsim(&[
+        let o = common::run(&[
             "run",
             d.join(s).to_str().expect("utf8"),
             "--out",
@@ -113,7 +95,7 @@ fn a_waypoint_added_between_two_runs_is_a_named_structure_change() {
     let (base, new) = (d.join("base/run.json"), d.join("new/run.json"));
     let (base, new) = (base.to_str().expect("utf8"), new.to_str().expect("utf8"));
     // A threshold no latency change reaches: only the structure decides.
-    let o = meshsim(&["compare", base, new, "--threshold", "100000%"]);
+    let o = common::run(&["compare", base, new, "--threshold", "100000%"]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(text.contains("**structure changed**"), "{text}");
@@ -137,7 +119,7 @@ fn a_waypoint_added_between_two_runs_is_a_named_structure_change() {
         ),
         "{text}"
     );
-    let o = meshsim(&[
+    let o = common::run(&[
         "compare",
         base,
         new,
@@ -147,7 +129,7 @@ fn a_waypoint_added_between_two_runs_is_a_named_structure_change() {
     ]);
     assert_eq!(o.status.code(), Some(0));
     // The same run against itself: nothing changed.
-    let o = meshsim(&["compare", base, base]);
+    let o = common::run(&["compare", base, base]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(!text.contains("structure changed"), "{text}");
 }

@@ -15,6 +15,24 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `meshsim ARGS` from the repository, to its end; what it printed is echoed for a failing
+/// test's log.
+pub fn run(args: &[&str]) -> Output {
+    let out = Command::new(meshsim())
+        .args(args)
+        .current_dir(repo())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("meshsim runs");
+    eprintln!(
+        "meshsim {}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// True when these tests can run here; otherwise says the test is skipped, and why (under CI
 /// that is a failure).
 pub fn can_run(test: &str) -> bool {

@@ -18,27 +18,10 @@ impl Cluster {
         l.set_nonblocking(true).map_err(metrics_err)?;
         let addr = l.local_addr().map_err(metrics_err)?;
         let sources = Arc::new(self.metrics.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    let Ok(l) = tokio::net::TcpListener::from_std(l) else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = crate::proxy::admin::serve(l, sources) => {}
-                        _ = rx => {}
-                    }
-                });
-            })
-            .map_err(metrics_err)?;
+        let (tx, _) = crate::proxy::admin::serve_on_thread("metrics", l, move |l| {
+            crate::proxy::admin::serve(l, sources)
+        })
+        .map_err(metrics_err)?;
         self._metrics_stop = Some(tx);
         self.info.metrics = Some(addr.to_string());
         Ok(addr)

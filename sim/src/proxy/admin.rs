@@ -99,55 +99,67 @@ impl NotReady {
             super::capture::READY_PORT,
         ));
         let l = super::sock::listen_in(ns, addr)?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("not-ready".into())
-            .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    let Ok(l) = TcpListener::from_std(l) else {
-                        return;
-                    };
-                    let serve = async {
-                        loop {
-                            let (conn, _) = crate::accept::next(&l, "readiness", None).await;
-                            let why = why.clone();
-                            tokio::spawn(async move {
-                                let svc = service_fn(move |req: Request<Incoming>| {
-                                    let r = match req.uri().path() {
-                                        "/healthz/ready" => {
-                                            reply(status, "text/plain", why.clone())
-                                        }
-                                        _ => reply(
-                                            StatusCode::NOT_FOUND,
-                                            "text/plain",
-                                            "not found\n".into(),
-                                        ),
-                                    };
-                                    async move { Ok::<_, std::convert::Infallible>(r) }
-                                });
-                                let _ = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(TokioIo::new(conn), svc)
-                                    .await;
-                            });
-                        }
-                    };
-                    tokio::select! {
-                        _ = serve => {}
-                        _ = rx => {}
-                    }
+        let (tx, thread) = serve_on_thread("not-ready", l, move |l| async move {
+            loop {
+                let (conn, _) = crate::accept::next(&l, "readiness", None).await;
+                let why = why.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let r = match req.uri().path() {
+                            "/healthz/ready" => reply(status, "text/plain", why.clone()),
+                            _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+                        };
+                        async move { Ok::<_, std::convert::Infallible>(r) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(conn), svc)
+                        .await;
                 });
-            })?;
+            }
+        })?;
         Ok(NotReady {
             stop: Some(tx),
             thread: Some(thread),
         })
     }
+}
+
+/// Serves listener `l` with `serve` on a thread and runtime of its own (outside any
+/// component's, so it neither counts as their CPU nor stops with them), until the returned
+/// sender is sent to or dropped.
+pub(crate) fn serve_on_thread<F, Fut>(
+    name: &str,
+    l: std::net::TcpListener,
+    serve: F,
+) -> std::io::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+)>
+where
+    F: FnOnce(TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(l) = TcpListener::from_std(l) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = serve(l) => {}
+                    _ = rx => {}
+                }
+            });
+        })?;
+    Ok((tx, thread))
 }
 
 impl Drop for NotReady {

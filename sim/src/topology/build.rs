@@ -370,29 +370,7 @@ impl Topology {
             }
             Ok(())
         };
-        std::thread::scope(|s| {
-            let h = std::thread::Builder::new()
-                .name("topology-readdress".into())
-                .spawn_scoped(s, || {
-                    let rt = io_err(
-                        || "start the readdress runtime".into(),
-                        tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build(),
-                    )?;
-                    let r = rt.block_on(work);
-                    fabric.enter()?;
-                    r
-                })
-                .map_err(|source| TopologyError::Io {
-                    what: "start the readdress thread".into(),
-                    source,
-                })?;
-            match h.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
+        on_netlink_thread("topology-readdress", fabric, work)
     }
 
     /// The services' DNAT and the hosts file, for the pods that have an address now.
@@ -439,23 +417,37 @@ async fn del_addr(h: &Handle, index: u32, ip: Ipv4Addr, ns: &str) -> Result<(), 
 
 /// All links, addresses and routes, from one builder thread.
 fn wire(host: &NetNs, fabric: &NetNs, nodes: &[Node], pods: &[Pod]) -> Result<(), TopologyError> {
+    on_netlink_thread(
+        "topology-build",
+        host,
+        wire_async(host, fabric, nodes, pods),
+    )
+}
+
+/// Runs netlink `work` on a thread of its own (it enters namespaces, which must not leak into
+/// the caller's thread), on a current-thread runtime; the thread returns to `home` after,
+/// whatever happened.
+fn on_netlink_thread(
+    name: &str,
+    home: &NetNs,
+    work: impl std::future::Future<Output = Result<(), TopologyError>> + Send,
+) -> Result<(), TopologyError> {
     std::thread::scope(|s| {
         let h = std::thread::Builder::new()
-            .name("topology-build".into())
+            .name(name.into())
             .spawn_scoped(s, || {
                 let rt = io_err(
-                    || "start the builder runtime".into(),
+                    || format!("start the {name} runtime"),
                     tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build(),
                 )?;
-                let r = rt.block_on(wire_async(host, fabric, nodes, pods));
-                // Leave the builder thread where it started, whatever happened.
-                host.enter()?;
+                let r = rt.block_on(work);
+                home.enter()?;
                 r
             })
             .map_err(|source| TopologyError::Io {
-                what: "start the topology builder thread".into(),
+                what: format!("start the {name} thread"),
                 source,
             })?;
         match h.join() {
