@@ -141,44 +141,6 @@ fn flow_paths(loaded: &Loaded, plan: &MeshPlan, f: &scenario::Flow) -> Option<Ve
     )
 }
 
-/// The configuration a proxy holds as the cost model counts it (see
-/// [`scenario::costmodel::ProxyModel`]): for Envoy (sidecars, waypoints) a service once per
-/// port and its endpoints once per port, as Istio builds an Envoy cluster per service port;
-/// for ztunnel every service and workload of the mesh (WDS).
-pub fn model_scope(
-    plan: &MeshPlan,
-    kind: ComponentKind,
-    pod: Option<usize>,
-) -> Option<scenario::costmodel::ProxyScope> {
-    let envoy = |svcs: &mut dyn Iterator<Item = &crate::mesh::control::ServiceInfo>| {
-        let (mut services, mut endpoints) = (0, 0);
-        for s in svcs {
-            services += s.ports.len();
-            endpoints += s.ports.len() * s.endpoints.len();
-        }
-        scenario::costmodel::ProxyScope {
-            services,
-            endpoints,
-            workloads: 0,
-        }
-    };
-    match kind {
-        ComponentKind::Sidecar => Some(envoy(&mut plan.services.iter())),
-        ComponentKind::Ztunnel => Some(scenario::costmodel::ProxyScope {
-            services: plan.services.len(),
-            endpoints: 0,
-            workloads: plan.workloads.len(),
-        }),
-        ComponentKind::Waypoint => {
-            let k = pod.and_then(|p| plan.workloads.get(p)?.is_waypoint)?;
-            Some(envoy(
-                &mut plan.services.iter().filter(|s| s.waypoint == Some(k)),
-            ))
-        }
-        _ => None,
-    }
-}
-
 /// A path with its endpoint pod named by its workload, so replicas' paths read the same.
 fn shape(plan: &MeshPlan, p: &Path) -> PathStructure {
     let workload = plan

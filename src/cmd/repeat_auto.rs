@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use results::RunResult;
 use results::run::ComponentKind;
 
-use super::run::ToResult;
+/// Turns what the runner measured into run.json.
+pub(super) type ToResult = dyn Fn(&results::raw::RawRun) -> results::RunResult + Send + Sync;
 
 /// A figure and its detection limit in % of its mean (absent with one round, or a mean of
 /// zero).

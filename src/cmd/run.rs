@@ -175,7 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .get(&scenario::DataPlane::Sidecar)
         .map_or(0, Vec::len);
     let checklist = check.checklist();
-    let to_result: Arc<ToResult> = {
+    let to_result: Arc<super::repeat_auto::ToResult> = {
         let (loaded, build, earlier) = (loaded.clone(), build.clone(), earlier.clone());
         Arc::new(move |raw: &results::raw::RawRun| {
             let mut run = match &earlier {
@@ -284,9 +284,6 @@ fn migration_reach(
         .context("cannot probe the migration's reachability")?;
     Ok(Some(r))
 }
-
-/// Turns what the runner measured into run.json.
-pub(super) type ToResult = dyn Fn(&results::raw::RawRun) -> results::RunResult + Send + Sync;
 
 /// What a run needs before it starts, all checked.
 struct Prepared {
@@ -426,7 +423,7 @@ fn progress(loaded: &scenario::Loaded, opts: &mut RunOptions) -> Option<Bar> {
 fn save_each_mode(
     opts: &mut RunOptions,
     out_dir: &Path,
-    to_result: Arc<ToResult>,
+    to_result: Arc<super::repeat_auto::ToResult>,
 ) -> Arc<Mutex<Option<anyhow::Error>>> {
     let save_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
     let (path, slot) = (out_dir.join("run.json"), save_error.clone());

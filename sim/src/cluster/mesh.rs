@@ -373,13 +373,17 @@ impl Cluster {
         Ok(())
     }
 
-    /// Each flow's paths and each running proxy's configuration scope, under the current
-    /// plan (none out of the mesh).
-    pub fn structure(&self, loaded: &Loaded) -> results::run::Structure {
-        let Some(plan) = &self.mesh else {
-            return Default::default();
-        };
-        let proxies: Vec<_> = self
+    /// The current plan (none out of the mesh) and each running proxy as (component name,
+    /// kind, its pod, its node): what [`crate::structure::of`] describes.
+    #[allow(clippy::type_complexity)]
+    pub fn proxies_in_plan(
+        &self,
+    ) -> Option<(
+        Arc<MeshPlan>,
+        Vec<(String, ComponentKind, Option<usize>, Option<usize>)>,
+    )> {
+        let plan = self.mesh.clone()?;
+        let proxies = self
             .proxies
             .iter()
             .map(|p| {
@@ -391,7 +395,7 @@ impl Cluster {
                 (p.component.name.clone(), p.component.kind, p.pod, node)
             })
             .collect();
-        crate::structure::of(loaded, plan, &proxies)
+        Some((plan, proxies))
     }
 
     /// istiod's push: every running proxy takes the new plan.
@@ -649,7 +653,7 @@ fn size_config(p: &RunningProxy, plan: &MeshPlan) {
             .model
             .as_ref()
             .and_then(|m| m.proxy(kind.as_str())),
-        crate::structure::model_scope(plan, kind, p.pod),
+        plan.model_scope(kind, p.pod),
     ) else {
         return;
     };

@@ -3,7 +3,7 @@
 //! which waypoint serves a service, and which policies apply where.
 //!
 //! Config scope follows Istio: a sidecar holds every service of the mesh, ztunnel every
-//! workload, a waypoint the services it serves. [`MeshPlan::config_entries`] reports that size.
+//! workload, a waypoint the services it serves. [`MeshPlan::model_scope`] reports that size.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -713,18 +713,43 @@ impl MeshPlan {
         self.profile.floors(kind)
     }
 
-    /// Config entries each kind of proxy holds (Istio's scoping): sidecar = every service
-    /// endpoint of the mesh, ztunnel = every workload, waypoint = its services' endpoints.
-    pub fn config_entries(&self, kind: &str, waypoint: Option<usize>) -> usize {
+    /// The configuration a proxy holds as the cost model counts it (see
+    /// [`scenario::costmodel::ProxyModel`]): for Envoy (sidecars, waypoints) a service once
+    /// per port and its endpoints once per port, as Istio builds an Envoy cluster per service
+    /// port; for ztunnel every service and workload of the mesh (WDS); a waypoint only the
+    /// services it serves.
+    pub fn model_scope(
+        &self,
+        kind: crate::component::ComponentKind,
+        pod: Option<usize>,
+    ) -> Option<scenario::costmodel::ProxyScope> {
+        use crate::component::ComponentKind;
+        let envoy = |svcs: &mut dyn Iterator<Item = &ServiceInfo>| {
+            let (mut services, mut endpoints) = (0, 0);
+            for s in svcs {
+                services += s.ports.len();
+                endpoints += s.ports.len() * s.endpoints.len();
+            }
+            scenario::costmodel::ProxyScope {
+                services,
+                endpoints,
+                workloads: 0,
+            }
+        };
         match kind {
-            "sidecar" => self.services.iter().map(|s| 1 + s.endpoints.len()).sum(),
-            "ztunnel" => self.workloads.len() + self.services.len(),
-            _ => self
-                .services
-                .iter()
-                .filter(|s| s.waypoint.is_some() && s.waypoint == waypoint)
-                .map(|s| 1 + s.endpoints.len())
-                .sum(),
+            ComponentKind::Sidecar => Some(envoy(&mut self.services.iter())),
+            ComponentKind::Ztunnel => Some(scenario::costmodel::ProxyScope {
+                services: self.services.len(),
+                endpoints: 0,
+                workloads: self.workloads.len(),
+            }),
+            ComponentKind::Waypoint => {
+                let k = pod.and_then(|p| self.workloads.get(p)?.is_waypoint)?;
+                Some(envoy(
+                    &mut self.services.iter().filter(|s| s.waypoint == Some(k)),
+                ))
+            }
+            _ => None,
         }
     }
 

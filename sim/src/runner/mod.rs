@@ -417,7 +417,10 @@ fn run_mode(
     let bring_up = t0.elapsed();
     tracing::info!(took = ?bring_up, "cluster up");
     let mut flows = flows::plan(loaded, &cluster, opts, mode)?;
-    let structure = cluster.structure(loaded);
+    let structure = cluster
+        .proxies_in_plan()
+        .map(|(plan, proxies)| crate::structure::of(loaded, &plan, &proxies))
+        .unwrap_or_default();
     let faults = &loaded.scenario.faults;
     if stages > 0 {
         flows::as_stages(&mut flows, stages, schedule::stage_step(loaded, opts));
