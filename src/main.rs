@@ -62,6 +62,9 @@ enum Command {
     Replay(cmd::replay::Args),
     /// Drive load at any HTTP or TCP target, like wrk2 or fortio.
     Load(cmd::load::Args),
+    /// Run a scenario's app (HTTP echo, TCP echo, TCP sink) on its own, as `app:` sets it:
+    /// on a host, or in a real cluster's pods (`export k8s`).
+    Serve(cmd::serve::Args),
     /// Print the JSON Schema of the scenario format (for editors).
     Schema(cmd::schema::Args),
     /// Make test JWT keys, their JWKS and signed tokens (for RequestAuthentication).
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Import(a) => cmd::import::run(a),
         Command::Calibrate(a) => cmd::calibrate::run(a),
         Command::Load(a) => cmd::load::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Schema(a) => cmd::schema::run(a),
         Command::Token(a) => cmd::token::run(a),
         Command::Completions(a) => cmd::completions::run(a, Cli::command()),

@@ -92,3 +92,12 @@ fn a_dead_target_fails_the_command() {
     assert!(stdout.contains("connect_refused 25"), "{stdout}");
     assert!(stderr.contains("no successful request"), "{stderr}");
 }
+
+/// `-X` sets the method, as curl's does (the exported load Jobs send the flow's); one that is
+/// not an HTTP method is refused before any request.
+#[test]
+fn a_bad_method_is_refused() {
+    let (code, _, stderr) = load(&["http://127.0.0.1:9/", "-X", "post", "--duration", "1s"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("write it in capitals"), "{stderr}");
+}

@@ -47,6 +47,9 @@ pub struct Args {
     /// Per request; a request that takes longer counts as a timeout error.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// HTTP method, e.g. POST; default: POST with a request body, else GET.
+    #[arg(long, short = 'X')]
+    pub method: Option<String>,
     /// Extra HTTP request header, "Name: value" (repeatable).
     #[arg(long = "header", short = 'H')]
     pub headers: Vec<String>,
@@ -98,6 +101,7 @@ fn spec_from(a: &Args) -> anyhow::Result<LoadSpec> {
     spec.warmup = a.warmup;
     spec.timeout = a.timeout;
     spec.response_bytes = a.response_bytes;
+    spec.method = a.method.clone();
     spec.request_bytes = a.request_bytes.unwrap_or(match spec.protocol {
         Protocol::Http1 | Protocol::Http1Churn => 0,
         Protocol::TcpRr => 1,

@@ -15,6 +15,7 @@ pub mod replay;
 pub mod report;
 pub mod run;
 pub mod schema;
+pub mod serve;
 pub mod token;
 pub mod up;
 pub mod validate;
