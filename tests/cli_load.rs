@@ -101,3 +101,35 @@ fn a_bad_method_is_refused() {
     assert_ne!(code, 0);
     assert!(stderr.contains("write it in capitals"), "{stderr}");
 }
+
+/// `--json -` puts the result on stdout between marker lines, after the summary: what a load
+/// Job's `kubectl logs` carries back (`export k8s`).
+#[test]
+fn json_to_stdout_sits_between_markers() {
+    let server = Server::http().expect("server");
+    let target = format!("http://{}/", server.addr);
+    let (code, stdout, stderr) = load(&[
+        &target,
+        "--rate",
+        "50",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--json",
+        "-",
+        "-X",
+        "POST",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (summary, rest) = stdout
+        .split_once("----- meshsim-load-json-begin -----\n")
+        .expect("begin marker");
+    assert!(summary.contains("latency (corrected)"), "{summary}");
+    let (json, after) = rest
+        .split_once("\n----- meshsim-load-json-end -----")
+        .expect("end marker");
+    assert_eq!(after.trim(), "");
+    let r: loadgen::LoadResult = serde_json::from_str(json).expect("reads back");
+    assert_eq!(r.steps[0].requests, 50);
+}

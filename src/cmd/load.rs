@@ -15,6 +15,10 @@ use loadgen::{
     LatencySummary, LoadResult, LoadSpec, Mode, Progress, ProgressFn, Protocol, StepResult, Target,
 };
 
+/// The lines around `--json -`'s result on stdout.
+pub const JSON_BEGIN: &str = "----- meshsim-load-json-begin -----";
+pub const JSON_END: &str = "----- meshsim-load-json-end -----";
+
 #[derive(clap::Args)]
 pub struct Args {
     /// What to load: http://HOST:PORT/PATH or tcp://HOST:PORT (HOST: an IP or a name).
@@ -53,7 +57,8 @@ pub struct Args {
     /// Extra HTTP request header, "Name: value" (repeatable).
     #[arg(long = "header", short = 'H')]
     pub headers: Vec<String>,
-    /// Also write the full results (with HDR histograms) as JSON to this file.
+    /// Also write the full results (with HDR histograms) as JSON to this file; `-`: to
+    /// stdout after the summary, between `meshsim-load-json-begin` and `-end` lines.
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Worker threads of the load generator.
@@ -159,12 +164,18 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         b.finish_and_clear();
     }
     let result = result?;
+    print_summary(&result);
     if let Some(path) = &a.json {
         let text = serde_json::to_string_pretty(&result)?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        if path.as_os_str() == "-" {
+            // In a pod, stdout is what `kubectl logs` keeps: the markers let `import k8s`
+            // find the result among the summary lines.
+            println!("{JSON_BEGIN}\n{text}\n{JSON_END}");
+        } else {
+            std::fs::write(path, text + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
     }
-    print_summary(&result);
     let dead = result
         .steps
         .iter()
