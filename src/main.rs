@@ -62,6 +62,8 @@ enum Command {
     Replay(cmd::replay::Args),
     /// Drive load at any HTTP or TCP target, like wrk2 or fortio.
     Load(cmd::load::Args),
+    /// Write a scenario as the Kubernetes objects that run it on a real cluster with Istio.
+    Export(cmd::export::Args),
     /// Run a scenario's app (HTTP echo, TCP echo, TCP sink) on its own, as `app:` sets it:
     /// on a host, or in a real cluster's pods (`export k8s`).
     Serve(cmd::serve::Args),
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
         Command::Calibrate(a) => cmd::calibrate::run(a),
         Command::Load(a) => cmd::load::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Export(a) => cmd::export::run(a),
         Command::Schema(a) => cmd::schema::run(a),
         Command::Token(a) => cmd::token::run(a),
         Command::Completions(a) => cmd::completions::run(a, Cli::command()),

@@ -4,6 +4,7 @@ pub mod compare;
 pub mod completions;
 pub mod exec;
 pub mod explain;
+pub mod export;
 pub mod import;
 pub mod introspect;
 pub mod load;
