@@ -67,17 +67,10 @@ pub struct Stage {
     pub remove_waypoints: Vec<String>,
 }
 
-/// Label changes on one namespace, or one workload's pod template (`namespace/workload`); a
-/// `null` value removes the label.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Relabel {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workload: Option<String>,
-    pub labels: BTreeMap<String, Option<String>>,
-}
+/// Label changes on one namespace, or one workload's pod template, as a scenario's stage
+/// writes them; a `null` value removes the label. An inventory names a workload
+/// `namespace/workload` (its names are unique per namespace only).
+pub use scenario::format::Relabel;
 
 /// `count` nodes alike, named `<pool>-0`, `<pool>-1`, ….
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
