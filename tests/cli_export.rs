@@ -98,6 +98,81 @@ fn exported_command_lines_serve_and_load_as_they_are() {
         steps[1]["errors"].as_object().is_none_or(|e| e.is_empty()),
         "{json}"
     );
+    // Back as a run: the Job's log as `kubectl logs` keeps it, and the cluster's Prometheus
+    // (the sidecars' CPU and working set, the requests they counted).
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    std::fs::write(logs.join("load-web.log"), stdout.as_bytes()).expect("log");
+    let prom = dir.path().join("prom.json");
+    let vector = |v: &[(&str, f64)]| {
+        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result":
+            v.iter().map(|(pod, x)| serde_json::json!({"metric": {"namespace": "default", "pod": pod}, "value": [0, x.to_string()]})).collect::<Vec<_>>()}})
+    };
+    std::fs::write(
+        &prom,
+        serde_json::json!({
+            "cpu": vector(&[("echo-5d9c-x2k4q", 0.012), ("load-web-7xk2p", 0.011)]),
+            "memory": vector(&[("echo-5d9c-x2k4q", 58e6), ("load-web-7xk2p", 57e6)]),
+            "requests": vector(&[("echo-5d9c-x2k4q", 60.0), ("load-web-7xk2p", 60.0)]),
+        })
+        .to_string(),
+    )
+    .expect("prom");
+    let run_dir = dir.path().join("real");
+    let o = common::run(&[
+        "import",
+        "k8s",
+        "--loads",
+        logs.to_str().expect("utf8"),
+        "--scenario",
+        scenario.to_str().expect("utf8"),
+        "--mode",
+        "sidecar",
+        "--prometheus",
+        prom.to_str().expect("utf8"),
+        "--out",
+        run_dir.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success());
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).expect("run.json"))
+            .expect("JSON");
+    assert_eq!(run["environment"]["platform"], "kubernetes");
+    let m = &run["modes"][0];
+    assert_eq!(m["mode"], "sidecar");
+    let steps = m["flows"][0]["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[1]["requests"], 80);
+    let sidecars: Vec<&serde_json::Value> = m["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .filter(|c| c["kind"] == "sidecar")
+        .collect();
+    assert_eq!(sidecars.len(), 2, "{sidecars:?}");
+    assert!(
+        (sidecars[0]["vcpu_avg"].as_f64().unwrap_or(0.0) - 0.012).abs() < 1e-6,
+        "{}",
+        sidecars[0]
+    );
+    assert!(run_dir.join("report.html").exists());
+    // A log without the result is named, with what to do.
+    std::fs::write(logs.join("load-web.log"), "summary only\n").expect("log");
+    let o = common::run(&[
+        "import",
+        "k8s",
+        "--loads",
+        logs.to_str().expect("utf8"),
+        "--scenario",
+        scenario.to_str().expect("utf8"),
+        "--out",
+        dir.path().join("bad").to_str().expect("utf8"),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("load-web.log: no `----- meshsim-load-json-begin -----` line")
+    );
     // Into a directory that exists: refused, nothing touched.
     let again = common::run(&[
         "export",

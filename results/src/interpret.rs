@@ -47,6 +47,7 @@ pub fn run_result(loaded: &Loaded, raw: &RawRun, build: &BuildInfo) -> RunResult
             root: raw.host.root,
             started_at: humantime::format_rfc3339_seconds(raw.started_at).to_string(),
             hostname: raw.host.hostname.clone(),
+            platform: None,
         },
         incomplete: raw.incomplete,
         repeats: raw.schedule.iter().map(|(_, r)| r + 1).max().unwrap_or(1),

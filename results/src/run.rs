@@ -98,6 +98,10 @@ pub struct Environment {
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Where it ran, when not in meshsim's simulator: `kubernetes` for a run imported from a
+    /// real cluster (`import k8s`), whose figures that cluster measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 /// The host's speed before a mode, with nothing of meshsim running (see `sim::hostprobe`).

@@ -16,6 +16,9 @@ pub enum Source {
     /// From `kubectl get ns,pods,svc -A -o json` (one or more files), the Istio resources as
     /// YAML, and a Prometheus query result of request rates.
     Kubectl(KubectlArgs),
+    /// A real cluster's run of an exported scenario (`export k8s`): its load Jobs' logs and
+    /// its Prometheus, as a run directory (run.json, report) for report, compare and plan.
+    K8s(super::import_k8s::K8sArgs),
 }
 
 #[derive(clap::Args)]
@@ -47,7 +50,10 @@ pub struct KubectlArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Source::Kubectl(a) = args.source;
+    let a = match args.source {
+        Source::Kubectl(a) => a,
+        Source::K8s(a) => return super::import_k8s::run(a),
+    };
     let name = a.name.clone().unwrap_or_else(|| {
         a.files[0]
             .file_stem()

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod explain;
 pub mod export;
 pub mod import;
+pub mod import_k8s;
 pub mod introspect;
 pub mod load;
 pub mod logs;

@@ -138,6 +138,12 @@ pub fn report_html(run: &RunResult, charts: &[Chart]) -> String {
     let mut dl = |k: &str, v: String| {
         let _ = writeln!(h, "<dt>{k}</dt><dd>{}</dd>", esc(&v));
     };
+    if let Some(p) = &env.platform {
+        dl(
+            "platform",
+            format!("{p}: measured by the cluster (its load Jobs and Prometheus), not simulated"),
+        );
+    }
     dl("meshsim", env.meshsim_version.clone());
     dl(
         "commit",

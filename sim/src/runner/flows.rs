@@ -306,7 +306,23 @@ fn latency(l: &loadgen::LatencySummary) -> LatencySummary {
 /// A flow's load result on the mode's time line: its client started `started_s` after the
 /// mode's load did.
 pub(super) fn raw_flow(f: &PlannedFlow, load: &loadgen::LoadResult, started_s: f64) -> RawFlow {
-    let warmup_s = f.spec.warmup.as_secs_f64();
+    let mut r = flow_result(&f.flow, f.spec.warmup.as_secs_f64(), load, started_s);
+    r.search = f.search.as_ref().map(|s| {
+        let rates: Vec<Option<f64>> = load.steps.iter().map(|x| x.target_rps).collect();
+        s.result(&rates)
+    });
+    r
+}
+
+/// Flow `flow`'s load result (its steps `warmup_s` each) as run.json keeps it, its client
+/// started `started_s` into the mode's time line: what the simulator's load clients and a
+/// real cluster's load Jobs (`import k8s`) report alike.
+pub fn flow_result(
+    flow: &scenario::Flow,
+    warmup_s: f64,
+    load: &loadgen::LoadResult,
+    started_s: f64,
+) -> RawFlow {
     let measured_from_s: Vec<f64> = load
         .steps
         .iter()
@@ -357,14 +373,11 @@ pub(super) fn raw_flow(f: &PlannedFlow, load: &loadgen::LoadResult, started_s: f
         })
         .collect();
     RawFlow {
-        name: f.flow.name.clone(),
-        from: f.flow.from.clone(),
-        to: f.flow.to.clone(),
-        protocol: f.spec.protocol.as_str().to_string(),
-        search: f.search.as_ref().map(|s| {
-            let rates: Vec<Option<f64>> = load.steps.iter().map(|x| x.target_rps).collect();
-            s.result(&rates)
-        }),
+        name: flow.name.clone(),
+        from: flow.from.clone(),
+        to: flow.to.clone(),
+        protocol: load.protocol.as_str().to_string(),
+        search: None,
         steps,
         measured_from_s,
     }

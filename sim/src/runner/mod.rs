@@ -32,6 +32,7 @@ use crate::component::{Component, ComponentKind, ComponentRuntime};
 use crate::meter::Meter;
 use crate::sandbox::Sandbox;
 use flows::PlannedFlow;
+pub use flows::flow_result;
 pub use schedule::{check, planned_load_time, schedule, staged};
 
 /// How often the meters sample: the resolution of every time series of a run.
