@@ -156,6 +156,43 @@ fn exported_command_lines_serve_and_load_as_they_are() {
         sidecars[0]
     );
     assert!(run_dir.join("report.html").exists());
+    // Beside the simulator's run of the same scenario: every figure with its ratio, the
+    // rates within 2% (both sent the flow's open-loop steps), no verdict, exit 0.
+    if common::can_run("exported_command_lines_serve_and_load_as_they_are (sim vs real)") {
+        let sim_dir = dir.path().join("sim");
+        let o = common::run(&[
+            "run",
+            scenario.to_str().expect("utf8"),
+            "--mode",
+            "sidecar",
+            "--out",
+            sim_dir.to_str().expect("utf8"),
+        ]);
+        assert!(o.status.success());
+        let o = common::run(&[
+            "compare",
+            sim_dir.to_str().expect("utf8"),
+            run_dir.to_str().expect("utf8"),
+        ]);
+        let md = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{md}");
+        assert!(
+            md.contains("simulated against kubernetes") && md.contains("no verdict"),
+            "{md}"
+        );
+        assert!(md.contains("proxy memory: the simulator's is"), "{md}");
+        let achieved: Vec<f64> = md
+            .lines()
+            .filter(|l| l.contains("achieved"))
+            .filter_map(|l| l.rsplit('×').next())
+            .filter_map(|r| r.trim_end_matches(" |").trim().parse().ok())
+            .collect();
+        assert!(!achieved.is_empty(), "{md}");
+        assert!(
+            achieved.iter().all(|r| (r - 1.0).abs() <= 0.02),
+            "{achieved:?}\n{md}"
+        );
+    }
     // A log without the result is named, with what to do.
     std::fs::write(logs.join("load-web.log"), "summary only\n").expect("log");
     let o = common::run(&[

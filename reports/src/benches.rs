@@ -36,7 +36,8 @@ pub enum BenchError {
 /// `DIR` or `DIR@NAME`, when DIR is a directory (a run.json is not).
 pub fn is_bench_tree(spec: &str) -> bool {
     let dir = spec.split_once('@').map_or(spec, |(d, _)| d);
-    Path::new(dir).is_dir()
+    // A run directory (as `meshsim run` writes it) is a run, not a bench tree.
+    Path::new(dir).is_dir() && !Path::new(dir).join("run.json").exists()
 }
 
 /// Instructions per bench id (`group/bench.id`), from a tree.

@@ -122,6 +122,9 @@ pub struct Comparison {
     /// How the mesh's structure changed (paths, policies checked, what proxies hold), per
     /// mode: exact facts of the two scenarios, neither noise nor a verdict.
     pub structure_changes: Vec<StructureChange>,
+    /// Where each run was measured, when they differ (`simulated`, `kubernetes`): the
+    /// simulation set beside a real cluster, figure by figure with the ratio, no verdict.
+    pub platforms: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -544,10 +547,29 @@ pub fn compare(
         base.repeats_of(common[0]).len(),
         new.repeats_of(common[0]).len(),
     );
-    if br < 2 || nr < 2 {
+    let cross_platform = base.environment.platform != new.environment.platform;
+    if (br < 2 || nr < 2) && !cross_platform {
         notes.push(format!(
             "without repeats in both runs (base {br}, new {nr}) there is no noise estimate: a change beyond {threshold_pct}% counts"
         ));
+    }
+    let platform = |r: &RunResult| {
+        r.environment
+            .platform
+            .clone()
+            .unwrap_or_else(|| "simulated".into())
+    };
+    let platforms = cross_platform.then(|| (platform(base), platform(new)));
+    if platforms.is_some() {
+        notes.extend(
+            [
+                "nodes: the scenario's nodes are the cluster's labelled ones, with other cores and speed; latency and CPU compare as orders of magnitude, not to the percent",
+                "proxy CPU: the simulator's includes what its cost profile burns to reach Istio's published floors; the cluster's is its proxies' own, as Prometheus rated it",
+                "proxy memory: the simulator's is its models' heap plus the profile's modeled memory; the cluster's is the containers' working set",
+                "proxy counts and requests per proxy: the cluster's are every proxy its Prometheus export holds (a load Job's own sidecar included)",
+            ]
+            .map(String::from),
+        );
     }
     let mut rows = Vec::new();
     let mut structure_changes = Vec::new();
@@ -557,7 +579,9 @@ pub fn compare(
             rows.push(judge(f, mode, threshold_pct));
         }
         if let (Some(b), Some(n)) = (b.first(), n.first()) {
-            if b.structure.is_empty() != n.structure.is_empty() && mode != Mode::NoMesh {
+            if platforms.is_some() {
+                // A real cluster's structure is not recorded: nothing to set beside.
+            } else if b.structure.is_empty() != n.structure.is_empty() && mode != Mode::NoMesh {
                 notes.push(format!(
                     "{mode}: only the {} run recorded the mesh's structure (a run of an older meshsim); structure not compared",
                     if b.structure.is_empty() { "new" } else { "base" }
@@ -579,12 +603,15 @@ pub fn compare(
         rows,
         notes,
         structure_changes,
+        platforms,
     })
 }
 
 impl Comparison {
+    /// A regression between runs of one platform; a simulation set beside a real cluster
+    /// has none to judge.
     pub fn has_regression(&self) -> bool {
-        self.rows.iter().any(|r| r.verdict == Verdict::Regressed)
+        self.platforms.is_none() && self.rows.iter().any(|r| r.verdict == Verdict::Regressed)
     }
 
     pub fn structure_changed(&self) -> bool {
@@ -597,6 +624,9 @@ impl Comparison {
 
     /// A Markdown report: a one-line outcome, notes, then one table row per figure.
     pub fn markdown(&self) -> String {
+        if let Some(p) = &self.platforms {
+            return self.side_by_side(p);
+        }
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -690,6 +720,56 @@ impl Comparison {
                 p,
                 limit,
                 verdict
+            );
+        }
+        s
+    }
+
+    /// Two platforms' runs of one scenario: every figure beside the other with their ratio,
+    /// and what does not compare.
+    fn side_by_side(&self, (base, new): &(String, String)) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "## meshsim compare: {}, {base} against {new}
+",
+            self.scenario.as_deref().unwrap_or("(unnamed scenario)")
+        );
+        let _ = writeln!(
+            s,
+            "Base ({base}) started {}, new ({new}) started {}. Side by side, no verdict: the two were measured on different platforms.
+",
+            self.base_started_at, self.new_started_at
+        );
+        s.push_str(
+            "Not comparable as they stand:
+
+",
+        );
+        for n in &self.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        let _ = writeln!(
+            s,
+            "
+| mode | figure | {base} | {new} | {new} / {base} |
+|---|---|---:|---:|---:|"
+        );
+        for r in &self.rows {
+            // A figure one platform did not measure (a count its export lacks) is zero there.
+            let ratio = if r.base != 0.0 && r.new != 0.0 {
+                format!("×{:.2}", r.new / r.base)
+            } else {
+                "n/a (one side measured none)".into()
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                r.mode,
+                r.figure,
+                r.unit.format(r.base),
+                r.unit.format(r.new),
+                ratio
             );
         }
         s

@@ -223,7 +223,8 @@ fn component_result(s: &ComponentSeries, t_s: &[f64], windows: &[f64]) -> Compon
         heap_mib_peak: s.heap_mib.iter().copied().fold(0.0, f64::max),
         modeled_mib: (profile_peak > 0.0).then(|| (profile_peak - heap_avg).max(0.0)),
         connections_opened: s.connections_opened.iter().sum(),
-        tls_handshakes: Some(s.tls_handshakes.iter().sum()),
+        // Absent where nothing counted them (a real cluster's Prometheus export).
+        tls_handshakes: (!s.tls_handshakes.is_empty()).then(|| s.tls_handshakes.iter().sum()),
         connections_peak: s.connections_active.iter().copied().max().unwrap_or(0),
         threads_peak: s.threads.iter().copied().max().unwrap_or(0),
         cpu_limit_millis: s.cpu_limit_millis,

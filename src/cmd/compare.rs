@@ -57,8 +57,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         });
     }
-    let base = reports::RunResult::load(&args.base)?;
-    let new = reports::RunResult::load(&args.new)?;
+    // A run directory stands for its run.json, as `report` takes it.
+    let file = |p: &std::path::Path| {
+        if p.is_dir() {
+            p.join("run.json")
+        } else {
+            p.to_path_buf()
+        }
+    };
+    let base = reports::RunResult::load(file(&args.base))?;
+    let new = reports::RunResult::load(file(&args.new))?;
     let c = reports::compare(&base, &new, args.threshold.unwrap_or(5.0))?;
     write_out(&c.markdown(), args.markdown.as_deref())?;
     Ok(

@@ -123,7 +123,8 @@ pub fn run(a: K8sArgs) -> anyhow::Result<ExitCode> {
                 c.floor_vcpu = vec![0.0; window_s];
                 c.requests = vec![s.rps.round() as u64; window_s];
                 c.connections_opened = vec![s.connections_per_s.round() as u64; window_s];
-                c.tls_handshakes = vec![0; window_s];
+                // Not in a Prometheus export: left unmeasured rather than zero.
+                c.tls_handshakes = Vec::new();
                 c.connections_active = vec![0; window_s];
                 c.threads = vec![0; window_s];
                 if let Some(m) = s.memory_bytes {
