@@ -240,3 +240,169 @@ fn a_scenario_that_cannot_be_exported_writes_nothing() {
     assert!(err.contains("`jwks` serves"), "{err}");
     assert!(!out.exists());
 }
+
+/// The export checked end to end on this machine, as issue "Beyond one machine" asks: the
+/// bundled quickstart exported in ambient; its cluster brought up without its apps; each
+/// Deployment's exact `meshsim serve` run in its pods and each Job's exact `meshsim load`
+/// run in its source pod, against the same service names through the same mesh; the Job's
+/// output kept as `kubectl logs` would, imported with a Prometheus export, and compared with
+/// `meshsim run` of the same scenario: the rates agree within 2%, the latencies are sane.
+#[test]
+fn an_export_runs_in_a_cluster_and_comes_back_as_a_run() {
+    if !common::can_run("an_export_runs_in_a_cluster_and_comes_back_as_a_run") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let k8s = dir.path().join("k8s");
+    let scenario = common::repo().join("scenarios/quickstart.yaml");
+    let o = common::run(&[
+        "export",
+        "k8s",
+        scenario.to_str().expect("utf8"),
+        "--mode",
+        "ambient",
+        "--out",
+        k8s.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success());
+    let up = common::up_with(&scenario, "ambient", &["--without-apps"]);
+    let meshsim = common::meshsim();
+    let meshsim = meshsim.to_str().expect("utf8");
+    // Every Deployment's command line in each of its pods, named as the downward API would.
+    let deployments = std::fs::read_to_string(k8s.join("deployments.yaml")).expect("deploy");
+    let mut servers = Vec::new();
+    for doc in deployments.split("---\n") {
+        let v: serde_json::Value = serde_saphyr::from_str(doc).expect("YAML");
+        let name = v["metadata"]["name"].as_str().expect("name").to_string();
+        let replicas = v["spec"]["replicas"].as_u64().expect("replicas");
+        let args = container_args(doc);
+        for i in 0..replicas {
+            let pod = format!("{name}-{i}");
+            let child = Command::new(common::meshsim())
+                .args(["exec", "--cluster", &up.name, &pod, "--", "env"])
+                .arg(format!("POD_NAME={pod}"))
+                .arg(meshsim)
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("exec serve");
+            servers.push(child);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::curl(&up, "client-0", &["http://echo.default:8080/"]).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the exported apps never answered"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Every Job's command line in its source pod; stdout is what `kubectl logs` keeps.
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
+    for entry in std::fs::read_dir(k8s.join("jobs")).expect("jobs").flatten() {
+        let path = entry.path();
+        let stem = path
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .into_owned();
+        if !stem.starts_with("load-") {
+            continue;
+        }
+        let job = std::fs::read_to_string(&path).expect("job");
+        let v: serde_json::Value = serde_saphyr::from_str(&job).expect("YAML");
+        let sa = v["spec"]["template"]["spec"]["serviceAccountName"]
+            .as_str()
+            .expect("runs as its source");
+        let mut cmd = vec![meshsim.to_string()];
+        cmd.extend(container_args(&job));
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        let out = common::exec(&up, &format!("{sa}-0"), &cmd);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(logs.join(format!("{stem}.log")), &out.stdout).expect("log");
+    }
+    for mut s in servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    drop(up);
+    // The ztunnels' CPU and working set as a Prometheus export would give them.
+    let vector = |v: &[(&str, f64)]| {
+        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result":
+            v.iter().map(|(pod, x)| serde_json::json!({"metric": {"namespace": "istio-system", "pod": pod}, "value": [0, x.to_string()]})).collect::<Vec<_>>()}})
+    };
+    let prom = dir.path().join("prom.json");
+    std::fs::write(
+        &prom,
+        serde_json::json!({
+            "cpu": vector(&[("ztunnel-a1b2c", 0.013), ("ztunnel-d3e4f", 0.012)]),
+            "memory": vector(&[("ztunnel-a1b2c", 13e6), ("ztunnel-d3e4f", 12e6)]),
+            "requests": vector(&[("ztunnel-a1b2c", 200.0), ("ztunnel-d3e4f", 200.0)]),
+        })
+        .to_string(),
+    )
+    .expect("prom");
+    let real = dir.path().join("real");
+    let o = common::run(&[
+        "import",
+        "k8s",
+        "--loads",
+        logs.to_str().expect("utf8"),
+        "--scenario",
+        scenario.to_str().expect("utf8"),
+        "--mode",
+        "ambient",
+        "--prometheus",
+        prom.to_str().expect("utf8"),
+        "--out",
+        real.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success());
+    let sim = dir.path().join("sim");
+    let o = common::run(&[
+        "run",
+        scenario.to_str().expect("utf8"),
+        "--mode",
+        "ambient",
+        "--out",
+        sim.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success() || o.status.code() == Some(1));
+    let o = common::run(&[
+        "compare",
+        sim.to_str().expect("utf8"),
+        real.to_str().expect("utf8"),
+    ]);
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{md}");
+    let row = |what: &str| -> (f64, f64) {
+        let l = md
+            .lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no `{what}` row in\n{md}"));
+        let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+        let num = |c: &str| -> f64 {
+            c.split_whitespace()
+                .next()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(f64::NAN)
+        };
+        (num(cells[3]), num(cells[4]))
+    };
+    let (sim_rps, real_rps) = row("web achieved");
+    assert!(
+        (real_rps / sim_rps - 1.0).abs() <= 0.02,
+        "rates within 2%: sim {sim_rps}, real {real_rps}\n{md}"
+    );
+    let (sim_p50, real_p50) = row("web p50");
+    assert!(
+        real_p50 > 0.0 && real_p50 < 50.0 && sim_p50 > 0.0 && sim_p50 < 50.0,
+        "sane p50s (ms): sim {sim_p50}, real {real_p50}\n{md}"
+    );
+}

@@ -22,6 +22,10 @@ pub struct Args {
     /// Host loopback port serving every proxy's metrics merged (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub metrics_port: u16,
+    /// Pods without their apps: run your own in them with `meshsim exec POD -- …` (an
+    /// exported Deployment's `meshsim serve`, to check an export on this machine).
+    #[arg(long)]
+    pub without_apps: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -52,6 +56,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut cluster = Cluster::up_scenario_reporting(&loaded, mode, &profile, sandbox, &phase)
         .context("cannot bring the cluster up")?;
+    if args.without_apps {
+        cluster.stop_apps();
+    }
     if cluster.mesh.is_some() {
         cluster.serve_merged_metrics(args.metrics_port)?;
     }

@@ -70,10 +70,16 @@ pub fn up(scenario: &str, mode: &str) -> Up {
 
 /// `meshsim up` on any scenario file.
 pub fn up_path(scenario: &std::path::Path, mode: &str) -> Up {
+    up_with(scenario, mode, &[])
+}
+
+/// `meshsim up` on any scenario file, with more of `up`'s flags.
+pub fn up_with(scenario: &std::path::Path, mode: &str, extra: &[&str]) -> Up {
     let mut child = Command::new(meshsim())
         .arg("up")
         .arg(scenario)
         .args(["--mode", mode])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

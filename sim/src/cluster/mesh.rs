@@ -586,6 +586,20 @@ impl Cluster {
         Some(c)
     }
 
+    /// Stops every pod's app, leaving the pods, their addresses and data planes: the ports
+    /// are free for apps run in the pods another way (`meshsim exec … meshsim serve`).
+    pub fn stop_apps(&mut self) {
+        let pods: Vec<String> = self
+            .runtimes
+            .iter()
+            .filter(|r| r.component.kind == ComponentKind::App)
+            .map(|r| r.component.name.clone())
+            .collect();
+        for p in pods {
+            self.stop_app(&p);
+        }
+    }
+
     pub(super) fn start_app(
         &mut self,
         p: &crate::topology::PodSpec,
