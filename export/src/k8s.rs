@@ -89,6 +89,42 @@ struct Custom {
     spec: serde_json::Value,
 }
 
+/// Whether `w`'s pods get a sidecar in `mode`.
+fn has_sidecar(loaded: &Loaded, w: &scenario::Workload, mode: Mode) -> bool {
+    match mode {
+        Mode::Sidecar => true,
+        Mode::Declared => {
+            loaded.enrollment(w, Mode::Declared).dataplane == scenario::DataPlane::Sidecar
+        }
+        _ => false,
+    }
+}
+
+/// The scenario's sidecar settings as Istio's per-pod annotations (istio.io "Resource
+/// Annotations": `sidecar.istio.io/proxyCPULimit`, and `proxy.istio.io/config` for
+/// ProxyConfig's `concurrency`), on pods that get a sidecar in `mode`.
+fn sidecar_annotations(
+    loaded: &Loaded,
+    w: &scenario::Workload,
+    mode: Mode,
+) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    if !has_sidecar(loaded, w, mode) {
+        return a;
+    }
+    let s = &loaded.scenario.proxies.sidecar;
+    if let Some(c) = s.concurrency {
+        a.insert(
+            "proxy.istio.io/config".into(),
+            format!("{{\"concurrency\": {c}}}"),
+        );
+    }
+    if let Some(l) = &s.cpu_limit {
+        a.insert("sidecar.istio.io/proxyCPULimit".into(), l.clone());
+    }
+    a
+}
+
 /// The objects of `loaded` in `mode`, for pods running `image` (with `meshsim` on its path).
 pub fn export(loaded: &Loaded, mode: Mode, image: &str) -> Result<Bundle, ExportError> {
     refuse_what_cannot_run(loaded, mode)?;
@@ -99,6 +135,17 @@ pub fn export(loaded: &Loaded, mode: Mode, image: &str) -> Result<Bundle, Export
             "the scenario's {} fault(s) are not exported: a real cluster's are yours to cause",
             sc.faults.len()
         ));
+    }
+    let (zt, wp) = (&sc.proxies.ztunnel, &sc.proxies.waypoint);
+    if zt.concurrency.is_some()
+        || zt.cpu_limit.is_some()
+        || wp.concurrency.is_some()
+        || wp.cpu_limit.is_some()
+    {
+        b.notes.push(
+            "the scenario's ztunnel and waypoint settings (`proxies:`) are not exported: set them in Istio's install values (ztunnel's chart, the waypoint's deployment)"
+                .into(),
+        );
     }
     if sc.migration.is_some() {
         b.notes.push(
@@ -155,7 +202,14 @@ pub fn export(loaded: &Loaded, mode: Mode, image: &str) -> Result<Bundle, Export
         .workloads
         .iter()
         .filter(|w| w.app.is_some())
-        .map(|w| yaml(&deployment(w, mode, image), &w.name))
+        .map(|w| {
+            let mut d = deployment(w, mode, image);
+            let a = sidecar_annotations(loaded, w, mode);
+            if let Some(m) = d.spec.as_mut().and_then(|s| s.template.metadata.as_mut()) {
+                m.annotations = (!a.is_empty()).then_some(a);
+            }
+            yaml(&d, &w.name)
+        })
         .collect::<Result<_, _>>()?;
     let clients: Vec<&str> = sc
         .workloads
@@ -646,13 +700,10 @@ fn job(loaded: &Loaded, f: &Flow, mode: Mode, image: &str) -> Result<Job, Export
     let mut labels = pod_labels(from, mode);
     labels.remove("app");
     labels.insert(FLOW_LABEL.into(), f.name.clone());
-    let sidecar = match mode {
-        Mode::Sidecar => true,
-        Mode::Declared => {
-            loaded.enrollment(from, Mode::Declared).dataplane == scenario::DataPlane::Sidecar
-        }
-        _ => false,
-    };
+    let mut annotations = sidecar_annotations(loaded, from, mode);
+    if has_sidecar(loaded, from, mode) {
+        annotations.insert(NATIVE_SIDECAR.to_string(), "true".to_string());
+    }
     let mut pod = PodSpec {
         service_account_name: Some(from.service_account().to_string()),
         restart_policy: Some("Never".into()),
@@ -678,9 +729,7 @@ fn job(loaded: &Loaded, f: &Flow, mode: Mode, image: &str) -> Result<Job, Export
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
-                    annotations: sidecar.then(|| {
-                        BTreeMap::from([(NATIVE_SIDECAR.to_string(), "true".to_string())])
-                    }),
+                    annotations: (!annotations.is_empty()).then_some(annotations),
                     ..Default::default()
                 }),
                 spec: Some(pod),

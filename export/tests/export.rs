@@ -110,7 +110,7 @@ fn each_mode_enrolls_the_namespaces_as_istio_documents() {
     let dir = tempfile::tempdir().expect("tmp");
     let loaded = load_text(
         dir.path(),
-        "version: 1\nname: e\nnodes: [{name: n1}, {name: n2}]\nnamespaces:\n  - {name: shop, labels: {team: web, istio-injection: enabled}}\nworkloads:\n  - {name: client, namespace: shop, nodes: [n1]}\n  - {name: echo, namespace: shop, replicas: 2, nodes: [n1, n2], labels: {sidecar.istio.io/inject: \"false\", tier: back}, app: {http: {port: 8080}}}\nservices:\n  - {name: echo, namespace: shop, workload: echo, ports: [{port: 80, targetPort: 8080}]}\nflows:\n  - {name: web, from: client, to: \"echo.shop:80\", rate: [10, 20], method: POST, headers: {x-a: b}}\n",
+        "version: 1\nname: e\nnodes: [{name: n1}, {name: n2}]\nnamespaces:\n  - {name: shop, labels: {team: web, istio-injection: enabled}}\nworkloads:\n  - {name: client, namespace: shop, nodes: [n1]}\n  - {name: echo, namespace: shop, replicas: 2, nodes: [n1, n2], labels: {sidecar.istio.io/inject: \"false\", tier: back}, app: {http: {port: 8080}}}\nservices:\n  - {name: echo, namespace: shop, workload: echo, ports: [{port: 80, targetPort: 8080}]}\nflows:\n  - {name: web, from: client, to: \"echo.shop:80\", rate: [10, 20], method: POST, headers: {x-a: b}}\nproxies: {sidecar: {concurrency: 4, cpuLimit: 500m}}\n",
     );
     let labels = |mode| {
         namespace_labels(
@@ -173,6 +173,26 @@ fn each_mode_enrolls_the_namespaces_as_istio_documents() {
         pod_labels(Mode::Sidecar).get("tier").map(String::as_str),
         Some("back")
     );
+    // The scenario's sidecar settings as Istio's per-pod annotations (istio.io "Resource
+    // Annotations"), only where a sidecar is injected.
+    let annotations = |mode| {
+        let b = export::export(&loaded, mode, "i").expect("exports");
+        let d: Deployment = serde_saphyr::from_str(&b.files["deployments.yaml"]).expect("deploy");
+        d.spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations)
+            .unwrap_or_default()
+    };
+    let a = annotations(Mode::Sidecar);
+    assert_eq!(
+        a.get("sidecar.istio.io/proxyCPULimit").map(String::as_str),
+        Some("500m")
+    );
+    assert_eq!(
+        a.get("proxy.istio.io/config").map(String::as_str),
+        Some("{\"concurrency\": 4}")
+    );
+    assert!(annotations(Mode::Ambient).is_empty());
     // Spread over its two nodes, one replica each, as the simulator places them.
     let d: Deployment = serde_saphyr::from_str(&b.files["deployments.yaml"]).expect("deploy");
     let spec = d.spec.and_then(|s| s.template.spec).expect("pod spec");
