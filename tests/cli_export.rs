@@ -28,6 +28,46 @@ fn container_args(yaml: &str) -> Vec<String> {
         .collect()
 }
 
+/// One pod's readings: (name, cpu cores, working set bytes, requests per second).
+type PodReadings<'a> = (&'a str, f64, f64, f64);
+
+/// A Prometheus export in `calibrate`'s format, of pods of `ns`.
+fn prometheus(path: &std::path::Path, ns: &str, pods: &[PodReadings]) {
+    let vector = |pick: &dyn Fn(&PodReadings) -> f64| {
+        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result":
+            pods.iter().map(|p| serde_json::json!({"metric": {"namespace": ns, "pod": p.0}, "value": [0, pick(p).to_string()]})).collect::<Vec<_>>()}})
+    };
+    let body = serde_json::json!({
+        "cpu": vector(&|p| p.1), "memory": vector(&|p| p.2), "requests": vector(&|p| p.3),
+    });
+    std::fs::write(path, body.to_string()).expect("prometheus export");
+}
+
+/// `meshsim import k8s` of `logs` for `scenario` in `mode`, with `prom`, into `out`.
+fn import_k8s(
+    logs: &std::path::Path,
+    scenario: &std::path::Path,
+    mode: &str,
+    prom: &std::path::Path,
+    out: &std::path::Path,
+) -> std::process::Output {
+    let s = |p: &std::path::Path| p.to_str().expect("utf8").to_string();
+    common::run(&[
+        "import",
+        "k8s",
+        "--loads",
+        &s(logs),
+        "--scenario",
+        &s(scenario),
+        "--mode",
+        mode,
+        "--prometheus",
+        &s(prom),
+        "--out",
+        &s(out),
+    ])
+}
+
 #[test]
 fn exported_command_lines_serve_and_load_as_they_are() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -104,35 +144,16 @@ fn exported_command_lines_serve_and_load_as_they_are() {
     std::fs::create_dir_all(&logs).expect("logs dir");
     std::fs::write(logs.join("load-web.log"), stdout.as_bytes()).expect("log");
     let prom = dir.path().join("prom.json");
-    let vector = |v: &[(&str, f64)]| {
-        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result":
-            v.iter().map(|(pod, x)| serde_json::json!({"metric": {"namespace": "default", "pod": pod}, "value": [0, x.to_string()]})).collect::<Vec<_>>()}})
-    };
-    std::fs::write(
+    prometheus(
         &prom,
-        serde_json::json!({
-            "cpu": vector(&[("echo-5d9c-x2k4q", 0.012), ("load-web-7xk2p", 0.011)]),
-            "memory": vector(&[("echo-5d9c-x2k4q", 58e6), ("load-web-7xk2p", 57e6)]),
-            "requests": vector(&[("echo-5d9c-x2k4q", 60.0), ("load-web-7xk2p", 60.0)]),
-        })
-        .to_string(),
-    )
-    .expect("prom");
+        "default",
+        &[
+            ("echo-5d9c-x2k4q", 0.012, 58e6, 60.0),
+            ("load-web-7xk2p", 0.011, 57e6, 60.0),
+        ],
+    );
     let run_dir = dir.path().join("real");
-    let o = common::run(&[
-        "import",
-        "k8s",
-        "--loads",
-        logs.to_str().expect("utf8"),
-        "--scenario",
-        scenario.to_str().expect("utf8"),
-        "--mode",
-        "sidecar",
-        "--prometheus",
-        prom.to_str().expect("utf8"),
-        "--out",
-        run_dir.to_str().expect("utf8"),
-    ]);
+    let o = import_k8s(&logs, &scenario, "sidecar", &prom, &run_dir);
     assert!(o.status.success());
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).expect("run.json"))
@@ -333,36 +354,17 @@ fn an_export_runs_in_a_cluster_and_comes_back_as_a_run() {
     }
     drop(up);
     // The ztunnels' CPU and working set as a Prometheus export would give them.
-    let vector = |v: &[(&str, f64)]| {
-        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result":
-            v.iter().map(|(pod, x)| serde_json::json!({"metric": {"namespace": "istio-system", "pod": pod}, "value": [0, x.to_string()]})).collect::<Vec<_>>()}})
-    };
     let prom = dir.path().join("prom.json");
-    std::fs::write(
+    prometheus(
         &prom,
-        serde_json::json!({
-            "cpu": vector(&[("ztunnel-a1b2c", 0.013), ("ztunnel-d3e4f", 0.012)]),
-            "memory": vector(&[("ztunnel-a1b2c", 13e6), ("ztunnel-d3e4f", 12e6)]),
-            "requests": vector(&[("ztunnel-a1b2c", 200.0), ("ztunnel-d3e4f", 200.0)]),
-        })
-        .to_string(),
-    )
-    .expect("prom");
+        "istio-system",
+        &[
+            ("ztunnel-a1b2c", 0.013, 13e6, 200.0),
+            ("ztunnel-d3e4f", 0.012, 12e6, 200.0),
+        ],
+    );
     let real = dir.path().join("real");
-    let o = common::run(&[
-        "import",
-        "k8s",
-        "--loads",
-        logs.to_str().expect("utf8"),
-        "--scenario",
-        scenario.to_str().expect("utf8"),
-        "--mode",
-        "ambient",
-        "--prometheus",
-        prom.to_str().expect("utf8"),
-        "--out",
-        real.to_str().expect("utf8"),
-    ]);
+    let o = import_k8s(&logs, &scenario, "ambient", &prom, &real);
     assert!(o.status.success());
     let sim = dir.path().join("sim");
     let o = common::run(&[
