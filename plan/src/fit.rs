@@ -1,12 +1,15 @@
 //! A cost model fitted to a run: each proxy kind's CPU against its own request rate over the
 //! run's rate steps (`results::costfit`), a straight line whose intercept is the idle CPU and
-//! whose slope the CPU per request, with 95% confidence bands. What a run cannot separate
-//! (bytes and new connections, at one payload and one connection reuse) is folded into the
-//! slope and said so; memory stays as the base profile publishes it.
+//! whose slope the CPU per request, with 95% confidence bands. A run whose proxies opened
+//! connections out of proportion to their requests (a churning flow beside a reusing one,
+//! as `scenarios/connection-churn.yaml` runs them) also gives the CPU per new connection, by
+//! least squares on both rates. What a run cannot separate (bytes, at one payload; new
+//! connections, at one reuse) is folded into the per-request slope and said so; memory stays
+//! as the base profile publishes it.
 
 use reports::RunResult;
 use reports::run::ComponentKind;
-use results::costfit::{CpuLine, cpu_points, fit_line};
+use results::costfit::{CpuLine, CpuPlane, cpu_points, fit_line, fit_plane};
 use scenario::costmodel::{CostModel, Param, ProxyModel};
 use scenario::units::Dur;
 
@@ -15,6 +18,8 @@ use scenario::units::Dur;
 pub struct Fitted {
     pub kind: ComponentKind,
     pub line: CpuLine,
+    /// Per request and per new connection told apart, when the run could.
+    pub plane: Option<CpuPlane>,
 }
 
 /// `base` with the CPU of every proxy kind `run` measured at three or more rates replaced by
@@ -33,19 +38,32 @@ pub fn fit_model(
         ComponentKind::Ztunnel,
         ComponentKind::Waypoint,
     ] {
-        let pts: Vec<(f64, f64)> = points
+        let mine: Vec<_> = points
             .iter()
             .filter(|p| p.kind == kind && steps.is_none_or(|s| s.contains(&p.step)))
-            .map(|p| (p.rps, p.vcpu))
             .collect();
-        let Some(line) = fit_line(&pts) else {
+        let pts: Vec<(f64, f64)> = mine.iter().map(|p| (p.rps, p.vcpu)).collect();
+        // CPU falling as the rate rises is other work varying against it (new connections,
+        // bytes): no per-request cost can be read from it, and the base profile stays.
+        let Some(line) = fit_line(&pts).filter(|l| l.per_request > 0.0) else {
             continue;
         };
+        let plane = fit_plane(
+            &mine
+                .iter()
+                .map(|p| (p.rps, p.connections_per_s, p.vcpu))
+                .collect::<Vec<_>>(),
+        )
+        // A negative cost is the data saying it cannot tell them apart after all.
+        .filter(|p| p.coef[1] > 0.0 && p.coef[2] > 0.0);
         let m = model
             .proxy_mut(kind.as_str())
             .expect("a proxy kind has a model");
         apply(m, &line, label, &run.profile.name);
-        fitted.push(Fitted { kind, line });
+        if let Some(p) = &plane {
+            apply_plane(m, p, label, &run.profile.name);
+        }
+        fitted.push(Fitted { kind, line, plane });
     }
     (model, fitted)
 }
@@ -86,4 +104,43 @@ fn apply(m: &mut ProxyModel, l: &CpuLine, label: &str, profile: &str) {
     );
     m.cpu_per_kib = Param::new(Dur::default(), folded.clone());
     m.cpu_per_connection = Param::new(Dur::default(), folded);
+}
+
+/// The idle, per-request and per-connection CPU of `p`, each with its 95% band (Student's t,
+/// n − 3 degrees of freedom).
+fn apply_plane(m: &mut ProxyModel, p: &CpuPlane, label: &str, profile: &str) {
+    let t = reports::stats::student_t_critical(0.975, (p.n - 3) as f64);
+    let how = format!(
+        "fitted: {label} (measured on this machine, cost profile {profile}): vCPU = cpuIdle + rps × cpuPerRequest + new connections/s × cpuPerConnection, least squares over {} points (each proxy's own counts and CPU over a step); range: 95% confidence",
+        p.n
+    );
+    let d = |s: f64| {
+        Dur(std::time::Duration::from_secs_f64(
+            (s * 1e9).round().max(0.0) / 1e9,
+        ))
+    };
+    let band = |i: usize| (p.coef[i], p.coef[i] - t * p.se[i], p.coef[i] + t * p.se[i]);
+    let (v, lo, hi) = band(0);
+    let v = (v.max(0.0) * 1e4).round() / 1e4;
+    m.cpu_idle = Param {
+        value: v,
+        low: Some(((lo.max(0.0) * 1e4).round() / 1e4).min(v)),
+        high: Some(((hi.max(0.0) * 1e4).round() / 1e4).max(v)),
+        source: how.clone(),
+    };
+    m.cpu_per_kib = Param::new(
+        Dur::default(),
+        format!(
+            "fitted: {label}: folded into cpuPerRequest at the run's payloads (one payload cannot separate them)"
+        ),
+    );
+    for (i, param) in [(1, &mut m.cpu_per_request), (2, &mut m.cpu_per_connection)] {
+        let (v, lo, hi) = band(i);
+        *param = Param {
+            value: d(v),
+            low: Some(d(lo.min(v))),
+            high: Some(d(hi.max(v))),
+            source: how.clone(),
+        };
+    }
 }

@@ -462,3 +462,53 @@ fn a_profile_without_a_model_says_so() {
     let e = PlanError::NoModel(p.name).to_string();
     assert!(e.contains("istio-1.24") && e.contains("model:"), "{e}");
 }
+
+/// A run whose sidecars opened connections out of proportion to their requests (some
+/// churning, some reusing, as `scenarios/connection-churn.yaml` runs them) gives the CPU per
+/// new connection apart from the CPU per request, each fitted with its band; the
+/// per-connection figure is what a TLS handshake costs (Istio publishes none for sidecars).
+#[test]
+fn a_run_with_churn_and_reuse_fits_connection_cpu_apart() {
+    let mut run = results::testing::sample_run(3, 1.0);
+    for m in &mut run.modes {
+        let mut k = 0.0;
+        for c in m.components.iter_mut().filter(|c| c.kind.is_proxy()) {
+            // Each proxy its own share of new connections: 0, 1/4, 1/2 … of its requests.
+            let share = k / 4.0;
+            k += 1.0;
+            let s = &mut c.series;
+            s.connections_opened = s.rps.iter().map(|r| r * share).collect();
+            s.vcpu = s
+                .rps
+                .iter()
+                .zip(&s.connections_opened)
+                .map(|(r, n)| 0.004 + r * 150e-6 + n * 1.2e-3)
+                .collect();
+        }
+    }
+    let (m, fitted) = plan::fit::fit_model(&run, &model(), "churn", None);
+    let f = fitted
+        .iter()
+        .find(|f| f.kind == reports::run::ComponentKind::Sidecar)
+        .expect("sidecars fitted");
+    let plane = f.plane.expect("connections told apart");
+    assert!((plane.coef[2] / 1.2e-3 - 1.0).abs() < 0.02, "{plane:?}");
+    let per_conn = m.sidecar.cpu_per_connection.value.0.as_secs_f64();
+    let per_req = m.sidecar.cpu_per_request.value.0.as_secs_f64();
+    assert!((per_conn / 1.2e-3 - 1.0).abs() < 0.02, "{per_conn}");
+    assert!((per_req / 150e-6 - 1.0).abs() < 0.02, "{per_req}");
+    assert!(
+        m.sidecar
+            .cpu_per_connection
+            .source
+            .contains("new connections/s × cpuPerConnection"),
+        "{}",
+        m.sidecar.cpu_per_connection.source
+    );
+    // The sample as it comes (connections only in its first second) cannot tell them apart:
+    // the per-request line alone, connections folded in and said so.
+    let (m, fitted) =
+        plan::fit::fit_model(&results::testing::sample_run(3, 1.0), &model(), "x", None);
+    assert!(fitted.iter().all(|f| f.plane.is_none()));
+    assert!(m.sidecar.cpu_per_connection.source.contains("folded"));
+}

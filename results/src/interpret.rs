@@ -238,13 +238,9 @@ fn component_result(s: &ComponentSeries, t_s: &[f64], windows: &[f64]) -> Compon
                 Vec::new()
             },
             heap_mib: s.heap_mib.clone(),
-            rps: s
-                .requests
-                .iter()
-                .zip(windows)
-                .map(|(&n, &w)| if w > 0.0 { n as f64 / w } else { 0.0 })
-                .collect(),
+            rps: per_second(&s.requests, windows),
             connections_active: s.connections_active.clone(),
+            connections_opened: per_second(&s.connections_opened, windows),
             threads: s.threads.clone(),
         },
     }
@@ -273,6 +269,15 @@ fn flow_result(f: &RawFlow) -> FlowResult {
         steps,
         search: f.search.clone(),
     }
+}
+
+/// Counts per interval as rates, each over its interval's length.
+fn per_second(counts: &[u64], windows: &[f64]) -> Vec<f64> {
+    counts
+        .iter()
+        .zip(windows)
+        .map(|(&n, &w)| if w > 0.0 { n as f64 / w } else { 0.0 })
+        .collect()
 }
 
 #[cfg(test)]

@@ -805,6 +805,10 @@ pub struct ComponentSeries {
     pub rps: Vec<f64>,
     #[serde(default)]
     pub connections_active: Vec<u64>,
+    /// Connections opened (or accepted) per second in each interval: what tells a proxy's
+    /// per-connection CPU from its per-request CPU when a run has both churn and reuse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections_opened: Vec<f64>,
     #[serde(default)]
     pub threads: Vec<u64>,
 }
