@@ -117,8 +117,9 @@ fn a_bad_inventory_names_file_line_and_field_and_writes_nothing() {
 /// measured rate within ±15% (issue: capacity plan fidelity). The run uses istio-1.24's
 /// floors, as a user's run would. The held-out rate is measured second, between the fitted
 /// ones, so a host drifting over the run (a shared VM) skews it no more than them, and the
-/// modes run three times interleaved: every figure is over the three (the ±15% is the
-/// issue's; one 4 s run per rate missed it one time in three on a shared VM).
+/// modes run three times interleaved: the line is fitted over all three, and the median
+/// repeat's prediction is judged (the ±15% is the issue's; one 4 s run per rate missed it one
+/// time in three on a shared VM, and the sum over three repeats once in CI).
 #[test]
 fn a_cost_model_fitted_at_three_rates_predicts_a_fourth() {
     if !common::can_run("a_cost_model_fitted_at_three_rates_predicts_a_fourth") {
@@ -140,7 +141,7 @@ workloads:
 services:
   - {name: echo, workload: echo, ports: [{port: 8080}]}
 flows:
-  - {name: web, from: client, to: "echo:8080", rate: [100, 300, 200, 400], connections: 4, duration: 3s, warmup: 1s}
+  - {name: web, from: client, to: "echo:8080", rate: [100, 300, 200, 400], connections: 4, duration: 4s, warmup: 1s}
 "#,
     )
     .expect("write");
@@ -166,23 +167,32 @@ flows:
     assert_eq!(kinds, ["sidecar", "ztunnel"]);
     let points = results::costfit::cpu_points(&run);
     for f in &fitted {
-        let at4: Vec<_> = points
-            .iter()
-            .filter(|p| p.kind == f.kind && p.step == 1)
+        // Per repeat: the proxies' CPU at 300 rps, measured and predicted; the median of the
+        // repeats' errors is judged, so one repeat on a host hiccup does not decide.
+        let mut errors: Vec<f64> = (0..3)
+            .map(|r| {
+                let at4: Vec<_> = points
+                    .iter()
+                    .filter(|p| p.kind == f.kind && p.step == 1 && p.repeat == r)
+                    .collect();
+                assert!(!at4.is_empty(), "repeat {r}");
+                let measured: f64 = at4.iter().map(|p| p.vcpu).sum();
+                let predicted: f64 = at4.iter().map(|p| f.line.at(p.rps)).sum();
+                eprintln!(
+                    "{} repeat {r}: measured {measured:.4} vCPU at 300 rps, predicted {predicted:.4} ({:+.1}%)",
+                    f.kind,
+                    (predicted / measured - 1.0) * 100.0,
+                );
+                predicted / measured - 1.0
+            })
             .collect();
-        assert!(!at4.is_empty());
-        let measured: f64 = at4.iter().map(|p| p.vcpu).sum();
-        let predicted: f64 = at4.iter().map(|p| f.line.at(p.rps)).sum();
-        eprintln!(
-            "{}: measured {measured:.4} vCPU at 300 rps (all repeats' proxies), predicted {predicted:.4} ({:+.1}%) from {:?}",
-            f.kind,
-            (predicted / measured - 1.0) * 100.0,
-            f.line
-        );
+        errors.sort_by(f64::total_cmp);
+        eprintln!("{}: {:?}", f.kind, f.line);
         assert!(
-            (predicted - measured).abs() <= 0.15 * measured,
-            "{}: predicted {predicted} vs measured {measured}",
-            f.kind
+            errors[1].abs() <= 0.15,
+            "{}: the median repeat's prediction is off by {:+.1}%",
+            f.kind,
+            errors[1] * 100.0
         );
     }
 }

@@ -9,6 +9,7 @@ use crate::run::{ComponentKind, Mode, RunResult};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CpuPoint {
     pub mode: Mode,
+    pub repeat: u32,
     pub kind: ComponentKind,
     /// Index into the flows' steps.
     pub step: usize,
@@ -53,6 +54,7 @@ pub fn cpu_points(run: &RunResult) -> Vec<CpuPoint> {
                 };
                 out.push(CpuPoint {
                     mode: m.mode,
+                    repeat: m.repeat,
                     kind: c.kind,
                     step,
                     target_rps: s.target_rps,
