@@ -68,6 +68,36 @@ pub fn fit_model(
     (model, fitted)
 }
 
+/// A fitted coefficient `v` with standard error `se` as a parameter whose range is its band
+/// (± `t` errors), every end clamped at 0: idle to 0.1 mvCPU, finer digits being noise.
+fn idle_param(v: f64, se: f64, t: f64, source: &str) -> Param<f64> {
+    let r = |x: f64| (x.max(0.0) * 1e4).round() / 1e4;
+    let (lo, hi) = (r(v - t * se), r(v + t * se));
+    let v = r(v);
+    Param {
+        value: v,
+        low: Some(lo.min(v)),
+        high: Some(hi.max(v)),
+        source: source.to_string(),
+    }
+}
+
+/// As [`idle_param`], for a CPU time per event, to the nanosecond.
+fn time_param(v: f64, se: f64, t: f64, source: &str) -> Param<Dur> {
+    let d = |x: f64| {
+        Dur(std::time::Duration::from_secs_f64(
+            (x * 1e9).round().max(0.0) / 1e9,
+        ))
+    };
+    let (lo, hi) = (v - t * se, v + t * se);
+    Param {
+        value: d(v),
+        low: Some(d(lo.min(v))),
+        high: Some(d(hi.max(v))),
+        source: source.to_string(),
+    }
+}
+
 fn apply(m: &mut ProxyModel, l: &CpuLine, label: &str, profile: &str) {
     // A 95% band on each coefficient: Student's t with n − 2 degrees of freedom.
     let t = reports::stats::student_t_critical(0.975, (l.n - 2) as f64);
@@ -75,30 +105,8 @@ fn apply(m: &mut ProxyModel, l: &CpuLine, label: &str, profile: &str) {
         "fitted: {label} (measured on this machine, cost profile {profile}): vCPU = cpuIdle + rps × cpuPerRequest, least squares over {} points (each proxy's own count and CPU over a step, {:.0}–{:.0} rps); range: 95% confidence",
         l.n, l.rps_min, l.rps_max
     );
-    // Idle to 0.1 mvCPU and the slope to the nanosecond: finer digits are noise.
-    let round = |v: f64, step: f64| (v / step).round() * step;
-    let band = |v: f64, se: f64, step: f64| {
-        (
-            round(v.max(0.0), step),
-            round((v - t * se).max(0.0), step),
-            round((v + t * se).max(0.0), step),
-        )
-    };
-    let (v, lo, hi) = band(l.idle, l.idle_se, 1e-4);
-    m.cpu_idle = Param {
-        value: v,
-        low: Some(lo.min(v)),
-        high: Some(hi.max(v)),
-        source: how.clone(),
-    };
-    let (v, lo, hi) = band(l.per_request, l.per_request_se, 1e-9);
-    let d = |s: f64| Dur(std::time::Duration::from_secs_f64(s));
-    m.cpu_per_request = Param {
-        value: d(v),
-        low: Some(d(lo.min(v))),
-        high: Some(d(hi.max(v))),
-        source: how,
-    };
+    m.cpu_idle = idle_param(l.idle, l.idle_se, t, &how);
+    m.cpu_per_request = time_param(l.per_request, l.per_request_se, t, &how);
     let folded = format!(
         "fitted: {label}: folded into cpuPerRequest at the run's payloads and connection reuse (one shape of traffic cannot separate them)"
     );
@@ -114,33 +122,13 @@ fn apply_plane(m: &mut ProxyModel, p: &CpuPlane, label: &str, profile: &str) {
         "fitted: {label} (measured on this machine, cost profile {profile}): vCPU = cpuIdle + rps × cpuPerRequest + new connections/s × cpuPerConnection, least squares over {} points (each proxy's own counts and CPU over a step); range: 95% confidence",
         p.n
     );
-    let d = |s: f64| {
-        Dur(std::time::Duration::from_secs_f64(
-            (s * 1e9).round().max(0.0) / 1e9,
-        ))
-    };
-    let band = |i: usize| (p.coef[i], p.coef[i] - t * p.se[i], p.coef[i] + t * p.se[i]);
-    let (v, lo, hi) = band(0);
-    let v = (v.max(0.0) * 1e4).round() / 1e4;
-    m.cpu_idle = Param {
-        value: v,
-        low: Some(((lo.max(0.0) * 1e4).round() / 1e4).min(v)),
-        high: Some(((hi.max(0.0) * 1e4).round() / 1e4).max(v)),
-        source: how.clone(),
-    };
+    m.cpu_idle = idle_param(p.coef[0], p.se[0], t, &how);
+    m.cpu_per_request = time_param(p.coef[1], p.se[1], t, &how);
+    m.cpu_per_connection = time_param(p.coef[2], p.se[2], t, &how);
     m.cpu_per_kib = Param::new(
         Dur::default(),
         format!(
             "fitted: {label}: folded into cpuPerRequest at the run's payloads (one payload cannot separate them)"
         ),
     );
-    for (i, param) in [(1, &mut m.cpu_per_request), (2, &mut m.cpu_per_connection)] {
-        let (v, lo, hi) = band(i);
-        *param = Param {
-            value: d(v),
-            low: Some(d(lo.min(v))),
-            high: Some(d(hi.max(v))),
-            source: how.clone(),
-        };
-    }
 }
