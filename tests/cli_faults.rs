@@ -498,3 +498,87 @@ fn a_pod_replaced_on_a_new_ip_is_found_there_after_istiods_push() {
         recovers(&r);
     }
 }
+
+/// `scenarios/waypoint-overload.yaml`: a surge past high-traffic-waypoint's CPU limit queues
+/// in the waypoint, then its DestinationRule's circuit breaker sheds what does not fit, with
+/// 503 and Envoy's `UO` flag, and traffic runs clean once the backlog is through.
+///
+/// Istio behaviour: istiod applies a service's DestinationRule `connectionPool` to the
+/// waypoint's `inbound-vip` cluster (pilot/pkg/networking/core/cluster_waypoint.go,
+/// `buildWaypointInboundVIPCluster`) as Envoy circuit breakers (`applyConnectionPool`,
+/// cluster_traffic_policy.go); an overflow is a local 503 with response flag `UO` and
+/// `upstream_reset_before_response_started{overflow}` (istio.io "Circuit Breaking" task:
+/// `upstream_rq_pending_overflow`). Without a rule the thresholds are `MaxUint32`, so the
+/// waypoint would only queue.
+#[test]
+fn a_surge_past_a_waypoints_capacity_queues_then_sheds_with_503_uo() {
+    if !common::can_run("a_surge_past_a_waypoints_capacity_queues_then_sheds_with_503_uo") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let o = common::run(&[
+        "run",
+        "scenarios/waypoint-overload.yaml",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json"))
+            .expect("JSON");
+    let f = fault(&r);
+    assert_eq!(f["kind"], "load-surge", "{f}");
+    let (start, end) = (
+        f["start_s"].as_f64().expect("start"),
+        f["end_s"].as_f64().expect("end"),
+    );
+    let series = r["modes"][0]["flows"][0]["steps"][0]["series"]
+        .as_array()
+        .expect("series")
+        .clone();
+    let at = |s: &Value, k: &str| s[k].as_f64().unwrap_or(0.0);
+    let before: Vec<&Value> = series.iter().filter(|s| at(s, "t_s") <= start).collect();
+    let during: Vec<&Value> = series
+        .iter()
+        .filter(|s| at(s, "t_s") > start + 1.0 && at(s, "t_s") <= end)
+        .collect();
+    assert!(!before.is_empty() && !during.is_empty(), "{series:?}");
+    // Within capacity: nothing fails.
+    assert!(before.iter().all(|s| at(s, "errors") == 0.0), "{before:?}");
+    // Past it: requests queue (p99 a hundred times the calm one) and the breaker sheds.
+    let calm_p99 = before.iter().map(|s| at(s, "p99_us")).fold(0.0, f64::max);
+    let surge_p99 = during.iter().map(|s| at(s, "p99_us")).fold(0.0, f64::max);
+    assert!(
+        surge_p99 > 100.0 * calm_p99,
+        "p99 {surge_p99} µs in the surge against {calm_p99} µs before"
+    );
+    let failed = f["failed"].as_u64().expect("failed");
+    assert!(failed > 50, "{f}");
+    assert_eq!(
+        f["errors"]["http_5xx"].as_u64(),
+        Some(failed),
+        "only 503s: {f}"
+    );
+    // Every 503 the client saw is one the waypoint shed, as its access log says.
+    let logs = out.join("logs/ambient-1");
+    let wp = std::fs::read_dir(&logs)
+        .expect("logs")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().contains("waypoint"))
+        .expect("a waypoint log");
+    let log = std::fs::read_to_string(wp.path()).expect("log");
+    let shed = log
+        .lines()
+        .filter(|l| l.contains(" 503 UO upstream_reset_before_response_started{overflow} "))
+        .count() as u64;
+    assert!(shed >= failed, "{shed} UO lines for {failed} 503s");
+    assert_eq!(
+        log.lines().filter(|l| l.contains(" 503 ")).count() as u64,
+        shed,
+        "no 503 other than UO"
+    );
+    // Once the backlog is through, traffic runs clean again within the step.
+    assert!(f["clean_after_s"].as_f64().is_some(), "{f}");
+}

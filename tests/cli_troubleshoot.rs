@@ -342,3 +342,29 @@ spec:
     );
     assert!(!text.contains("DISAGREE"), "{text}");
 }
+
+/// `explain` names the DestinationRule connection pool a hop applies: the waypoint in
+/// ambient (istiod builds its `inbound-vip` cluster with the service's rule,
+/// pilot/pkg/networking/core/cluster_waypoint.go), the client's sidecar in sidecar mode; a
+/// single request cannot overflow it, so it is named, not predicted.
+#[test]
+fn explain_names_the_connection_pool_a_hop_applies() {
+    if !common::can_run("explain_names_the_connection_pool_a_hop_applies") {
+        return;
+    }
+    let url = "http://api-gateway.production:8080/";
+    let pool = "DestinationRule production/api-gateway-pool: connection pool maxConnections 32, http1MaxPendingRequests 16, http2MaxRequests 32";
+    for (mode, hop) in [
+        ("ambient", "waypoint high-traffic-waypoint"),
+        ("sidecar", "sidecar web-0 (outbound)"),
+    ] {
+        let up = common::up("waypoint-overload.yaml", mode);
+        let (ok, text, err) = meshsim_out(&["explain", "--cluster", &up.name, "web-0", url]);
+        assert!(ok, "{text}{err}");
+        let at = text
+            .find(hop)
+            .unwrap_or_else(|| panic!("{hop} in:\n{text}"));
+        assert!(text[at..].contains(pool), "{pool:?} at {hop} in:\n{text}");
+        assert!(text.contains("sent for real: allowed (200)"), "{text}");
+    }
+}

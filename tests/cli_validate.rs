@@ -339,3 +339,78 @@ spec:
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("169.254.7.127"), "{text}");
 }
+
+/// A DestinationRule's connection pool applies at the client's sidecar or at the service's
+/// waypoint; ztunnel does not read it (istio.io "Migrate policies": DestinationRule traffic
+/// policies are supported by waypoints). Moving the client to ambient without a waypoint
+/// drops the limits, which `check` warns of; a waypoint for the service keeps them.
+#[test]
+fn check_warns_of_a_connection_pool_nothing_applies_after_the_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |extra: &str| {
+        format!(
+            "version: 1
+name: dr
+profile: istio-1.24
+nodes: [{{name: node-1}}, {{name: node-2}}]
+namespaces: [{{name: shop, labels: {{istio-injection: enabled}}}}]
+workloads:
+  - {{name: client, namespace: shop, nodes: [node-1]}}
+  - {{name: pay, namespace: shop, nodes: [node-2], app: {{http: {{port: 8080}}}}}}
+services:
+  - {{name: pay, namespace: shop, workload: pay, ports: [{{port: 8080}}]{extra}}}
+flows:
+  - {{name: web, from: client, to: pay:8080, rate: 10}}
+manifests: [dr.yaml]
+migration:
+  stages:
+    - name: ambient
+      relabel: [{{namespace: shop, labels: {{istio-injection: null, istio.io/dataplane-mode: ambient}}}}]
+      restart: [shop/*]
+"
+        )
+    };
+    let rules = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: pay-pool, namespace: shop}
+spec:
+  host: pay
+  trafficPolicy:
+    connectionPool:
+      http: {http2MaxRequests: 10}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: shop-waypoint, namespace: shop, labels: {istio.io/waypoint-for: service}}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+";
+    std::fs::write(dir.path().join("dr.yaml"), rules).unwrap();
+    let check = |extra: &str| {
+        std::fs::write(dir.path().join("s.yaml"), scenario(extra)).unwrap();
+        let out = Command::new(meshsim())
+            .arg("check")
+            .arg(dir.path().join("s.yaml"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = check("");
+    let (written, after) = text
+        .split_once("== after stage ambient")
+        .expect("two points");
+    let title = "every DestinationRule connection pool has a proxy to apply it";
+    assert!(written.contains(&format!("[ok     ] {title}")), "{written}");
+    assert!(
+        after.contains(&format!("[warning] {title}"))
+            && after.contains("DestinationRule shop/pay-pool (")
+            && after.contains("dr.yaml:5) sets a connection pool for pay.shop.svc.cluster.local, but client-0 send to it without a sidecar"),
+        "{after}"
+    );
+    let text = check(", labels: {istio.io/use-waypoint: shop-waypoint}");
+    let (_, after) = text
+        .split_once("== after stage ambient")
+        .expect("two points");
+    assert!(after.contains(&format!("[ok     ] {title}")), "{after}");
+}

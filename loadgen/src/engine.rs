@@ -114,8 +114,8 @@ struct StepCtx {
     start: Instant,
     measure_start: Instant,
     end: Instant,
-    /// Open loop only.
-    rate: f64,
+    /// Open loop only: when each request is intended.
+    schedule: crate::schedule::Schedule,
     total: u64,
     warm_n: u64,
     next: AtomicU64,
@@ -158,18 +158,18 @@ async fn run_step(
     let start = Instant::now() + Duration::from_millis(1);
     let measure_start = start + spec.warmup;
     let end = measure_start + spec.duration;
-    let r = rate.unwrap_or(0.0);
-    // Requests `i` with `i / rate < t`; the tolerance keeps 1.1 s x 100/s at 110, not 111.
-    let intended_before = |t: Duration| (t.as_secs_f64() * r - 1e-6).ceil().max(0.0) as u64;
+    let schedule = crate::schedule::Schedule::new(rate.unwrap_or(0.0), &spec.surges);
+    // Requests intended before `t`; the tolerance keeps 1.1 s x 100/s at 110, not 111.
+    let intended_before = |t: Duration| (schedule.count(t) - 1e-6).ceil().max(0.0) as u64;
     let cx = Arc::new(StepCtx {
         sh: sh.clone(),
         protocol: spec.protocol,
         start,
         measure_start,
         end,
-        rate: r,
         total: intended_before(spec.warmup + spec.duration),
         warm_n: intended_before(spec.warmup),
+        schedule: schedule.clone(),
         next: AtomicU64::new(0),
         series: Arc::new(std::sync::Mutex::new(crate::record::Series::new(
             measure_start,
@@ -312,7 +312,7 @@ async fn open_worker(
         if i >= cx.total {
             break;
         }
-        let intended = cx.start + Duration::from_secs_f64(i as f64 / cx.rate);
+        let intended = cx.start + cx.schedule.time_of(i);
         if intended > Instant::now() && timer.sleep_until(intended).await.is_err() {
             tokio::time::sleep_until(intended.into()).await;
         }

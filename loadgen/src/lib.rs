@@ -10,6 +10,7 @@
 //!   TCP stream, on plain tokio sockets
 //! - [`search`]: the highest rate meeting a criterion, by bracketing then bisecting steps
 //!   (fed through [`Hooks::next_rate`])
+//! - `schedule`: when each open-loop request is intended, a [`Surge`] window included
 //! - `timer`: a microsecond-precise sleep (timerfd) for the open-loop schedule
 //! - `record`: HDR histograms, per-second series, and the result types ([`LoadResult`],
 //!   [`StepResult`], [`LatencySummary`])
@@ -21,6 +22,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod record;
+mod schedule;
 pub mod search;
 mod spec;
 #[cfg(feature = "testing")]
@@ -33,6 +35,7 @@ pub use record::{
     ErrorKind, IntervalSample, LatencySummary, LoadResult, MAX_US, StepResult, WarmupRecord,
     WarmupSecond,
 };
+pub use schedule::Surge;
 pub use spec::{
     BoxFuture, Connector, Hooks, LoadSpec, Mode, NextRateFn, Progress, ProgressFn, Protocol, Target,
 };

@@ -274,6 +274,8 @@ pub struct LoadSpec {
     /// Count each step's warmup too ([`crate::StepResult::warmup`]): what happened while a
     /// change at the step's start settled.
     pub record_warmup: bool,
+    /// Open loop: windows of each step at another rate (sorted by `at`, not overlapping).
+    pub surges: Vec<crate::Surge>,
 }
 
 impl LoadSpec {
@@ -292,6 +294,7 @@ impl LoadSpec {
             headers: Vec::new(),
             method: None,
             record_warmup: false,
+            surges: Vec::new(),
         }
     }
 
@@ -343,6 +346,23 @@ impl LoadSpec {
                     "tcp-stream has no request rate: run it closed (without a rate)".into(),
                 );
             }
+        } else if !self.surges.is_empty() {
+            return bad("a surge changes a rate: it needs an open loop (a rate)".into());
+        }
+        let mut end = Duration::ZERO;
+        for s in &self.surges {
+            if !(s.rate.is_finite() && s.rate > 0.0) {
+                return bad(format!(
+                    "surge rate {} is not a positive number of requests per second",
+                    s.rate
+                ));
+            }
+            if s.at < end {
+                return bad(
+                    "surges overlap or are out of order: give them one after another".into(),
+                );
+            }
+            end = s.at + s.duration;
         }
         if self.protocol == Protocol::TcpRr && self.request_bytes == 0 {
             return bad("tcp-rr needs request bytes of at least 1".into());

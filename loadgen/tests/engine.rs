@@ -341,3 +341,41 @@ async fn next_rate_drives_a_search_until_it_stops() {
     assert!(!r.cancelled);
     assert!(rates.len() <= 12, "{rates:?}");
 }
+
+/// A surge window sends its own rate and the step's rate around it; the extra requests are
+/// in the step's count and in the seconds the surge covered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_surge_sends_its_rate_in_its_window() {
+    let server = Server::http().expect("server starts");
+    let mut s = http(server.addr, open(100.0));
+    s.warmup = Duration::from_secs(1);
+    s.duration = Duration::from_secs(3);
+    s.surges = vec![loadgen::Surge {
+        at: Duration::from_secs(2),
+        duration: Duration::from_secs(1),
+        rate: 600.0,
+    }];
+    let step = one_step(&s).await;
+    assert!(step.errors.is_empty(), "{:?}", step.errors);
+    // Measured: 1 s at 100, 1 s at 600, 1 s at 100.
+    assert_eq!(step.requests, 800);
+    let per_s: Vec<u64> = step.series.iter().map(|x| x.requests).collect();
+    assert!(
+        per_s.len() >= 3 && per_s[1] > 500 && per_s[0] < 150 && per_s[2] < 150,
+        "{per_s:?}"
+    );
+    // An overlap, a bad rate and a surge in a closed loop are refused before anything runs.
+    let mut bad = s.clone();
+    bad.surges.push(loadgen::Surge {
+        at: Duration::from_millis(2500),
+        duration: Duration::from_secs(1),
+        rate: 10.0,
+    });
+    assert!(bad.validate().is_err());
+    let mut bad = s.clone();
+    bad.surges[0].rate = 0.0;
+    assert!(bad.validate().is_err());
+    let mut bad = s.clone();
+    bad.mode = Mode::Closed;
+    assert!(bad.validate().is_err());
+}

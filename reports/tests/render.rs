@@ -205,3 +205,56 @@ fn proxies_are_shown_against_the_profiles_projection_at_their_own_load() {
         "the HTML report has the table"
     );
 }
+
+/// The time-series chart puts a fault's effect on one time axis: the rate, the failures per
+/// second, p99, and the proxies' CPU (every proxy of the mode summed per interval).
+#[test]
+fn the_time_series_shows_failures_and_the_proxies_cpu_per_second() {
+    let mut run = sample_run(11, 1.0);
+    let m = &mut run.modes[1];
+    m.flows[0].steps[0].series[2].errors = 7;
+    let expect_cpu: f64 = m
+        .components
+        .iter()
+        .filter(|c| c.kind.is_proxy())
+        .map(|c| c.series.vcpu[0])
+        .sum();
+    let t0 = m.components[0].series.t_s[0];
+    let mode = m.mode;
+    let specs = reports::render::chart_data(&run).unwrap();
+    let (_, _, caption, data) = specs
+        .iter()
+        .find(|s| s.0 == "timeseries-web")
+        .expect("the flow's time series");
+    let reports::render::ChartData::TimeSeries { panels, .. } = data else {
+        panic!("a time series");
+    };
+    let axes: Vec<&str> = panels.iter().map(|p| p.y_desc.as_str()).collect();
+    assert_eq!(
+        axes,
+        [
+            "achieved rate (rps)",
+            "failed (per s)",
+            "p99 latency (ms)",
+            "all proxies (vCPU)"
+        ]
+    );
+    let line = |k: usize| {
+        panels[k]
+            .lines
+            .iter()
+            .find(|l| l.mode == mode)
+            .expect("the mode's line")
+    };
+    assert!(line(1).points.iter().any(|p| p.1 == 7.0), "{:?}", line(1));
+    let first = line(3).points[0];
+    assert_eq!(first.0, t0);
+    assert!(
+        (first.1 - expect_cpu).abs() < 1e-9,
+        "{first:?} against {expect_cpu}"
+    );
+    assert!(
+        caption.contains("CPU of all the mode's proxies"),
+        "{caption}"
+    );
+}

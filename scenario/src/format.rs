@@ -342,6 +342,12 @@ pub struct Fault {
     /// instead of restarting in place on the same one (its containers restarting).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub new_ip: bool,
+    /// The flow of a `load-surge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    /// `load-surge`: requests per second the flow sends while it lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
 }
 
 #[derive(
@@ -374,6 +380,9 @@ pub enum FaultKind {
     /// goes on, but a proxy that (re)starts meanwhile gets neither and serves only once istiod
     /// is back.
     IstiodUnavailable,
+    /// A traffic surge: the `flow`'s load client sends `rate` requests per second while it
+    /// lasts (open loop, each request on its own schedule), then the flow's rate again.
+    LoadSurge,
 }
 
 impl FaultKind {
@@ -389,6 +398,7 @@ impl FaultKind {
             FaultKind::CpuHog => "cpu-hog",
             FaultKind::CpuLimit => "cpu-limit",
             FaultKind::IstiodUnavailable => "istiod-unavailable",
+            FaultKind::LoadSurge => "load-surge",
         }
     }
 }
@@ -412,6 +422,7 @@ impl Fault {
                 self.nodes.join("↔")
             }
             FaultKind::IstiodUnavailable => "istiod".into(),
+            FaultKind::LoadSurge => self.flow.clone().unwrap_or_default(),
         };
         let what = match (self.kind, self.percent, self.cores) {
             (FaultKind::LinkLoss, Some(p), _) => format!(" {p}%"),
@@ -423,6 +434,12 @@ impl Fault {
                 self.jitter.map(|j| format!(" ±{j}")).unwrap_or_default()
             ),
             (FaultKind::PodRestart, _, _) if self.new_ip => " (new IP)".into(),
+            (FaultKind::LoadSurge, _, _) => {
+                format!(
+                    " {} rps",
+                    self.rate.map(|r| r.to_string()).unwrap_or_default()
+                )
+            }
             (FaultKind::LinkBandwidth, _, _) => format!(
                 " {}",
                 self.bandwidth.map(|b| b.to_string()).unwrap_or_default()

@@ -10,6 +10,7 @@
 //! - [`enrollment`]: which data plane each pod gets from its labels, as Istio decides it
 //! - [`meta`]: the metadata every Kubernetes object carries
 //! - [`manifest`]: the Istio / Gateway API kinds meshsim models (Namespace, Gateway, policies)
+//! - [`destrule`]: DestinationRule: which rule a proxy applies, and its connection pool limits
 //! - [`netpol`]: Kubernetes NetworkPolicy and Cilium's L3/L4 policies, in one enforceable form
 //! - [`monitoring`]: the user's alert rules and Grafana dashboards, their PromQL parsed
 //! - [`profile`]: cost profiles (per-proxy cost floors from published Istio figures)
@@ -21,6 +22,7 @@
 //! - [`unmodelled`]: warnings for manifest objects and fields a run does not reflect
 
 pub mod costmodel;
+pub mod destrule;
 pub mod enrollment;
 pub mod format;
 pub mod jwt;

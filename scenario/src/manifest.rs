@@ -564,6 +564,7 @@ pub enum Object {
     PeerAuthentication(PeerAuthentication),
     NetworkPolicy(crate::netpol::NetworkPolicy),
     CiliumNetworkPolicy(crate::netpol::CiliumNetworkPolicy),
+    DestinationRule(Box<crate::destrule::DestinationRule>),
 }
 
 impl Object {
@@ -576,6 +577,7 @@ impl Object {
             Object::PeerAuthentication(_) => "PeerAuthentication",
             Object::NetworkPolicy(_) => "NetworkPolicy",
             Object::CiliumNetworkPolicy(_) => "CiliumNetworkPolicy",
+            Object::DestinationRule(_) => "DestinationRule",
         }
     }
 
@@ -588,6 +590,7 @@ impl Object {
             Object::PeerAuthentication(o) => &o.metadata,
             Object::NetworkPolicy(o) => &o.metadata,
             Object::CiliumNetworkPolicy(o) => &o.metadata,
+            Object::DestinationRule(o) => &o.metadata,
         }
     }
 
@@ -611,6 +614,7 @@ impl Object {
             Object::PeerAuthentication(o) => serde_json::to_value(o),
             Object::NetworkPolicy(o) => serde_json::to_value(o),
             Object::CiliumNetworkPolicy(o) => serde_json::to_value(o),
+            Object::DestinationRule(o) => serde_json::to_value(o),
         };
         v.unwrap_or(serde_json::Value::Null)
     }
@@ -764,6 +768,10 @@ fn parse_object(
             check_version(&["cilium.io/v2"])?;
             Object::CiliumNetworkPolicy(parse_doc(file, doc, index)?)
         }
+        "DestinationRule" => {
+            check_version(crate::destrule::API_VERSIONS)?;
+            Object::DestinationRule(Box::new(parse_doc(file, doc, index)?))
+        }
         _ => {
             let meta = tm.metadata.unwrap_or(LooseMeta {
                 name: None,
@@ -852,6 +860,13 @@ fn check_object(object: &Object, origin: &Origin) -> Vec<Diagnostic> {
             if let Err(e) = crate::netpol::Netpol::from_cilium(p) {
                 errs.extend(e.into_iter().map(|(path, m)| origin.at(&path, m)));
             }
+        }
+        Object::DestinationRule(r) => {
+            errs.extend(
+                crate::destrule::check(r)
+                    .into_iter()
+                    .map(|(path, m)| origin.at(&path, m)),
+            );
         }
     }
     errs

@@ -65,10 +65,6 @@ fn consequence(kind: &str) -> (Option<&'static str>, &'static str) {
             Some("routing rules"),
             "the run sends traffic by round robin and ignores its routes, retries, timeouts and faults",
         ),
-        "DestinationRule" => (
-            Some("subsets and traffic policy"),
-            "the run balances round robin over all endpoints and ignores its subsets, load balancer, connection pool, outlier detection and TLS settings",
-        ),
         "HTTPRoute" | "GRPCRoute" | "TCPRoute" | "TLSRoute" => (
             Some("Gateway API routes"),
             "waypoints and sidecars send traffic to the addressed service by round robin and ignore its matches, filters and backend weights",
@@ -148,6 +144,20 @@ fn ignored_fields(object: &Object, origin: &Origin) -> Vec<Warning> {
                 }
             }
         }
+        Object::DestinationRule(r) => {
+            let unapplied = destrule_unapplied(r);
+            if let Some((first, _)) = unapplied.first() {
+                let fields: Vec<&str> = unapplied.iter().map(|(_, f)| f.as_str()).collect();
+                warn(
+                    first,
+                    format!(
+                        "DestinationRule {}: {} not applied: the run balances round robin over every endpoint and applies only the connection pool's limits (maxConnections, http1MaxPendingRequests, http2MaxRequests, maxRequestsPerConnection)",
+                        name(&r.metadata),
+                        fields.join(", ")
+                    ),
+                );
+            }
+        }
         Object::CiliumNetworkPolicy(p) => {
             let dirs = [("ingress", &p.spec.ingress), ("egress", &p.spec.egress)];
             for (dir, rules) in dirs {
@@ -167,6 +177,55 @@ fn ignored_fields(object: &Object, origin: &Origin) -> Vec<Warning> {
             }
         }
         _ => {}
+    }
+    out
+}
+
+/// The fields of a DestinationRule a run does not apply: (path of the first, name), each name
+/// once, in the rule's order. Everything but the rule's reach and its connection pool limits.
+fn destrule_unapplied(r: &crate::destrule::DestinationRule) -> Vec<(String, String)> {
+    const APPLIED: &[&str] = &[
+        "host",
+        "exportTo",
+        "workloadSelector",
+        "matchLabels",
+        "trafficPolicy",
+        "portLevelSettings",
+        "port",
+        "number",
+        "connectionPool",
+        "tcp",
+        "http",
+        "maxConnections",
+        "http1MaxPendingRequests",
+        "http2MaxRequests",
+        "maxRequestsPerConnection",
+    ];
+    fn walk(v: &serde_json::Value, at: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let path = format!("{at}.{k}");
+                    if !APPLIED.contains(&k.as_str()) {
+                        if !out.iter().any(|(_, n)| n == k) {
+                            out.push((path, k.clone()));
+                        }
+                    } else {
+                        walk(v, &path, out);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    walk(v, &format!("{at}[{i}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(spec) = serde_json::to_value(&r.spec) {
+        walk(&spec, "spec", &mut out);
     }
     out
 }
@@ -212,5 +271,26 @@ mod tests {
             w[0].to_string()
                 .contains("portLevelMtls without a selector is ignored")
         );
+    }
+
+    #[test]
+    fn a_destination_rule_names_what_it_sets_that_the_run_does_not_apply() {
+        let text = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: prod}\nspec:\n  host: reviews\n  trafficPolicy:\n    connectionPool:\n      http: {http2MaxRequests: 10, maxRetries: 3}\n    outlierDetection: {consecutive5xxErrors: 5}\n  subsets:\n  - name: v1\n    labels: {version: v1}\n";
+        let (m, errs) = parse_file(Path::new("d.yaml"), text);
+        assert!(errs.is_empty(), "{errs:?}");
+        let o = &m.objects[0];
+        let w = ignored_fields(&o.object, &o.origin);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].line, 10, "{w:?}");
+        let s = w[0].to_string();
+        assert!(
+            s.contains("DestinationRule prod/r: subsets, maxRetries, outlierDetection not applied"),
+            "{s}"
+        );
+        // A rule with only the limits the run applies warns of nothing.
+        let plain = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: prod}\nspec:\n  host: reviews\n  trafficPolicy:\n    connectionPool:\n      tcp: {maxConnections: 4}\n";
+        let (m, _) = parse_file(Path::new("d.yaml"), plain);
+        let o = &m.objects[0];
+        assert!(ignored_fields(&o.object, &o.origin).is_empty());
     }
 }

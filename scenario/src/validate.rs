@@ -140,6 +140,7 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
                 }
             }
             K::IstiodUnavailable => {}
+            K::LoadSurge => check_surge(c, &p, f),
             K::LinkLoss | K::LinkDelay | K::LinkBandwidth => {
                 if f.nodes.len() != 2 || f.nodes[0] == f.nodes[1] {
                     c.err(
@@ -200,6 +201,19 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
                 ),
             );
         }
+        if f.kind != K::LoadSurge {
+            for (field, given) in [("flow", f.flow.is_some()), ("rate", f.rate.is_some())] {
+                if given {
+                    c.err(
+                        &format!("{p}.{field}"),
+                        format!(
+                            "`{field}` applies to a `load-surge`, not a `{}`",
+                            f.kind.as_str()
+                        ),
+                    );
+                }
+            }
+        }
         if f.kind == K::CpuHog {
             match f.cores {
                 None | Some(0) => c.err(&p, "a `cpu-hog` fault needs `cores` of at least 1"),
@@ -214,6 +228,7 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
                 | K::CpuHog
                 | K::CpuLimit
                 | K::IstiodUnavailable
+                | K::LoadSurge
         ) && f.duration.is_none()
         {
             c.err(
@@ -236,6 +251,66 @@ fn check_faults(c: &mut Ctx<'_>, nodes: &BTreeSet<&str>) {
                 ),
             );
         }
+    }
+}
+
+/// A `load-surge`: an open-loop flow to surge, a positive rate, and no other surge of the same
+/// flow at the same time.
+fn check_surge(c: &mut Ctx<'_>, p: &str, f: &crate::format::Fault) {
+    use crate::format::FlowProtocol;
+    let s = &c.l.scenario;
+    let Some(name) = &f.flow else {
+        c.err(
+            p,
+            "a `load-surge` fault needs `flow`, the flow whose rate it raises",
+        );
+        return;
+    };
+    match s.flows.iter().find(|x| &x.name == name) {
+        None => c.err(
+            &format!("{p}.flow"),
+            format!(
+                "no flow `{name}`; flows: {}",
+                join(s.flows.iter().map(|x| x.name.as_str()))
+            ),
+        ),
+        Some(flow) if flow.rate.steps().is_empty() || flow.rate.is_search() => c.err(
+            &format!("{p}.flow"),
+            format!("flow `{name}` has no fixed rate to surge from: give it a rate (requests per second)"),
+        ),
+        Some(flow) if flow.protocol == FlowProtocol::TcpStream => c.err(
+            &format!("{p}.flow"),
+            format!("flow `{name}` is a tcp-stream, which has no request rate"),
+        ),
+        Some(_) => {}
+    }
+    match f.rate {
+        None => c.err(
+            p,
+            "a `load-surge` fault needs `rate`, requests per second during the surge",
+        ),
+        Some(r) if !(r.is_finite() && r > 0.0) => c.err(
+            &format!("{p}.rate"),
+            format!("{r} is not a positive number of requests per second"),
+        ),
+        Some(_) => {}
+    }
+    let window = |x: &crate::format::Fault| (x.at.0, x.at.0 + x.length());
+    let (a, b) = window(f);
+    let overlaps = s
+        .faults
+        .iter()
+        .take_while(|x| !std::ptr::eq(*x, f))
+        .filter(|x| x.kind == f.kind && x.flow == f.flow)
+        .any(|x| {
+            let (xa, xb) = window(x);
+            xa < b && a < xb
+        });
+    if overlaps {
+        c.err(
+            &format!("{p}.at"),
+            format!("flow `{name}` already surges then: give its surges one after another"),
+        );
     }
 }
 
@@ -1163,7 +1238,8 @@ fn check_manifests(c: &mut Ctx<'_>, namespaces: &BTreeSet<String>) {
             }
             Object::PeerAuthentication(_)
             | Object::NetworkPolicy(_)
-            | Object::CiliumNetworkPolicy(_) => {}
+            | Object::CiliumNetworkPolicy(_)
+            | Object::DestinationRule(_) => {}
         }
     }
 }

@@ -588,3 +588,73 @@ fn a_rate_search_reads_and_refuses_what_it_cannot_run_with() {
     assert_eq!(d.path, "flows[0].rate", "{d}");
     assert!(d.message.contains("faults and migration stages"), "{d}");
 }
+
+/// A load surge names an open-loop flow and a positive rate, lasts a while, and does not
+/// overlap another surge of the same flow; its fields belong to it alone.
+#[test]
+fn a_load_surge_names_a_flow_with_a_rate_and_its_own_fields() {
+    let text = format!(
+        "{BASE}faults:
+  - {{kind: load-surge, flow: nope, rate: 100, at: 1s, duration: 1s}}
+  - {{kind: load-surge, flow: web, rate: -3, at: 1s, duration: 1s}}
+  - {{kind: load-surge, flow: web, at: 1s}}
+  - {{kind: load-surge, flow: web, rate: 100, at: 1500ms, duration: 1s}}
+  - {{kind: ztunnel-restart, node: node-1, rate: 100, at: 1s}}
+"
+    );
+    let d = errors(&[("s.yaml", &text)]);
+    let msgs: Vec<String> = d
+        .iter()
+        .map(|x| format!("{}: {}", x.path, x.message))
+        .collect();
+    for want in [
+        "faults[0].flow: no flow `nope`; flows: web",
+        "faults[1].rate: -3 is not a positive number of requests per second",
+        "faults[2]: a `load-surge` fault needs `rate`",
+        "faults[2]: a `load-surge` fault needs `duration`",
+        "faults[3].at: flow `web` already surges then",
+        "faults[4].rate: `rate` applies to a `load-surge`, not a `ztunnel-restart`",
+    ] {
+        assert!(
+            msgs.iter().any(|m| m.starts_with(want)),
+            "{want} in {msgs:?}"
+        );
+    }
+    let ok = format!(
+        "{BASE}faults:\n  - {{kind: load-surge, flow: web, rate: 900, at: 1s, duration: 2s}}\n"
+    );
+    let (_d, l) = load(&[("s.yaml", &ok)]);
+    let l = l.expect("a surge loads");
+    assert_eq!(
+        l.scenario.faults[0].label(),
+        "load-surge web 900 rps at 1s for 2s"
+    );
+}
+
+/// A DestinationRule's connection pool is checked as Istio's validation checks it, each
+/// problem at its field in the manifest.
+#[test]
+fn a_destination_rule_with_a_negative_limit_is_refused_at_its_line() {
+    let text = format!("{BASE}manifests: [m.yaml]\n");
+    let dr = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: echo, namespace: default}
+spec:
+  host: echo
+  trafficPolicy:
+    connectionPool:
+      http:
+        http2MaxRequests: -5
+";
+    let d = one(&[("s.yaml", &text), ("m.yaml", dr)]);
+    assert!(d.file.ends_with("m.yaml"), "{d}");
+    assert_eq!(
+        d.path, "spec.trafficPolicy.connectionPool.http.http2MaxRequests",
+        "{d}"
+    );
+    assert_eq!(d.line, 9, "{d}");
+    assert!(d.message.contains("-5 is negative"), "{d}");
+    let typo = dr.replace("http2MaxRequests: -5", "http2MaxRequest: 5");
+    let d = one(&[("s.yaml", &text), ("m.yaml", &typo)]);
+    assert!(d.message.contains("http2MaxRequest"), "{d}");
+}

@@ -113,12 +113,13 @@ fn telemetry_setup() -> (ProxyMetrics, Vec<(&'static str, String)>) {
         namespace: "shop".into(),
         principal: format!("spiffe://cluster.local/ns/shop/sa/{w}"),
     };
+    let ok = sim::proxy::http::local_reply(::http::StatusCode::OK, "ok");
     let l = labels(
         "destination",
         &peer("client"),
         &peer("echo"),
         None,
-        Some(200),
+        Some(&ok),
     );
     (ProxyMetrics::for_component("proxy"), l)
 }

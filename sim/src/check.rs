@@ -11,6 +11,8 @@
 //! - an L4 policy at a service's pods that refuses the service's waypoint identity: every
 //!   request through the waypoint gets 503;
 //! - plaintext from a pod out of the mesh into a STRICT destination.
+//! - a DestinationRule connection pool whose clients lose their sidecar while no waypoint
+//!   serves the service: ztunnel does not apply it, so its limits are gone.
 
 use std::collections::BTreeMap;
 
@@ -165,6 +167,7 @@ pub fn check(l: &Loaded, mode: Mode) -> Report {
         waypoint_identity(l, mode, &pods, &authz),
         plaintext_into_strict(l, &pods),
         netpol_hbone(l, &pods),
+        destination_rules_applied(l, mode, &pods),
     ];
     Report {
         scenario: l.scenario.name.clone(),
@@ -430,6 +433,65 @@ fn waypoint_serves_services(l: &Loaded, mode: Mode, name: &str, ns: &str) -> boo
             && d.namespace == ns
             && matches!(d.waypoint_for, WaypointFor::Service | WaypointFor::All)
     })
+}
+
+/// DestinationRule connection pools that no proxy applies: a client without a sidecar sends
+/// to the rule's service and no waypoint serves it. ztunnel does not read DestinationRules;
+/// a sidecar applies them to what it sends, a waypoint to what it serves.
+fn destination_rules_applied(l: &Loaded, mode: Mode, pods: &[Pod<'_>]) -> Item {
+    let mut evidence = Vec::new();
+    for o in l.objects() {
+        let Object::DestinationRule(r) = &o.object else {
+            continue;
+        };
+        if !r.has_connection_pool() {
+            continue;
+        }
+        let host = r.host();
+        for svc in &l.scenario.services {
+            let fqdn = format!("{}.{}.svc.cluster.local", svc.name, svc.namespace);
+            if !scenario::destrule::host_matches(&host, &fqdn)
+                || service_waypoint(l, mode, &svc.namespace, &svc.name)
+                    .is_some_and(|(w, wns)| waypoint_serves_services(l, mode, &w, &wns))
+            {
+                continue;
+            }
+            let mut clients: Vec<&str> = Vec::new();
+            for f in &l.scenario.flows {
+                let Some((name, ns, _)) = f.target() else {
+                    continue;
+                };
+                let from = pods.iter().find(|p| p.workload.name == f.from);
+                let ns = ns.unwrap_or(from.map_or("default", |p| p.workload.namespace.as_str()));
+                if name != svc.name || ns != svc.namespace {
+                    continue;
+                }
+                if let Some(p) = from
+                    && p.enrollment.dataplane != DataPlane::Sidecar
+                    && !clients.contains(&p.name.as_str())
+                {
+                    clients.push(&p.name);
+                }
+            }
+            if !clients.is_empty() {
+                let line = o.origin.at("spec.host", String::new()).line;
+                evidence.push(format!(
+                    "DestinationRule {}/{} ({}:{line}) sets a connection pool for {fqdn}, but {} send to it without a sidecar and no waypoint serves it in mode {mode}: ztunnel does not apply DestinationRules, so its limits are gone (label the service istio.io/use-waypoint)",
+                    r.metadata.ns(),
+                    r.metadata.name,
+                    o.origin.file.display(),
+                    clients.join(", ")
+                ));
+            }
+        }
+    }
+    item(
+        "destination-rules-applied",
+        "every DestinationRule connection pool has a proxy to apply it",
+        evidence,
+        Status::Warning,
+        "istio.io 'Migrate policies' (ambient): DestinationRule traffic policies (connection pool, outlier detection, TLS) are supported by waypoints",
+    )
 }
 
 /// L4 policies at a waypointed service's ambient pods that refuse the waypoint's identity.

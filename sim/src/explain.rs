@@ -501,6 +501,18 @@ fn path_to(
                 "sidecar {} (outbound: never via a waypoint)",
                 s.pod
             ));
+            if let Some(k) = svc
+                && http_port
+                && let Some(check) = pool_check(plan, src, k, target)
+            {
+                hops.push(Hop {
+                    proxy: format!("sidecar {} (outbound)", s.pod),
+                    sees: "the app's request".into(),
+                    checks: vec![check],
+                    policies: Vec::new(),
+                    verdict: "sent on".into(),
+                });
+            }
             let mtls = match e.dataplane() {
                 DataPlane::Sidecar => plan.mtls_mode(ep, target) != MtlsMode::Disable,
                 DataPlane::Ambient => true,
@@ -546,13 +558,19 @@ fn path_to(
                             plan.waypoint_own_issuers(wp_index(plan, wp)),
                         ),
                     };
-                    let (hop, r, sure) = envoy_hop(
+                    let (mut hop, r, sure) = envoy_hop(
                         format!("waypoint {}", wp.decl.name),
                         (&policies, &issuers),
                         base,
                         req,
                         http_port,
                     );
+                    if http_port
+                        && let Some(k) = svc
+                        && plan.services[k].waypoint.is_some()
+                    {
+                        hop.checks.extend(pool_check(plan, wp.workload, k, target));
+                    }
                     hops.push(hop);
                     certain &= sure;
                     match r {
@@ -581,6 +599,31 @@ fn path_to(
         DataPlane::None => at_dest(&mut route, &mut hops, None, false, &mut certain),
     };
     finish(route, hops, o, certain)
+}
+
+/// The DestinationRule connection pool the proxy of workload `proxy` applies to service
+/// `svc` (reached on target port `target`): what sheds a request under load, which a single
+/// request cannot show.
+fn pool_check(plan: &MeshPlan, proxy: usize, svc: usize, target: u16) -> Option<String> {
+    let port = plan.services[svc]
+        .ports
+        .iter()
+        .find(|p| p.1 == target)
+        .map(|p| p.0)?;
+    let (rule, limits) = plan.destination_rule(proxy, svc, port)?;
+    Some(if limits.is_default() {
+        format!(
+            "DestinationRule {}/{}: no connection pool limits (istiod's defaults)",
+            rule.metadata.ns(),
+            rule.metadata.name
+        )
+    } else {
+        format!(
+            "DestinationRule {}/{}: connection pool {limits}; past them under load this proxy sheds requests with 503 UO",
+            rule.metadata.ns(),
+            rule.metadata.name
+        )
+    })
 }
 
 fn wp_index(plan: &MeshPlan, wp: &crate::mesh::control::WaypointInfo) -> usize {

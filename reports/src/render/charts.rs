@@ -105,13 +105,21 @@ pub enum ChartData {
         title: String,
         panels: Vec<BandPanel>,
     },
-    /// Achieved rate and p99 over time, faults shaded (start, end in seconds).
+    /// Panels over one time axis (achieved rate, failures, p99, the proxies' CPU), faults
+    /// shaded (start, end in seconds).
     TimeSeries {
         title: String,
-        rate: Vec<Line>,
-        p99_ms: Vec<Line>,
+        panels: Vec<TimePanel>,
         bands: Vec<(f64, f64)>,
     },
+}
+
+/// One panel of [`ChartData::TimeSeries`]: its y axis, decimals on it, and a line per mode.
+#[derive(Debug, Clone)]
+pub struct TimePanel {
+    pub y_desc: String,
+    pub decimals: usize,
+    pub lines: Vec<Line>,
 }
 
 /// One panel of [`ChartData::Bands`]: its title, y axis, and (label, low, middle, high) bars.
@@ -138,7 +146,7 @@ impl ChartData {
             ChartData::Spectrum { .. } => (1000, 500),
             ChartData::Rates { .. } => (1200, 440),
             ChartData::Resources { .. } => (1200, 480),
-            ChartData::TimeSeries { .. } => (1000, 560),
+            ChartData::TimeSeries { panels, .. } => (1000, 60 + 250 * panels.len() as u32),
             ChartData::Bands { panels, .. } => (520 * panels.len().max(1) as u32, 440),
         }
     }
@@ -162,9 +170,10 @@ impl ChartData {
                 .flat_map(|(_, ls)| ls.iter().map(|l| l.mode))
                 .collect(),
             ChartData::Resources { modes, .. } => modes.clone(),
-            ChartData::TimeSeries { rate, p99_ms, .. } => {
-                rate.iter().chain(p99_ms).map(|l| l.mode).collect()
-            }
+            ChartData::TimeSeries { panels, .. } => panels
+                .iter()
+                .flat_map(|p| p.lines.iter().map(|l| l.mode))
+                .collect(),
             ChartData::Bands { .. } => Vec::new(),
         };
         v.sort();
@@ -193,12 +202,7 @@ impl ChartData {
             ChartData::Resources {
                 kinds, modes, bars, ..
             } => draw_resources(&body, kinds, modes, bars),
-            ChartData::TimeSeries {
-                rate,
-                p99_ms,
-                bands,
-                ..
-            } => draw_time_series(&body, rate, p99_ms, bands),
+            ChartData::TimeSeries { panels, bands, .. } => draw_time_series(&body, panels, bands),
             ChartData::Bands { panels, .. } => draw_bands(&body, panels),
         }?;
         root.present()
@@ -568,35 +572,25 @@ fn draw_resources<DB: DrawingBackend>(
 
 fn draw_time_series<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    rate: &[Line],
-    p99_ms: &[Line],
+    panels: &[TimePanel],
     bands: &[(f64, f64)],
 ) -> DrawResult<DB> {
-    let (top, bottom) = root.split_vertically(root.dim_in_pixel().1 / 2);
-    let t_max = rate
+    let t_max = panels
         .iter()
-        .chain(p99_ms)
-        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .flat_map(|p| p.lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)))
         .fold(0.0, f64::max);
-    let panels = [
-        (&top, "achieved rate (rps)", rate, true),
-        (&bottom, "p99 latency (ms)", p99_ms, false),
-    ];
-    for (area, unit, lines, first) in panels {
+    let areas = root.split_evenly((panels.len().max(1), 1));
+    for (k, (p, area)) in panels.iter().zip(areas.iter()).enumerate() {
+        let last = k + 1 == panels.len();
+        let y_top = nice_max(lines_max_y(&p.lines));
         let mut chart = ChartBuilder::on(area)
             .margin(12)
-            .x_label_area_size(if first { 20 } else { 40 })
+            .x_label_area_size(if last { 40 } else { 20 })
             .y_label_area_size(70)
-            .build_cartesian_2d(0f64..nice_max(t_max), 0f64..nice_max(lines_max_y(lines)))?;
-        let y_fmt = |y: &f64| {
-            if first {
-                format!("{y:.0}")
-            } else {
-                format!("{y:.2}")
-            }
-        };
+            .build_cartesian_2d(0f64..nice_max(t_max), 0f64..y_top)?;
+        let y_fmt = |y: &f64| format!("{y:.*}", p.decimals);
         let mut mesh = chart.configure_mesh();
-        mesh.y_desc(unit)
+        mesh.y_desc(p.y_desc.as_str())
             .x_labels(10)
             .y_labels(5)
             .x_label_formatter(&|x| format!("{x:.0}s"))
@@ -606,19 +600,18 @@ fn draw_time_series<DB: DrawingBackend>(
             .axis_style(AXIS)
             .bold_line_style(GRID)
             .light_line_style(WHITE);
-        if !first {
+        if last {
             mesh.x_desc("time since the mode's load started");
         }
         mesh.draw()?;
         // A fault's band under the lines: when it began until its component was back.
-        let y_top = nice_max(lines_max_y(lines));
         chart.draw_series(bands.iter().map(|&(a, b)| {
             Rectangle::new(
                 [(a, 0.0), (b.max(a + 0.1), y_top)],
                 RGBColor(214, 39, 40).mix(0.15).filled(),
             )
         }))?;
-        draw_lines(&mut chart, lines, false)?;
+        draw_lines(&mut chart, &p.lines, false)?;
     }
     Ok(())
 }

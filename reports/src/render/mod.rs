@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use plotters::prelude::*;
 
 pub use charts::{
-    BandPanel, ChartData, FONT_FAMILY, Line, ResourceBar, mode_color, percentile_label,
+    BandPanel, ChartData, FONT_FAMILY, Line, ResourceBar, TimePanel, mode_color, percentile_label,
 };
 pub use markdown::{monitoring_markdown, summary_markdown};
 
@@ -447,8 +447,7 @@ fn resources(run: &RunResult, modes: &[Mode]) -> ChartSpec {
 }
 
 fn time_series(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
-    let mut rate = Vec::new();
-    let mut p99 = Vec::new();
+    let (mut rate, mut failed, mut p99, mut cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut bands = Vec::new();
     let mut faults: Vec<String> = Vec::new();
     for &mode in modes {
@@ -465,8 +464,7 @@ fn time_series(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
         let Some(f) = flow_of(first, flow) else {
             continue;
         };
-        let mut r = Vec::new();
-        let mut p = Vec::new();
+        let (mut r, mut e, mut p) = (Vec::new(), Vec::new(), Vec::new());
         for step in &f.steps {
             // A step's first sample is a whole second (its warmup came before it).
             let mut prev = step.series.first().map_or(0.0, |s| s.t_s - 1.0);
@@ -475,6 +473,7 @@ fn time_series(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
                 let dt = if dt > 0.0 { dt } else { 1.0 };
                 prev = s.t_s;
                 r.push((s.t_s, s.requests as f64 / dt));
+                e.push((s.t_s, s.errors as f64 / dt));
                 // A second with no answer has no latency (not a latency of zero).
                 if s.requests > 0 {
                     p.push((s.t_s, s.p99_us / 1000.0));
@@ -482,14 +481,35 @@ fn time_series(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
             }
         }
         rate.push(Line { mode, points: r });
+        failed.push(Line { mode, points: e });
         p99.push(Line { mode, points: p });
+        let proxy_cpu = proxies_cpu(first);
+        if !proxy_cpu.is_empty() {
+            cpu.push(Line {
+                mode,
+                points: proxy_cpu,
+            });
+        }
+    }
+    let panel = |y_desc: &str, decimals, lines| TimePanel {
+        y_desc: y_desc.to_string(),
+        decimals,
+        lines,
+    };
+    let mut panels = vec![
+        panel("achieved rate (rps)", 0, rate),
+        panel("failed (per s)", 0, failed),
+        panel("p99 latency (ms)", 2, p99),
+    ];
+    if !cpu.is_empty() {
+        panels.push(panel("all proxies (vCPU)", 2, cpu));
     }
     let title = format!("Over time: flow {flow}");
     (
         format!("timeseries-{}", file_safe(flow)),
         title.clone(),
         format!(
-            "Per-second achieved rate and p99 (first repeat). Modes that kept up with the target rate overlap in the upper panel; a spike in one mode only points at that mode, spikes in all at the machine.{}",
+            "Per second (first repeat): the flow's achieved rate, its failed requests (every kind), its p99, and the CPU of all the mode's proxies together (measured, the floor included). Modes that kept up with the target rate overlap in the top panel; a spike in one mode only points at that mode, spikes in all at the machine.{}",
             if faults.is_empty() {
                 String::new()
             } else {
@@ -501,11 +521,23 @@ fn time_series(run: &RunResult, modes: &[Mode], flow: &str) -> ChartSpec {
         ),
         ChartData::TimeSeries {
             title,
-            rate,
-            p99_ms: p99,
+            panels,
             bands,
         },
     )
+}
+
+/// Every proxy's vCPU summed per meter interval, at the interval's end.
+fn proxies_cpu(m: &ModeResult) -> Vec<(f64, f64)> {
+    let mut sum: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    for c in m.components.iter().filter(|c| c.kind.is_proxy()) {
+        for (t, v) in c.series.t_s.iter().zip(&c.series.vcpu) {
+            // The meter samples every component at once: same instants, keyed to the ms.
+            let e = sum.entry((t * 1000.0).round() as u64).or_insert((*t, 0.0));
+            e.1 += v;
+        }
+    }
+    sum.into_values().collect()
 }
 
 /// Formatting shared by the HTML and Markdown outputs.

@@ -30,6 +30,9 @@ pub enum Down {
     Istiod((u64, u64, u64)),
     /// The node's cgroup, and each component's threads moved into it.
     CpuLimit(crate::cgroup::CpuCgroup, Vec<(Arc<Component>, Vec<i32>)>),
+    /// A surge: the flow's load client runs it on its own schedule, so the cluster has
+    /// nothing to do or undo.
+    Load,
 }
 
 /// A killed pod.
@@ -268,6 +271,7 @@ impl Cluster {
                 }
                 Ok(Down::CpuLimit(group, moved))
             }
+            FaultKind::LoadSurge => Ok(Down::Load),
             FaultKind::IstiodUnavailable => {
                 self.istiod_down.store(true, Ordering::Relaxed);
                 Ok(Down::Istiod(self.rotation_counts()))

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::mesh::policy;
 use crate::mesh::{Ca, Identity, WorkloadCert};
 use crate::topology::{ClusterSpec, PodSpec, Topology};
+use scenario::destrule::{DestinationRule, PoolLimits};
 use scenario::enrollment::{DataPlane, Enrollment, enroll};
 use scenario::jwt::{Issuer, Jwks};
 use scenario::manifest::{
@@ -233,6 +234,8 @@ pub struct MeshPlan {
     pub authz: Vec<AuthorizationPolicy>,
     pub request_authn: Vec<(RequestAuthentication, Vec<Issuer>)>,
     pub peer_authn: Vec<PeerAuthentication>,
+    /// DestinationRules in manifest order (istiod: the oldest first).
+    pub destination_rules: Vec<DestinationRule>,
     /// CUSTOM policies' authorizers by provider name: their settings and service index.
     pub providers: BTreeMap<String, (scenario::ExtAuthzHttp, usize)>,
     /// Which policy decided what (kept only once enabled).
@@ -505,6 +508,13 @@ impl MeshPlan {
             authz,
             request_authn,
             peer_authn,
+            destination_rules: loaded
+                .objects()
+                .filter_map(|o| match &o.object {
+                    Object::DestinationRule(r) => Some(r.as_ref().clone()),
+                    _ => None,
+                })
+                .collect(),
             providers,
             decisions: Default::default(),
             profile: profile.clone(),
@@ -552,6 +562,7 @@ impl MeshPlan {
             authz: self.authz.clone(),
             request_authn: self.request_authn.clone(),
             peer_authn: self.peer_authn.clone(),
+            destination_rules: self.destination_rules.clone(),
             providers: self.providers.clone(),
             decisions: Default::default(),
             profile: self.profile.clone(),
@@ -693,6 +704,32 @@ impl MeshPlan {
     pub fn mtls_mode(&self, w: usize, port: u16) -> MtlsMode {
         let wl = &self.workloads[w];
         mtls_mode(&self.peer_authn, &wl.namespace, &wl.labels, port)
+    }
+
+    /// The DestinationRule the proxy of workload `proxy` applies to service `svc`'s `port`,
+    /// and the connection pool limits it sets there (`scenario::destrule::lookup`, as istiod
+    /// picks it).
+    pub fn destination_rule(
+        &self,
+        proxy: usize,
+        svc: usize,
+        port: u16,
+    ) -> Option<(&DestinationRule, PoolLimits)> {
+        let wl = &self.workloads[proxy];
+        let info = &self.services[svc];
+        let rules: Vec<&DestinationRule> = self.destination_rules.iter().collect();
+        scenario::destrule::lookup(
+            &rules,
+            &scenario::destrule::Proxy {
+                namespace: &wl.namespace,
+                labels: &wl.labels,
+            },
+            &scenario::destrule::Target {
+                fqdn: &info.fqdn(),
+                namespace: &info.namespace,
+                port,
+            },
+        )
     }
 
     /// Whether plaintext to `port` of workload `w` is refused (STRICT).

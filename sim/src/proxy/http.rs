@@ -1,20 +1,13 @@
 //! What the L7 proxies (sidecar, waypoint) share: serving HTTP/1.1 on a captured or tunneled
-//! stream with hyper, pooled upstream HTTP/1.1 connections, local replies (403, 401, 503),
-//! JWT checks and the request telemetry.
+//! stream with hyper, local replies (403, 401, 503), JWT checks and the request telemetry.
 
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 
 use crate::proxy::cost::RequestCost;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::mesh::control::{MeshPlan, ServiceInfo, WorkloadInfo};
 use crate::mesh::policy::HttpAttrs;
@@ -25,87 +18,6 @@ use scenario::jwt::{self, Issuer};
 pub mod jwt_authn;
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
-
-/// Idle upstream connections per key; more than this are closed after use.
-const MAX_IDLE: usize = 64;
-
-/// Pooled HTTP/1.1 client connections, keyed by destination.
-pub struct UpstreamPool<K> {
-    idle: Mutex<HashMap<K, Vec<SendRequest<Incoming>>>>,
-}
-
-impl<K: Eq + Hash + Clone> Default for UpstreamPool<K> {
-    fn default() -> Self {
-        UpstreamPool {
-            idle: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<K: Eq + Hash + Clone> UpstreamPool<K> {
-    /// A ready connection to `key`, if one is idle.
-    pub fn take(&self, key: &K) -> Option<SendRequest<Incoming>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(key)?;
-        while let Some(s) = list.pop() {
-            if s.is_ready() {
-                return Some(s);
-            }
-            // Closed or still busy: drop it (a busy one is still owned by its request).
-        }
-        None
-    }
-
-    /// Returns a connection for reuse.
-    pub fn put(&self, key: K, s: SendRequest<Incoming>) {
-        if s.is_closed() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(key).or_default();
-        if list.len() < MAX_IDLE {
-            list.push(s);
-        }
-    }
-}
-
-/// Starts an HTTP/1.1 client connection on `io` (the connection task runs on the runtime).
-pub async fn handshake<S>(io: S) -> Result<SendRequest<Incoming>, hyper::Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(send)
-}
-
-/// Sends `req` on a pooled connection to `key`, opening one with `open` when none is idle;
-/// the connection goes back to the pool once the response head is in (hyper holds further
-/// requests until the body is done, and `take` skips connections that are not ready).
-pub async fn send<K, F, Fut>(
-    pool: &UpstreamPool<K>,
-    key: K,
-    req: Request<Incoming>,
-    open: F,
-) -> Result<Response<Incoming>, String>
-where
-    K: Eq + Hash + Clone,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<SendRequest<Incoming>, String>>,
-{
-    let mut sender = match pool.take(&key) {
-        Some(s) => s,
-        None => open().await?,
-    };
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("upstream request failed: {e}"))?;
-    pool.put(key, sender);
-    Ok(resp)
-}
 
 /// A reply made by the proxy itself (Envoy's wording, so tools and people recognise it).
 pub fn local_reply(status: StatusCode, text: &'static str) -> Response<Body> {
@@ -152,6 +64,30 @@ pub fn unavailable() -> Response<Body> {
         "UF",
         "upstream_reset_before_response_started{connection_failure}".into(),
     )
+}
+
+/// 503 when a circuit breaker of the cluster overflowed: Envoy's `UO`, with the
+/// `x-envoy-overloaded` header Envoy's router adds to a request it shed.
+pub fn overflow() -> Response<Body> {
+    let mut r = mark(
+        local_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        ),
+        "UO",
+        "upstream_reset_before_response_started{overflow}".into(),
+    );
+    r.headers_mut()
+        .insert("x-envoy-overloaded", http::HeaderValue::from_static("true"));
+    r
+}
+
+/// The reply for a request the upstream pool did not carry: `UO` or `UF`.
+pub fn send_failed(e: &crate::proxy::connpool::SendError) -> Response<Body> {
+    match e {
+        crate::proxy::connpool::SendError::Overflow => overflow(),
+        crate::proxy::connpool::SendError::Failed(_) => unavailable(),
+    }
 }
 
 /// 503 when the service has no endpoint: Envoy's `UH` (no healthy upstream).
@@ -430,7 +366,7 @@ pub fn labels(
     src: &Peer,
     dst: &Peer,
     svc: Option<&ServiceInfo>,
-    code: Option<u16>,
+    resp: Option<&Response<Body>>,
 ) -> Labels {
     let mut l: Labels = vec![
         ("reporter", reporter.to_string()),
@@ -455,9 +391,13 @@ pub fn labels(
                 .unwrap_or_else(|| "unknown".into()),
         ),
     ];
-    if let Some(c) = code {
+    if let Some(r) = resp {
+        // Istio's `response_flags` label is Envoy's %RESPONSE_FLAGS%: `-` when the upstream
+        // answered.
+        let flags = r.extensions().get::<LocalReply>().map_or("-", |l| l.flags);
         l.push(("request_protocol", "http".into()));
-        l.push(("response_code", c.to_string()));
+        l.push(("response_code", r.status().as_u16().to_string()));
+        l.push(("response_flags", flags.into()));
     }
     l
 }
@@ -575,5 +515,38 @@ pub async fn authorize(
             )))
         }
         (Decision::Deny { .. }, _) => Err(denied()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Istio's `response_flags` label carries Envoy's %RESPONSE_FLAGS%: `-` for an upstream's
+    /// answer, the flag of a reply the proxy made itself (istio.io "Istio Standard Metrics").
+    #[test]
+    fn request_labels_carry_the_response_flags() {
+        let peer = Peer::default();
+        let flags = |r: &Response<Body>| {
+            labels("waypoint", &peer, &peer, None, Some(r))
+                .into_iter()
+                .find(|l| l.0 == "response_flags")
+                .map(|l| l.1)
+        };
+        let shed = overflow();
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(shed.headers()["x-envoy-overloaded"], "true");
+        assert_eq!(flags(&shed).as_deref(), Some("UO"));
+        assert_eq!(flags(&unavailable()).as_deref(), Some("UF"));
+        assert_eq!(
+            flags(&local_reply(StatusCode::OK, "ok")).as_deref(),
+            Some("-")
+        );
+        // A connection's labels (no response) have none.
+        assert!(
+            labels("source", &peer, &peer, None, None)
+                .iter()
+                .all(|l| l.0 != "response_flags")
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The proxy models and what they share.
 //!
 //! - [`sidecar`], [`ztunnel`], [`waypoint`]: the three proxy models
-//! - [`http`]: what the L7 proxies share (hyper serving, upstream pools, local replies, JWT)
+//! - [`http`]: what the L7 proxies share (hyper serving, local replies, JWT, telemetry)
+//! - [`connpool`]: Envoy's HTTP/1.1 upstream pool with a DestinationRule's circuit breakers
 //! - [`cost`]: cost floors burned as real CPU; charged splicing
 //! - [`ext_authz`]: the HTTP ext_authz check of CUSTOM AuthorizationPolicies
 //! - [`access_log`]: ztunnel's "connection complete" lines and Envoy's text access log
@@ -16,6 +17,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod capture;
+pub mod connpool;
 pub mod cost;
 pub mod ext_authz;
 pub mod http;

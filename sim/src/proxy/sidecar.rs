@@ -35,8 +35,9 @@ use crate::mesh::{ConnectRequest, HboneAccept};
 use crate::proxy::Reconfigure;
 use crate::proxy::access_log::AccessLog;
 use crate::proxy::capture::{HBONE_PORT, INBOUND_PORT, OUTBOUND_PORT};
+use crate::proxy::connpool::{self, Breakers, UpstreamPool};
 use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
-use crate::proxy::http::{self, Body, Peer, UpstreamPool};
+use crate::proxy::http::{self, Body, Peer};
 use crate::proxy::sock;
 use crate::proxy::telemetry::ProxyMetrics;
 use scenario::jwt::Issuer;
@@ -52,11 +53,13 @@ pub struct Sidecar {
     client: Arc<rustls::ClientConfig>,
     server: Arc<rustls::ServerConfig>,
     /// Upstream HTTP connections (mTLS, HBONE or plaintext), by endpoint address.
-    outbound: UpstreamPool<SocketAddr>,
+    outbound: Arc<UpstreamPool<SocketAddr>>,
+    /// The outbound clusters' circuit breakers (a DestinationRule's connection pool).
+    breakers: Breakers<SocketAddr>,
     /// HBONE tunnels to ambient pods, by destination.
     hbone: HbonePool,
     /// Connections to the local app, by port.
-    inbound: UpstreamPool<u16>,
+    inbound: Arc<UpstreamPool<u16>>,
     policies: Vec<AuthorizationPolicy>,
     issuers: Vec<Issuer>,
     /// Envoy's access log, when the mesh config turns it on.
@@ -169,8 +172,9 @@ impl Sidecar {
             metrics,
             client,
             server,
-            outbound: UpstreamPool::default(),
-            inbound: UpstreamPool::default(),
+            outbound: Default::default(),
+            breakers: Breakers::default(),
+            inbound: Default::default(),
         }
     }
 
@@ -306,26 +310,29 @@ impl Sidecar {
             return resp;
         };
         let addr = SocketAddr::from((ep.ip, target));
-        let resp = http::send(&self.outbound, addr, req, || async move {
-            let r = match self.open(ep, target).await? {
-                Upstream::Plain(io) => http::handshake(io).await,
-                Upstream::Mtls(io) => http::handshake(*io).await,
-                Upstream::Hbone(io) => http::handshake(io).await,
-            };
-            r.map_err(|e| e.to_string())
-        })
+        // The client's sidecar applies the DestinationRule of the service it sends to.
+        let breaker = self.breakers.get((svc, port), || {
+            self.plan.destination_rule(self.me, svc, port).map(|r| r.1)
+        });
+        let resp = connpool::send(
+            &self.outbound,
+            breaker.as_ref(),
+            addr,
+            req,
+            |c| async move {
+                match self.open(ep, target).await? {
+                    Upstream::Plain(io) => connpool::handshake(io, c).await,
+                    Upstream::Mtls(io) => connpool::handshake(*io, c).await,
+                    Upstream::Hbone(io) => connpool::handshake(io, c).await,
+                }
+            },
+        )
         .await;
         let resp = match resp {
             Ok(r) => http::boxed(r),
-            Err(_) => http::unavailable(),
+            Err(e) => http::send_failed(&e),
         };
-        let l = http::labels(
-            "source",
-            &me,
-            &Peer::of(ep),
-            Some(info),
-            Some(resp.status().as_u16()),
-        );
+        let l = http::labels("source", &me, &Peer::of(ep), Some(info), Some(&resp));
         let l = http::with_security(l, None);
         http::record_request(&self.metrics, &l, started);
         if let (Some(log), Some(meta)) = (&self.log, &meta) {
@@ -504,12 +511,12 @@ impl Sidecar {
                 match http::authorize(&self.plan, &who, &refs, &attrs, req).await {
                     Err(r) => r,
                     Ok(req) => {
-                        let r = http::send(&self.inbound, port, req, || async move {
+                        let r = connpool::send(&self.inbound, None, port, req, |c| async move {
                             let tcp =
                                 sock::connect_marked(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
                                     .await
                                     .map_err(|e| e.to_string())?;
-                            http::handshake(tcp).await.map_err(|e| e.to_string())
+                            connpool::handshake(tcp, c).await
                         })
                         .await;
                         match r {
@@ -520,13 +527,7 @@ impl Sidecar {
                 }
             }
         };
-        let l = http::labels(
-            "destination",
-            &src,
-            &Peer::of(me),
-            svc,
-            Some(resp.status().as_u16()),
-        );
+        let l = http::labels("destination", &src, &Peer::of(me), svc, Some(&resp));
         let l = http::with_security(l, Some(attrs.principal.is_some()));
         http::record_request(&self.metrics, &l, started);
         if let (Some(log), Some(meta)) = (&self.log, &meta) {

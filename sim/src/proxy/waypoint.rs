@@ -23,8 +23,9 @@ use crate::mesh::{ConnectRequest, HboneAccept, tls};
 use crate::proxy::Reconfigure;
 use crate::proxy::access_log::AccessLog;
 use crate::proxy::capture::HBONE_PORT;
+use crate::proxy::connpool::{self, Breakers, UpstreamPool};
 use crate::proxy::cost::{Burner, splice_charged, splice_tunnel_charged};
-use crate::proxy::http::{self, Body, Peer, UpstreamPool};
+use crate::proxy::http::{self, Body, Peer};
 use crate::proxy::sock;
 use crate::proxy::telemetry::ProxyMetrics;
 use scenario::manifest::AuthorizationPolicy;
@@ -36,7 +37,9 @@ pub struct Waypoint {
     burner: Arc<Burner>,
     metrics: Arc<ProxyMetrics>,
     pool: HbonePool,
-    upstream: UpstreamPool<SocketAddr>,
+    upstream: Arc<UpstreamPool<SocketAddr>>,
+    /// Its services' circuit breakers (a DestinationRule's connection pool).
+    breakers: Breakers<SocketAddr>,
     /// Envoy's access log, when the mesh config turns it on.
     log: Option<Arc<AccessLog>>,
 }
@@ -111,7 +114,8 @@ impl Waypoint {
             wp,
             burner,
             metrics,
-            upstream: UpstreamPool::default(),
+            upstream: Default::default(),
+            breakers: Breakers::default(),
         }
     }
 
@@ -165,6 +169,20 @@ impl Waypoint {
             Some(info) => self.plan.waypoint_issuers(self.wp, info),
             None => self.plan.waypoint_own_issuers(self.wp),
         }
+    }
+
+    /// The breaker of the service cluster for `target`: the waypoint applies the service's
+    /// DestinationRule to its `inbound-vip` cluster (`buildWaypointInboundVIPCluster`,
+    /// pilot/pkg/networking/core/cluster_waypoint.go). Workload-addressed traffic has none.
+    fn breaker(&self, t: Target, target: u16) -> Option<Arc<connpool::Breaker<SocketAddr>>> {
+        let Target::Service(svc) = t else {
+            return None;
+        };
+        let info = &self.plan.services[svc];
+        let port = info.ports.iter().find(|p| p.1 == target).map(|p| p.0)?;
+        self.breakers.get((svc, port), || {
+            self.plan.destination_rule(self.me, svc, port).map(|r| r.1)
+        })
     }
 
     /// Opens a stream to `ep`: HBONE where it takes it (an ambient pod's ztunnel, a sidecar),
@@ -305,17 +323,18 @@ impl Waypoint {
                     r
                 } else if let (Ok(req), Some(ep)) = (authorized, ep) {
                     let addr = SocketAddr::from((ep.ip, target));
-                    let r = http::send(&self.upstream, addr, req, || async move {
-                        let r = match self.open(ep, addr).await? {
-                            Upstream::Plain(io) => http::handshake(io).await,
-                            Upstream::Hbone(io) => http::handshake(io).await,
-                        };
-                        r.map_err(|e| e.to_string())
+                    let breaker = self.breaker(t, target);
+                    let up = &self.upstream;
+                    let r = connpool::send(up, breaker.as_ref(), addr, req, |c| async move {
+                        match self.open(ep, addr).await? {
+                            Upstream::Plain(io) => connpool::handshake(io, c).await,
+                            Upstream::Hbone(io) => connpool::handshake(io, c).await,
+                        }
                     })
                     .await;
                     match r {
                         Ok(r) => http::boxed(r),
-                        Err(_) => http::unavailable(),
+                        Err(e) => http::send_failed(&e),
                     }
                 } else {
                     http::unavailable()
@@ -323,7 +342,7 @@ impl Waypoint {
             }
         };
         let dst = ep.map(Peer::of).unwrap_or_default();
-        let l = http::labels("waypoint", &src, &dst, info, Some(resp.status().as_u16()));
+        let l = http::labels("waypoint", &src, &dst, info, Some(&resp));
         let l = http::with_security(l, Some(true));
         http::record_request(&self.metrics, &l, started);
         if let (Some(log), Some(meta)) = (&self.log, &meta) {

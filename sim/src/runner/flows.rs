@@ -276,6 +276,27 @@ pub(super) fn as_stages(
     common_timing(flows, (warmup, duration));
 }
 
+/// Each flow's `load-surge` faults as windows of its load client's schedule, at the fault's
+/// `at` into every step's measured window (after `common_timing` set the warmup).
+pub(super) fn surges(flows: &mut [PlannedFlow], faults: &[scenario::Fault]) {
+    for f in flows {
+        let mut s: Vec<loadgen::Surge> = faults
+            .iter()
+            .filter(|x| x.kind == scenario::FaultKind::LoadSurge)
+            .filter(|x| x.flow.as_deref() == Some(f.flow.name.as_str()))
+            .filter_map(|x| {
+                Some(loadgen::Surge {
+                    at: f.spec.warmup + x.at.0,
+                    duration: x.length(),
+                    rate: x.rate?,
+                })
+            })
+            .collect();
+        s.sort_by_key(|x| x.at);
+        f.spec.surges = s;
+    }
+}
+
 /// Every flow on one step time line (the longest warmup and duration any asks for), so a
 /// fault's `at` falls at the same moment of each flow's step.
 pub(super) fn common_timing(

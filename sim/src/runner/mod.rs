@@ -427,6 +427,7 @@ fn run_mode(
         flows::as_stages(&mut flows, stages, schedule::stage_step(loaded, opts));
     } else if !faults.is_empty() {
         flows::common_timing(&mut flows, schedule::stage_step(loaded, opts));
+        flows::surges(&mut flows, faults);
     }
     let clients = start_clients(&cluster, &flows, mode)?;
 
