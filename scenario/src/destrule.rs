@@ -20,8 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{ROOT_NAMESPACE, WorkloadSelector};
-use crate::meta::ObjectMeta;
+use crate::meta::{ObjectMeta, ROOT_NAMESPACE, WorkloadSelector};
 
 pub const API_VERSIONS: &[&str] = &[
     "networking.istio.io/v1",

@@ -228,12 +228,7 @@ pub fn parse_cpu(s: &str) -> Result<u32, String> {
 // ---------------------------------------------------------------------------------------------
 // Security policies
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WorkloadSelector {
-    #[serde(default)]
-    pub match_labels: BTreeMap<String, String>,
-}
+pub use crate::meta::WorkloadSelector;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -1165,8 +1160,7 @@ pub const FOR_SERVICE_ACCOUNT: &str = "istio.io/for-service-account";
 pub const PROXY_CONFIG: &str = "proxy.istio.io/config";
 pub const DATAPLANE_MODE: &str = "istio.io/dataplane-mode";
 pub const ISTIO_INJECTION: &str = "istio-injection";
-/// Istio's root namespace: policies here apply to the whole mesh.
-pub const ROOT_NAMESPACE: &str = "istio-system";
+pub use crate::meta::ROOT_NAMESPACE;
 
 /// What a waypoint `Gateway` serves (default `service`, as istiod assumes).
 pub fn waypoint_for(g: &Gateway) -> WaypointFor {

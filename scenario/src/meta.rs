@@ -1,4 +1,5 @@
-//! The metadata every Kubernetes object carries, shared by the kinds meshsim reads.
+//! The metadata every Kubernetes object carries, shared by the kinds meshsim reads, and what
+//! Istio's kinds share beside it (workload selectors, the root namespace).
 
 use std::collections::BTreeMap;
 
@@ -33,4 +34,15 @@ impl ObjectMeta {
     pub fn ns(&self) -> &str {
         self.namespace.as_deref().unwrap_or("default")
     }
+}
+
+/// Istio's root namespace: policies here apply to the whole mesh.
+pub const ROOT_NAMESPACE: &str = "istio-system";
+
+/// Which pods an Istio object selects (`selector` / `workloadSelector`): every label given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadSelector {
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
 }
