@@ -585,3 +585,72 @@ fn a_surge_past_a_waypoints_capacity_queues_then_sheds_with_503_uo() {
     // Once the backlog is through, traffic runs clean again within the step.
     assert!(f["clean_after_s"].as_f64().is_some(), "{f}");
 }
+
+/// A DestinationRule's `tcp.maxConnections` caps a TCP service's connections at the client's
+/// sidecar: Envoy's tcp_proxy gives each downstream connection its own upstream one, and
+/// past the limit and the pending queue it closes the connection (`UO`;
+/// `applyConnectionPool`, pilot/pkg/networking/core/cluster_traffic_policy.go). Four
+/// persistent connections against `maxConnections: 2` and one pending: two carry traffic,
+/// the others fail.
+#[test]
+fn a_destination_rule_caps_a_tcp_services_connections_at_the_client_sidecar() {
+    if !common::can_run("a_destination_rule_caps_a_tcp_services_connections_at_the_client_sidecar")
+    {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = r#"version: 1
+name: tcp-pool
+seed: 3
+profile: native
+modes: [sidecar]
+nodes: [{name: node-1}, {name: node-2}]
+workloads:
+  - {name: client, nodes: [node-1]}
+  - {name: echo, nodes: [node-2], app: {tcpEcho: {port: 9000}}}
+services:
+  - {name: echo, workload: echo, ports: [{port: 9000}]}
+manifests: [dr.yaml]
+flows:
+  - {name: rr, from: client, to: "echo:9000", protocol: tcp-rr, rate: 40, connections: 4, duration: 4s, warmup: 1s}
+"#;
+    let dr = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: echo-pool, namespace: default}
+spec:
+  host: echo
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 2}
+      http: {http1MaxPendingRequests: 1}
+";
+    std::fs::write(dir.path().join("s.yaml"), scenario).expect("write");
+    std::fs::write(dir.path().join("dr.yaml"), dr).expect("write");
+    let out = dir.path().join("out");
+    let o = common::run(&[
+        "run",
+        dir.path().join("s.yaml").to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        o.status.success() || o.status.code() == Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json"))
+            .expect("JSON");
+    let step = &r["modes"][0]["flows"][0]["steps"][0];
+    let requests = step["requests"].as_u64().expect("requests");
+    let errors: u64 = step["errors"]
+        .as_object()
+        .expect("errors")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    // Two of the four connections' share gets through (each sends a quarter of the rate).
+    assert!(requests >= 40, "{step}");
+    assert!(errors >= 20, "the connections past the limit fail: {step}");
+}

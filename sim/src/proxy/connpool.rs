@@ -284,6 +284,32 @@ where
     exchange(pool, key, conn, req, (per_conn, Some(active))).await
 }
 
+/// A TCP proxy's place for one upstream connection under the cluster's `breaker`: Envoy's
+/// TCP pool (`tcp_proxy`) gives each downstream connection its own upstream one, in the same
+/// order as for requests: a connection while the cluster has fewer than max_connections (or
+/// the host none), else waiting while fewer than max_pending_requests wait, else `Overflow`
+/// (the downstream connection is closed, response flag `UO`). Holding the returned value
+/// holds the place; dropping it frees it.
+pub async fn tcp_slot<K: Eq + Hash + Clone + Send + 'static>(
+    b: &Arc<Breaker<K>>,
+    key: &K,
+) -> Result<OnClose, SendError> {
+    let mut pending = None;
+    loop {
+        let changed = b.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if let Some(place) = b.try_connect(key) {
+            return Ok(place);
+        }
+        if pending.is_none() {
+            let max = b.limits.max_pending_requests;
+            pending = Some(hold(b, |c| &mut c.pending, max).ok_or_else(|| b.overflow())?);
+        }
+        changed.await;
+    }
+}
+
 /// The active request's hold, released once the connection is free again.
 type Active<K> = Option<Held<K>>;
 
@@ -531,6 +557,35 @@ mod tests {
         assert_eq!(done(one).await, Ok(200));
         assert_eq!(done(other).await, Ok(200));
         assert_eq!(b.overflows(), 0);
+    }
+
+    /// TCP: one upstream connection per downstream one; the next waits for a place, the one
+    /// after is shed; a freed place goes to the one waiting.
+    #[tokio::test]
+    async fn tcp_connections_wait_for_a_place_then_overflow() {
+        let b: Arc<Breaker<u16>> = Breaker::new(limits(1, 1, u32::MAX, 0));
+        let first = tcp_slot(&b, &1).await.map_err(|_| ()).expect("a place");
+        let (b2, (tx, mut rx)) = (b.clone(), mpsc::unbounded_channel());
+        let waiting = tokio::spawn(async move {
+            let place = tcp_slot(&b2, &1).await;
+            let _ = tx.send(());
+            place.is_ok()
+        });
+        while lock(&b.state).pending == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(tcp_slot(&b, &1).await, Err(SendError::Overflow)));
+        assert!(rx.try_recv().is_err(), "still waiting");
+        drop(first);
+        assert!(done_bool(waiting).await, "the freed place");
+        assert_eq!(b.overflows(), 1);
+    }
+
+    async fn done_bool(h: tokio::task::JoinHandle<bool>) -> bool {
+        tokio::time::timeout(Duration::from_secs(5), h)
+            .await
+            .expect("finishes")
+            .expect("task")
     }
 
     /// Connections come back to the pool once their response is through and carry the next

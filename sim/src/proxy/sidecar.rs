@@ -193,7 +193,27 @@ impl Sidecar {
                 Some((target, true)) => Self::outbound_http(live, conn, svc, target).await,
                 Some((target, false)) => {
                     if let Some(ep) = self.plan.pick_endpoint(svc) {
+                        // The service's DestinationRule limits its TCP connections too.
+                        let port = info.ports.iter().find(|p| p.1 == target).map(|p| p.0);
+                        let breaker = port.and_then(|port| {
+                            self.breakers.get((svc, port), || {
+                                self.plan.destination_rule(self.me, svc, port).map(|r| r.1)
+                            })
+                        });
+                        let key = SocketAddr::from((ep.ip, target));
+                        let place = match &breaker {
+                            Some(b) => match connpool::tcp_slot(b, &key).await {
+                                Ok(p) => Some(p),
+                                // Overflow: Envoy's tcp_proxy closes the connection (UO).
+                                Err(_) => {
+                                    self.burner.connection_closed();
+                                    return;
+                                }
+                            },
+                            None => None,
+                        };
                         self.outbound_tcp(conn, ep, target).await;
+                        drop(place);
                     }
                 }
                 None => passthrough(conn, SocketAddr::V4(dst), &self.burner).await,

@@ -262,7 +262,17 @@ impl Waypoint {
             let Some(ep) = w.endpoint(t) else {
                 return;
             };
-            let Ok(up) = w.open(ep, SocketAddr::from((ep.ip, target))).await else {
+            let addr = SocketAddr::from((ep.ip, target));
+            // The service's DestinationRule limits its TCP connections too; past them the
+            // tunnel is closed (tcp_proxy's UO).
+            let _place = match w.breaker(t, target) {
+                Some(b) => match connpool::tcp_slot(&b, &addr).await {
+                    Ok(p) => Some(p),
+                    Err(_) => return,
+                },
+                None => None,
+            };
+            let Ok(up) = w.open(ep, addr).await else {
                 return;
             };
             w.burner.connection_opened();
