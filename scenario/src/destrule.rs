@@ -214,6 +214,17 @@ impl std::fmt::Display for PoolLimits {
 }
 
 impl DestinationRule {
+    /// Whether the rule sets a connection pool anywhere (the rule's own or a port's).
+    pub fn has_connection_pool(&self) -> bool {
+        self.spec.traffic_policy.as_ref().is_some_and(|tp| {
+            tp.connection_pool.is_some()
+                || tp
+                    .port_level_settings
+                    .iter()
+                    .any(|p| p.connection_pool.is_some())
+        })
+    }
+
     /// The rule's host as istiod reads it.
     pub fn host(&self) -> String {
         let h = &self.spec.host;
@@ -257,19 +268,6 @@ fn host_match(pattern: &str, host: &str) -> Option<usize> {
 /// Whether a rule for `pattern` (as [`DestinationRule::host`] gives it) covers `host`.
 pub fn host_matches(pattern: &str, host: &str) -> bool {
     host_match(pattern, host).is_some()
-}
-
-impl DestinationRule {
-    /// Whether the rule sets a connection pool anywhere (the rule's own or a port's).
-    pub fn has_connection_pool(&self) -> bool {
-        self.spec.traffic_policy.as_ref().is_some_and(|tp| {
-            tp.connection_pool.is_some()
-                || tp
-                    .port_level_settings
-                    .iter()
-                    .any(|p| p.connection_pool.is_some())
-        })
-    }
 }
 
 /// The proxy a rule is looked up for: its namespace and its pod's labels.

@@ -605,11 +605,7 @@ fn path_to(
 /// `svc` (reached on target port `target`): what sheds a request under load, which a single
 /// request cannot show.
 fn pool_check(plan: &MeshPlan, proxy: usize, svc: usize, target: u16) -> Option<String> {
-    let port = plan.services[svc]
-        .ports
-        .iter()
-        .find(|p| p.1 == target)
-        .map(|p| p.0)?;
+    let port = plan.services[svc].service_port(target)?;
     let (rule, limits) = plan.destination_rule(proxy, svc, port)?;
     Some(if limits.is_default() {
         format!(

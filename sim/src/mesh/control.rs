@@ -185,6 +185,11 @@ impl ServiceInfo {
     pub fn fqdn(&self) -> String {
         format!("{}.{}.svc.cluster.local", self.name, self.namespace)
     }
+    /// The service port that sends to `target` (a target port): what names Envoy's cluster
+    /// and what a DestinationRule's `portLevelSettings` match.
+    pub fn service_port(&self, target: u16) -> Option<u16> {
+        self.ports.iter().find(|p| p.1 == target).map(|p| p.0)
+    }
     pub fn port(&self, port: u16) -> Option<(u16, bool)> {
         self.ports
             .iter()

@@ -122,10 +122,6 @@ impl<K: Eq + Hash + Clone + Send + 'static> Breaker<K> {
         })
     }
 
-    pub fn limits(&self) -> PoolLimits {
-        self.limits
-    }
-
     /// Requests refused by a threshold (Envoy's `upstream_rq_pending_overflow`).
     pub fn overflows(&self) -> u64 {
         self.overflows.load(Ordering::Relaxed)
@@ -356,24 +352,23 @@ impl<K> Default for Breakers<K> {
 }
 
 impl<K: Eq + Hash + Clone + Send + 'static> Breakers<K> {
-    pub fn get(
+    /// The breaker of service `svc`'s `port` at the proxy of workload `proxy`: its
+    /// DestinationRule's connection pool, as istiod picks the rule.
+    pub fn for_service(
         &self,
-        cluster: Cluster,
-        limits: impl FnOnce() -> Option<PoolLimits>,
+        plan: &crate::mesh::control::MeshPlan,
+        proxy: usize,
+        (svc, port): Cluster,
     ) -> Option<Arc<Breaker<K>>> {
         lock(&self.map)
-            .entry(cluster)
-            .or_insert_with(|| limits().filter(|l| !l.is_default()).map(Breaker::new))
+            .entry((svc, port))
+            .or_insert_with(|| {
+                plan.destination_rule(proxy, svc, port)
+                    .map(|r| r.1)
+                    .filter(|l| !l.is_default())
+                    .map(Breaker::new)
+            })
             .clone()
-    }
-
-    /// Requests shed by any of the proxy's breakers.
-    pub fn overflows(&self) -> u64 {
-        lock(&self.map)
-            .values()
-            .flatten()
-            .map(|b| b.overflows())
-            .sum()
     }
 }
 

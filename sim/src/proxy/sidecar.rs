@@ -194,11 +194,8 @@ impl Sidecar {
                 Some((target, false)) => {
                     if let Some(ep) = self.plan.pick_endpoint(svc) {
                         // The service's DestinationRule limits its TCP connections too.
-                        let port = info.ports.iter().find(|p| p.1 == target).map(|p| p.0);
-                        let breaker = port.and_then(|port| {
-                            self.breakers.get((svc, port), || {
-                                self.plan.destination_rule(self.me, svc, port).map(|r| r.1)
-                            })
+                        let breaker = info.service_port(target).and_then(|port| {
+                            self.breakers.for_service(&self.plan, self.me, (svc, port))
                         });
                         let key = SocketAddr::from((ep.ip, target));
                         let place = match &breaker {
@@ -305,11 +302,7 @@ impl Sidecar {
         let info: &ServiceInfo = &self.plan.services[svc];
         let me = Peer::of(&self.plan.workloads[self.me]);
         let meta = self.log.as_ref().map(|_| http::RequestMeta::of(&req));
-        let port = info
-            .ports
-            .iter()
-            .find(|p| p.1 == target)
-            .map_or(target, |p| p.0);
+        let port = info.service_port(target).unwrap_or(target);
         let cluster = || format!("outbound|{port}||{}", info.fqdn());
         let Some(ep) = self.plan.pick_endpoint(svc) else {
             let resp = http::no_healthy_upstream();
@@ -331,9 +324,7 @@ impl Sidecar {
         };
         let addr = SocketAddr::from((ep.ip, target));
         // The client's sidecar applies the DestinationRule of the service it sends to.
-        let breaker = self.breakers.get((svc, port), || {
-            self.plan.destination_rule(self.me, svc, port).map(|r| r.1)
-        });
+        let breaker = self.breakers.for_service(&self.plan, self.me, (svc, port));
         let resp = connpool::send(
             &self.outbound,
             breaker.as_ref(),

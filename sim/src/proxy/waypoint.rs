@@ -178,11 +178,8 @@ impl Waypoint {
         let Target::Service(svc) = t else {
             return None;
         };
-        let info = &self.plan.services[svc];
-        let port = info.ports.iter().find(|p| p.1 == target).map(|p| p.0)?;
-        self.breakers.get((svc, port), || {
-            self.plan.destination_rule(self.me, svc, port).map(|r| r.1)
-        })
+        let port = self.plan.services[svc].service_port(target)?;
+        self.breakers.for_service(&self.plan, self.me, (svc, port))
     }
 
     /// Opens a stream to `ep`: HBONE where it takes it (an ambient pod's ztunnel, a sidecar),
@@ -360,11 +357,7 @@ impl Waypoint {
             let cluster = info.map_or_else(
                 || format!("inbound|{target}||"),
                 |s| {
-                    let port = s
-                        .ports
-                        .iter()
-                        .find(|p| p.1 == target)
-                        .map_or(target, |p| p.0);
+                    let port = s.service_port(target).unwrap_or(target);
                     format!("inbound-vip|{port}|http|{}", s.fqdn())
                 },
             );
